@@ -1,0 +1,169 @@
+//! The planner's inputs and outputs. Plain data, serialisable: state documents keep them.
+
+use serde::{Deserialize, Serialize};
+use time::{OffsetDateTime, PrimitiveDateTime};
+use uuid::Uuid;
+
+use crate::backup::{BackupFile, BackupType, Lsn};
+
+/// One file of a database folder, as the planner sees it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FolderFile {
+    /// Path relative to the database folder: `x.bak`, or `FULL/x.bak` when nested (a finding).
+    pub name: String,
+    /// Size in bytes.
+    pub size: u64,
+    /// When the blob or file was last modified, if known.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_modified: Option<OffsetDateTime>,
+    /// What the reader made of it.
+    pub read: FileRead,
+}
+
+/// The reader's verdict on a file, kept in a form that survives a state document round trip.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "outcome")]
+pub enum FileRead {
+    /// The header was read.
+    Read {
+        /// The facts.
+        facts: BackupFile,
+    },
+    /// The file could not be read as a backup.
+    Failed {
+        /// The kind of failure.
+        kind: FailureKind,
+        /// The reader's message, for a DBA.
+        message: String,
+    },
+}
+
+/// Kinds of read failure, mapped to findings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailureKind {
+    /// Not a SQL Server backup: `not_a_backup`.
+    NotABackup,
+    /// Checksum or structure mismatch: `corrupt_file`.
+    Corrupt,
+    /// Truncated or still being written: `incomplete_file`.
+    Incomplete,
+    /// A backup this reader cannot read.
+    Unsupported,
+}
+
+/// How the tail-log backup (the cutover trigger) is recognised.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TailRule {
+    /// An explicit file name (an operator's cutover command or blob metadata `lrs_tail=true`).
+    pub file_name: Option<String>,
+    /// A case-insensitive glob on the file name, such as `*tail*`.
+    pub pattern: Option<String>,
+}
+
+/// Severity of a finding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    /// For information.
+    Info,
+    /// LRS will go on, but something deserves a look.
+    Warning,
+    /// LRS will stall or fail: a person must act.
+    Blocking,
+}
+
+/// Stable codes of findings: other tools match on them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FindingCode {
+    /// The file is not a SQL Server backup.
+    NotABackup,
+    /// The file failed a checksum or structure check.
+    CorruptFile,
+    /// The file is truncated or still being written.
+    IncompleteFile,
+    /// No complete full backup set in the folder.
+    NoFullBackup,
+    /// A stripe (media family k of n) of a backup set is absent.
+    MissingStripes,
+    /// The log chain has a gap.
+    LogChainGap,
+    /// A differential whose base full backup is not in the folder.
+    OrphanDifferential,
+    /// Files from more than one database in the folder.
+    MultipleDatabases,
+    /// A log backup striped over files, which LRS refuses.
+    SplitLogBackup,
+    /// A file not directly under the database folder.
+    NestedPath,
+    /// A name with characters (`$`, `%`, spaces, ...) that need URL encoding.
+    PathNeedsEncoding,
+    /// The source version is outside SQL Server 2008–2022, or the backup type is one LRS cannot use.
+    UnsupportedVersion,
+    /// The database looks like it is in the SIMPLE recovery model (inferred).
+    SimpleRecovery,
+    /// The backup was taken without `WITH CHECKSUM`.
+    NoChecksum,
+    /// More than one backup set in one file.
+    MultipleBackupSets,
+    /// A backup older than the base full backup, which LRS will skip.
+    OlderThanBase,
+    /// A log backup after the declared tail-log backup.
+    LogAfterTail,
+}
+
+/// One problem or observation, with what to do about it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable code.
+    pub code: FindingCode,
+    /// How much it matters.
+    pub severity: Severity,
+    /// The files involved.
+    pub files: Vec<String>,
+    /// What is wrong and what to do, in words a DBA can act on.
+    pub message: String,
+}
+
+/// One backup set in the restore order, with all its stripe files.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlannedSet {
+    /// Full, differential or log.
+    pub backup_type: BackupType,
+    /// The stripe files, in family order; the first is LRS's `firstStripeName`.
+    pub files: Vec<String>,
+    /// The set's backup set GUID.
+    pub backup_set_guid: Uuid,
+    /// First LSN.
+    pub first_lsn: Lsn,
+    /// Last LSN.
+    pub last_lsn: Lsn,
+    /// Total size of the stripe files in bytes.
+    pub size: u64,
+    /// When the backup finished (or started, without the tail), if known.
+    pub backup_time: Option<PrimitiveDateTime>,
+}
+
+/// The restore plan LRS will follow for one folder, and what stands in its way.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The source database name, when the folder holds one database.
+    pub database_name: Option<String>,
+    /// The sets LRS will restore, in order: base full, newest applicable differential, then logs.
+    pub steps: Vec<PlannedSet>,
+    /// Files LRS will skip (older than the base, superseded differentials).
+    pub skipped: Vec<String>,
+    /// The LSN the folder is restorable up to.
+    pub restorable_to_lsn: Option<Lsn>,
+    /// The time the folder is restorable up to.
+    pub restorable_to_time: Option<PrimitiveDateTime>,
+    /// The tail-log backup's file, when one is recognised.
+    pub tail: Option<String>,
+    /// Every finding, blocking first.
+    pub findings: Vec<Finding>,
+    /// A complete full set exists and nothing blocks it.
+    pub can_start: bool,
+    /// A tail-log backup is recognised, the chain reaches it unbroken and nothing follows it.
+    pub can_complete: bool,
+}

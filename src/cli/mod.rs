@@ -1,0 +1,92 @@
+//! The command line: parse with clap, resolve configuration, call the same core and adapters the
+//! server uses. Only this shell (and `main`) uses `anyhow`; it prints errors with their context and
+//! chooses the exit code.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod check;
+mod cutover;
+mod demo;
+mod inspect;
+mod rehearse;
+mod serve;
+mod simulate;
+mod status;
+
+/// Hands-off SQL Server → Azure SQL Managed Instance migrations with Log Replay Service.
+#[derive(Debug, Parser)]
+#[command(name = "lrs-autopilot", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Read SQL Server backup headers (like RESTORE HEADERONLY), from each file's head and tail only.
+    Inspect(inspect::Args),
+    /// Plan a database folder's restore chain the way LRS will, and report every trap.
+    Check(check::Args),
+    /// Run the ARM-compatible LRS simulator as an HTTP server.
+    SimulateLrs(simulate::Args),
+    /// Run the Azure Functions custom handler (the Functions host starts this).
+    Serve(serve::Args),
+    /// Rehearse a whole migration of a folder of backups on this machine, with the simulator.
+    Rehearse(rehearse::Args),
+    /// Write a small synthetic estate and rehearse it: the whole idea in one command.
+    Demo(demo::Args),
+    /// Show every database's migration state.
+    Status(status::Args),
+    /// Declare the last backup of a database and let the pipeline complete the migration.
+    Cutover(cutover::Args),
+}
+
+/// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
+/// (invalid file, blocking finding), 2 an error.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    let result = match cli.command {
+        Command::Inspect(args) => inspect::run(args),
+        Command::Check(args) => check::run(args),
+        Command::SimulateLrs(args) => simulate::run(args),
+        Command::Serve(args) => serve::run(args),
+        Command::Rehearse(args) => rehearse::run(args),
+        Command::Demo(args) => demo::run(args),
+        Command::Status(args) => status::run(args),
+        Command::Cutover(args) => cutover::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Logs go to stderr, so stdout stays clean for tables and JSON. `RUST_LOG` filters (default
+/// `lrs_autopilot=info`); `LRS_LOG_FORMAT=json` switches to JSON lines for log collectors.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("lrs_autopilot=info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if std::env::var("LRS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+#[allow(dead_code)] // used by the network commands as they land
+/// A multi-threaded tokio runtime for the commands that do network or file watching work.
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}

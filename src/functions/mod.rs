@@ -1,0 +1,2 @@
+//! The Azure Functions custom handler: an axum server speaking the host's HTTP protocol, one route per
+//! function in `handlers/`.
