@@ -43,15 +43,6 @@ pub struct StartRequest {
     pub collation: String,
 }
 
-/// A restoreDetails answer: the reduced snapshot decisions use, and the raw JSON kept for people.
-#[derive(Debug, Clone)]
-pub struct RestoreDetailsAnswer {
-    /// What the state machine needs.
-    pub snapshot: LrsSnapshot,
-    /// The whole `properties` object as LRS sent it.
-    pub raw: serde_json::Value,
-}
-
 /// The LRS operations the pipeline uses. There is deliberately no delete.
 #[async_trait]
 pub trait LrsApi: Send + Sync {
@@ -59,10 +50,7 @@ pub trait LrsApi: Send + Sync {
     /// until ARM accepts it.
     async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError>;
     /// GET restoreDetails.
-    async fn restore_details(
-        &self,
-        database_name: &str,
-    ) -> Result<RestoreDetailsAnswer, LrsCallError>;
+    async fn restore_details(&self, database_name: &str) -> Result<LrsSnapshot, LrsCallError>;
     /// POST completeRestore with `lastBackupName`.
     async fn complete(
         &self,

@@ -6,6 +6,7 @@
 //! The Functions handlers, `rehearse`, `demo`, `status` and `cutover` all call this module, over
 //! different adapters (Azure or a folder; ARM or the simulator).
 
+mod arm;
 mod lrs_port;
 mod metrics;
 mod summary;
@@ -18,7 +19,8 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
-pub use lrs_port::{LrsApi, LrsCallError, RestoreDetailsAnswer, StartRequest};
+pub use arm::ArmLrs;
+pub use lrs_port::{LrsApi, LrsCallError, StartRequest};
 pub use metrics::Metrics;
 pub use summary::DatabaseSummary;
 
@@ -180,9 +182,9 @@ impl Pipeline {
     fn context(&self, slot_available: bool) -> Context {
         let now = (self.clock)();
         let sas_days_left = match &self.settings.storage_identity {
-            StorageIdentity::SharedAccessSignature(token) => {
-                storage::sas::days_until_expiry(token, now)
-            }
+            StorageIdentity::SharedAccessSignature(token) => storage::sas::SasToken::parse(token)
+                .ok()
+                .and_then(|t| t.days_until_expiry(now)),
             StorageIdentity::ManagedIdentity => None,
         };
         Context {
@@ -534,7 +536,7 @@ impl Pipeline {
                 }
             }
             Action::PollRestoreDetails => match self.lrs.restore_details(db).await {
-                Ok(answer) => Some(Input::Restore(answer.snapshot)),
+                Ok(snapshot) => Some(Input::Restore(snapshot)),
                 Err(e) => Some(Input::RestoreDetailsFailed {
                     status: e.status.unwrap_or(0),
                     code: e.code.clone(),
