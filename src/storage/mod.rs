@@ -12,6 +12,7 @@
 
 mod error;
 pub mod file;
+pub mod folder;
 pub mod sas;
 
 use std::collections::BTreeMap;
