@@ -169,9 +169,9 @@ impl Pipeline {
         }
     }
 
-    /// The counters this pipeline keeps.
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
+    /// The counters this pipeline keeps (shared: exporters read them).
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// The settings.
