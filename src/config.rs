@@ -27,6 +27,8 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LRS_DATABASE_NAME_MAP", Some("{}")),
     ("LRS_EVENTS_QUEUE", Some("lrs-backup-events")),
     ("LRS_TIMER_SCHEDULE", Some("*/30 * * * * *")),
+    // Read by the CLI's logging setup: `json` for JSON lines (the deployed app sets it; the log alerts parse it).
+    ("LRS_LOG_FORMAT", Some("text")),
     ("AZURE_CLIENT_ID", None),
 ];
 
