@@ -29,6 +29,11 @@ use azure_storage_blob::models::{
     BlobClientUploadOptions, BlobContainerClientListBlobsOptions, BlobType as SdkBlobType,
     HttpRange, ListBlobsIncludeItem, PageBlobClientCreateOptions,
 };
+// Response header accessors (`.etag()`), one trait per operation.
+use azure_storage_blob::models::{
+    AppendBlobClientAppendBlockResultHeaders as _, AppendBlobClientCreateResultHeaders as _,
+    PageBlobClientCreateResultHeaders as _, PageBlobClientUploadPagesResultHeaders as _,
+};
 use azure_storage_blob::{
     BlobClient, BlobClientOptions, BlobContainerClient, BlobContainerClientOptions, StorageError,
 };
@@ -495,9 +500,7 @@ impl BlobWriter for AzureBlobStore {
                     ..Default::default()
                 };
                 let created = page.create(len, Some(options)).await.map_err(fail)?;
-                let mut etag =
-                    azure_storage_blob::models::PageBlobClientCreateResultHeaders::etag(&created)
-                        .map_err(fail)?;
+                let mut etag = created.etag().map_err(fail)?;
                 // Pages go up in chunks of at most 4 MiB, the service's limit per call.
                 const PAGE_CHUNK: usize = 4 * 1024 * 1024;
                 let mut offset = 0usize;
@@ -514,11 +517,7 @@ impl BlobWriter for AzureBlobStore {
                         )
                         .await
                         .map_err(fail)?;
-                    etag =
-                        azure_storage_blob::models::PageBlobClientUploadPagesResultHeaders::etag(
-                            &done,
-                        )
-                        .map_err(fail)?;
+                    etag = done.etag().map_err(fail)?;
                     offset = end;
                 }
                 etag
@@ -530,19 +529,13 @@ impl BlobWriter for AzureBlobStore {
                     ..Default::default()
                 };
                 let created = append.create(Some(options)).await.map_err(fail)?;
-                let mut etag =
-                    azure_storage_blob::models::AppendBlobClientCreateResultHeaders::etag(&created)
-                        .map_err(fail)?;
+                let mut etag = created.etag().map_err(fail)?;
                 if !data.is_empty() {
                     let done = append
                         .append_block(data.into(), len, None)
                         .await
                         .map_err(fail)?;
-                    etag =
-                        azure_storage_blob::models::AppendBlobClientAppendBlockResultHeaders::etag(
-                            &done,
-                        )
-                        .map_err(fail)?;
+                    etag = done.etag().map_err(fail)?;
                 }
                 etag
             }
