@@ -40,6 +40,7 @@ use azure_storage_blob::{
 use bytes::Bytes;
 use futures::TryStreamExt as _;
 use time::OffsetDateTime;
+use tracing::field::Empty;
 use url::Url;
 
 use super::sas::{Redacted, strip_query};
@@ -325,6 +326,8 @@ fn map_err(err: azure_core::Error, operation: &'static str, name: &str) -> Error
     match err.kind() {
         ErrorKind::HttpResponse { status, .. } => {
             let status = u16::from(*status);
+            // The span of the storage call this error ends, if it declared the field.
+            tracing::Span::current().record("status", status);
             let detail = match StorageError::try_from(err) {
                 Ok(e) => ServiceDetail::new(
                     status,
@@ -404,6 +407,7 @@ impl AzureBlobStore {
 
 #[async_trait]
 impl BlobStore for AzureBlobStore {
+    #[tracing::instrument(level = "debug", name = "blob.list", skip_all, fields(prefix = %prefix, status = Empty))]
     async fn list(&self, prefix: &str) -> Result<Vec<BlobItem>, Error> {
         let (container, path_prefix) = split_name(prefix, true)?;
         let mut items = Vec::new();
@@ -429,13 +433,17 @@ impl BlobStore for AzureBlobStore {
         Ok(items)
     }
 
+    #[tracing::instrument(level = "debug", name = "blob.properties", skip_all, fields(blob = %name, status = Empty))]
     async fn properties(&self, name: &str) -> Result<BlobItem, Error> {
         let (container, path) = split_name(name, false)?;
         self.account.properties(name, container, path).await
     }
 
+    #[tracing::instrument(level = "debug", name = "blob.read_range", skip_all, fields(blob = %name, offset, len, status = Empty))]
     async fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(Bytes, u64), Error> {
         let (container, path) = split_name(name, false)?;
+        // Nothing can be read at or past u64::MAX; the answer is only the size.
+        let len = len.min(u64::MAX - offset);
         if len == 0 {
             let size = self.account.properties(name, container, path).await?.size;
             return Ok((Bytes::new(), size));
@@ -634,6 +642,7 @@ impl AzureStateStore {
 
 #[async_trait]
 impl StateStore for AzureStateStore {
+    #[tracing::instrument(level = "debug", name = "state.get", skip_all, fields(key = %key, status = Empty))]
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, Error> {
         check_key(key)?;
         let download = self
@@ -651,6 +660,7 @@ impl StateStore for AzureStateStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "state.put", skip_all, fields(key = %key, status = Empty))]
     async fn put(
         &self,
         key: &str,
@@ -691,6 +701,7 @@ impl StateStore for AzureStateStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", name = "state.list", skip_all, fields(prefix = %prefix, status = Empty))]
     async fn list(&self, prefix: &str) -> Result<Vec<String>, Error> {
         let mut keys: Vec<String> = self
             .account
