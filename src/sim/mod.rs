@@ -1,2 +1,163 @@
 //! An ARM-compatible Log Replay Service simulator: reads the real backup files, restores them in LRS
 //! order at a set speed, reports restoreDetails in the documented schema and injects faults.
+//!
+//! It is a product feature (`simulate-lrs`, `rehearse`, `demo`), not a test stub: it is strict where
+//! LRS is strict (complete only with the last restored file, once; no second start), so a rehearsal
+//! that passes here has met LRS's documented rules. It serves any subscription, resource group and
+//! instance on the ARM paths the [`crate::lrs`] client calls, plus `/_sim/*` for tests and rehearsals:
+//! `GET /_sim/requests` (the request log), `POST /_sim/clock` (jump time), `GET|PUT /_sim/faults`.
+//!
+//! An adapter: it uses the core (`backup::read`, `chain::plan`) and never the shells.
+
+mod arm;
+mod clock;
+mod faults;
+mod restore;
+mod source;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use axum::Router;
+use serde::Serialize;
+use tokio::net::TcpListener;
+
+pub use clock::{Clock, SystemClock, VirtualClock};
+pub use faults::Faults;
+pub use restore::RestoreJob;
+pub use source::{BackupSource, FolderSource, ListedFile, SourceError};
+
+/// Where the simulator reads backups.
+#[derive(Debug, Clone)]
+pub enum Storage {
+    /// A local folder laid out as `<root>/<container>/<folder>/<files>`.
+    Folder(PathBuf),
+}
+
+/// The simulator's settings.
+#[derive(Debug, Clone)]
+pub struct SimConfig {
+    /// Where backups are read.
+    pub storage: Storage,
+    /// Restore speed in MiB/s (fast by default, so rehearsals do not wait).
+    pub restore_mbps: f64,
+    /// The region every managed instance reports.
+    pub location: String,
+    /// How long a start or delete operation runs, in seconds of simulated time.
+    pub operation_secs: f64,
+    /// How long completeRestore runs before the database is `Online`, in seconds of simulated time.
+    pub complete_secs: f64,
+    /// `Retry-After` on polling answers, in seconds.
+    pub poll_retry_after_secs: u64,
+    /// After how long LRS cancels a job that was not completed (30 days).
+    pub cancel_after: time::Duration,
+    /// Faults to inject.
+    pub faults: Faults,
+}
+
+impl SimConfig {
+    /// Defaults over a local folder.
+    pub fn folder(root: impl Into<PathBuf>) -> Self {
+        SimConfig {
+            storage: Storage::Folder(root.into()),
+            restore_mbps: 500.0,
+            location: "westeurope".into(),
+            operation_secs: 1.0,
+            complete_secs: 2.0,
+            poll_retry_after_secs: 1,
+            cancel_after: time::Duration::days(30),
+            faults: Faults::default(),
+        }
+    }
+}
+
+/// One entry of the request log, as `GET /_sim/requests` returns it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct LoggedRequest {
+    /// HTTP method.
+    pub method: String,
+    /// Path, without the query.
+    pub path: String,
+    /// The status answered.
+    pub status: u16,
+    /// When, in simulated time (RFC 3339).
+    pub time: String,
+    /// The JSON body, with any SAS token redacted; `null` when empty.
+    pub body: serde_json::Value,
+}
+
+/// The simulator's shared state: settings, clock, storage, databases, the request log and faults.
+#[derive(Clone, Debug)]
+pub struct SimState {
+    inner: Arc<arm::Inner>,
+}
+
+impl SimState {
+    /// Builds a state over a backup source and a clock.
+    pub fn new(config: SimConfig, source: Arc<dyn BackupSource>, clock: Arc<dyn Clock>) -> Self {
+        SimState {
+            inner: Arc::new(arm::Inner::new(config, source, clock)),
+        }
+    }
+
+    /// Builds a state from the settings, on the real clock.
+    pub fn from_config(config: SimConfig) -> Self {
+        let source: Arc<dyn BackupSource> = match &config.storage {
+            Storage::Folder(root) => Arc::new(FolderSource::new(root.clone())),
+        };
+        SimState::new(config, source, Arc::new(SystemClock::new()))
+    }
+
+    /// The simulator's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        self.inner.clock.clone()
+    }
+
+    /// Replaces the injected faults.
+    pub fn set_faults(&self, faults: Faults) {
+        self.inner.set_faults(faults);
+    }
+
+    /// Every ARM request received so far.
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.inner.requests()
+    }
+
+    /// Scans storage and advances every active job to the clock's now.
+    pub async fn tick(&self) {
+        self.inner.tick().await;
+    }
+}
+
+/// The simulator's HTTP app.
+pub fn router(state: SimState) -> Router {
+    arm::router(state.inner)
+}
+
+/// Serves the simulator on `listener` with the real clock until the process ends, ticking every
+/// second so new files are picked up even when nobody polls.
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve(listener: TcpListener, config: SimConfig) -> std::io::Result<()> {
+    serve_state(listener, SimState::from_config(config)).await
+}
+
+/// Serves an existing state (tests and rehearsals that keep a handle on it).
+///
+/// # Errors
+/// When the server fails.
+pub async fn serve_state(listener: TcpListener, state: SimState) -> std::io::Result<()> {
+    let ticker = state.clone();
+    let handle = tokio::spawn(async move {
+        let mut interval = tokio::time::interval(StdDuration::from_secs(1));
+        loop {
+            interval.tick().await;
+            ticker.tick().await;
+        }
+    });
+    let result = axum::serve(listener, router(state)).await;
+    handle.abort();
+    result
+}
