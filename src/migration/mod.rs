@@ -451,7 +451,12 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         }
     }
     for finding in &plan.findings {
-        let key = format!("finding:{:?}:{}", finding.code, finding.files.join(","));
+        // Warnings and notes alert once per kind; a blocking finding alerts again when it concerns
+        // other files (a second gap is news, a growing list of files without checksums is not).
+        let key = match finding.severity {
+            Severity::Blocking => format!("finding:{:?}:{}", finding.code, finding.files.join(",")),
+            Severity::Warning | Severity::Info => format!("finding:{:?}", finding.code),
+        };
         let detail = format!("{}: {}", state.folder, finding.message);
         push_alert_once(
             state,
