@@ -346,10 +346,8 @@ impl Drop for Rig {
 async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> {
     // The folder store and the simulator see `<staging>/rehearsal` as a container: a link to the
     // user's folder, so its name need not follow Azure's container rules.
-    let staging = tempfile::tempdir().context("cannot create a staging folder")?;
-    let container_dir = staging.path().join(CONTAINER);
-    link_dir(root, &container_dir)?;
-    let blobs = Arc::new(FolderStore::new(staging.path())?);
+    let (staging, blobs) = stage(root)?;
+    let blobs = Arc::new(blobs);
     std::fs::create_dir_all(state_dir)
         .with_context(|| format!("cannot create {}", state_dir.display()))?;
     let state = Arc::new(FolderStateStore::new(state_dir)?);
@@ -402,6 +400,22 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
         _staging: staging,
         server,
     })
+}
+
+/// A folder store in which `root` is the container [`CONTAINER`]: a temporary folder holding a
+/// link to it, so the user's folder name need not follow Azure's container rules.
+pub(super) fn stage(root: &Path) -> anyhow::Result<(tempfile::TempDir, FolderStore)> {
+    let staging = tempfile::tempdir().context("cannot create a staging folder")?;
+    link_dir(root, &staging.path().join(CONTAINER))?;
+    let blobs = FolderStore::new(staging.path())?;
+    Ok((staging, blobs))
+}
+
+/// The state folder of a rehearsal root.
+pub(super) fn state_dir(root: &Path, state: Option<&Path>) -> PathBuf {
+    state
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| root.join(".lrs-autopilot"))
 }
 
 #[cfg(unix)]
@@ -510,6 +524,8 @@ async fn deliver_new_files(
     rejected: &mut BTreeMap<String, String>,
 ) -> anyhow::Result<()> {
     let mut blobs = rig.blobs.list(CONTAINER).await?;
+    // Hidden files and folders (the rehearsal's own state, editors' swap files) are not backups.
+    blobs.retain(|b| !b.name.split('/').any(|seg| seg.starts_with('.')));
     blobs.retain(|b| seen.insert((b.name.clone(), b.etag.0.clone())));
     blobs.sort_by(|a, b| (a.last_modified, &a.name).cmp(&(b.last_modified, &b.name)));
     let mut by_folder: BTreeMap<String, Vec<BlobEvent>> = BTreeMap::new();
@@ -533,10 +549,14 @@ async fn deliver_new_files(
         }
     });
     for outcome in futures::future::join_all(tasks).await.into_iter().flatten() {
-        let (url, outcome) = outcome.context("an event could not be handled")?;
-        if let EventOutcome::Rejected(reason) = outcome {
-            let name = url.rsplit('/').next().unwrap_or(&url).to_owned();
-            rejected.insert(name, reason);
+        match outcome {
+            Ok((url, EventOutcome::Rejected(reason))) => {
+                let name = url.rsplit('/').next().unwrap_or(&url).to_owned();
+                rejected.insert(name, reason);
+            }
+            Ok(_) => {}
+            // In Azure the message would be retried; here the next delivery (or --follow) retries.
+            Err(e) => tracing::error!(error = %e, "an event could not be handled"),
         }
     }
     Ok(())
@@ -549,7 +569,14 @@ fn watch(
     use notify::Watcher as _;
     let (tx, rx) = std::sync::mpsc::channel();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if event.is_ok_and(|e| e.kind.is_create() || e.kind.is_modify()) {
+        let relevant = event.is_ok_and(|e| {
+            (e.kind.is_create() || e.kind.is_modify())
+                && e.paths.iter().any(|p| {
+                    !p.components()
+                        .any(|c| c.as_os_str().to_string_lossy().starts_with('.'))
+                })
+        });
+        if relevant {
             let _ = tx.send(());
         }
     })

@@ -54,6 +54,10 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     let now = ctx.now;
     let mut actions = Vec::new();
     let was = state.phase;
+    let input_kind = match &input {
+        Input::StartFailed { .. } | Input::CompleteFailed { .. } => InputKind::Failure,
+        _ => InputKind::Other,
+    };
     match input {
         Input::FileSeen(record) => {
             let name = record.file.name.clone();
@@ -179,8 +183,11 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         }
     }
 
+    // After a failed start or completion, decide again on the next tick, not in this same breath:
+    // an immediate retry would spin against an LRS that just said "not now".
+    let hold = matches!(input_kind, InputKind::Failure);
     replan(state, ctx, &mut actions);
-    decide(state, ctx, &mut actions);
+    decide(state, ctx, &mut actions, hold);
     if state.phase != was {
         state.audit(now, format!("phase {was} -> {}", state.phase));
         if state.phase == Phase::Blocked {
@@ -498,8 +505,13 @@ fn is_waiting_finding(code: FindingCode) -> bool {
     )
 }
 
-/// Derives the phase and decides on start and completion.
-fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+enum InputKind {
+    Failure,
+    Other,
+}
+
+/// Derives the phase and decides on start and completion (unless `hold`).
+fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, hold: bool) {
     let blocking = state
         .findings()
         .iter()
@@ -546,6 +558,9 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         state.reason = None;
     }
 
+    if hold {
+        return;
+    }
     match state.phase {
         Phase::Ready if ctx.slot_available => {
             if let Some(action) = start_action(state, ctx) {
