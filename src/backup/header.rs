@@ -293,7 +293,6 @@ pub(crate) fn date(raw: [u8; 5]) -> Option<Option<PrimitiveDateTime>> {
 }
 
 /// Packs a date the way [`date`] reads it (used by the writer).
-#[allow(dead_code)] // used by the writer
 pub(crate) fn pack_date(d: Option<PrimitiveDateTime>) -> [u8; 5] {
     let Some(d) = d else { return [0; 5] };
     let v = (u64::from(d.year() as u16 & 0x3FFF) << 26)
