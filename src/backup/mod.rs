@@ -124,8 +124,13 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
         Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
         Container::Compressed => read_compressed_head(head)?,
     };
-    let Head { tape, sets } = parsed;
+    let Head { tape, sets, closed } = parsed;
     let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
+    for (index, at, closing) in &closed {
+        if let Some(set) = backup_sets.get_mut(*index) {
+            close_set(set, *at, closing)?;
+        }
+    }
     let complete = match tail {
         None => None,
         Some(t) => {
@@ -228,6 +233,9 @@ fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
 struct Head {
     tape: Tape,
     sets: Vec<SetHead>,
+    /// Closing copies (MSLS, confirmed by the ESET that follows) of sets that end in the head:
+    /// the set's index in `sets`, the block offset, the copy.
+    closed: Vec<(usize, usize, Config)>,
 }
 
 #[derive(Debug)]
@@ -362,6 +370,9 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     let mut sets: Vec<SetHead> = Vec::new();
     // The set whose SSET (and maybe VOLB) has been read but not yet its MSCI.
     let mut open: Option<(Sset, Option<String>)> = None;
+    let mut closed = Vec::new();
+    // The last set's closing copy, until its ESET confirms it.
+    let mut closing: Option<(usize, Config)> = None;
     loop {
         let d = match Dblk::parse(buf, at) {
             Ok(d) => d,
@@ -405,6 +416,21 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
                     config,
                 });
             }
+            MSLS if open.is_none() && !sets.is_empty() => {
+                closing = match block_config(&d) {
+                    Ok(c) => Some((at, c)),
+                    Err(HeadError::Eof(_)) => break,
+                    Err(e) => return Err(e),
+                };
+            }
+            ESET if open.is_none() => {
+                let position = d.bytes().u16(78).ok();
+                if let (Some((msls_at, c)), Some(last)) = (closing.take(), sets.last()) {
+                    if position == Some(last.sset.position) {
+                        closed.push((sets.len() - 1, msls_at, c));
+                    }
+                }
+            }
             MSDA | MSTL | MSLS | ESET if open.is_some() => {
                 return Err(HeadError::Fail(corrupt(
                     d.tag,
@@ -432,7 +458,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
         // Only reachable when the loop breaks, which needs a set: keep the invariant explicit.
         return Err(HeadError::Eof(buf.len() + 1));
     }
-    Ok(Head { tape, sets })
+    Ok(Head { tape, sets, closed })
 }
 
 /// What the tail says about the last set.
@@ -455,47 +481,53 @@ impl TailFacts {
         else {
             return Ok(());
         };
-        let Some(set) = sets.iter_mut().find(|s| s.position == position) else {
-            return Ok(());
-        };
-        // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
-        // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
-        // closing copy. What identifies the set must not change.
-        let checks: [(&str, bool); 7] = [
-            ("database name", set.database_name == closing.database_name),
-            ("server name", set.server_name == closing.server_name),
-            ("backup type", set.backup_type == closing.backup_type),
-            (
-                "DatabaseBackupLSN",
-                set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
-            ),
-            (
-                "SQL Server version",
-                set.software_version == closing.software_version,
-            ),
-            (
-                "backup start date",
-                set.backup_start == closing.backup_start,
-            ),
-            ("collation", set.collation == closing.collation),
-        ];
-        if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
-            return Err(corrupt(
-                MSLS,
-                *at,
-                format!(
-                    "the closing copy of the set header disagrees with the opening copy on {field}"
-                ),
-            ));
+        match sets.iter_mut().find(|s| s.position == position) {
+            Some(set) => close_set(set, *at, closing),
+            None => Ok(()),
         }
-        set.first_lsn = closing.first_lsn;
-        set.last_lsn = closing.last_lsn;
-        set.checkpoint_lsn = closing.checkpoint_lsn;
-        set.backup_finish = closing.backup_finish;
-        set.backup_size = Some(closing.backup_size);
-        set.compressed_backup_size = closing.compressed_backup_size;
-        Ok(())
     }
+}
+
+/// Puts the closing copy's facts (final LSNs, finish date, sizes) into a set, after checking that
+/// the closing copy agrees with the opening one on what identifies the set.
+fn close_set(set: &mut facts::BackupSet, at: usize, closing: &Config) -> Result<(), Error> {
+    // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
+    // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
+    // closing copy. What identifies the set must not change.
+    let checks: [(&str, bool); 7] = [
+        ("database name", set.database_name == closing.database_name),
+        ("server name", set.server_name == closing.server_name),
+        ("backup type", set.backup_type == closing.backup_type),
+        (
+            "DatabaseBackupLSN",
+            set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
+        ),
+        (
+            "SQL Server version",
+            set.software_version == closing.software_version,
+        ),
+        (
+            "backup start date",
+            set.backup_start == closing.backup_start,
+        ),
+        ("collation", set.collation == closing.collation),
+    ];
+    if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
+        return Err(corrupt(
+            MSLS,
+            at,
+            format!(
+                "the closing copy of the set header disagrees with the opening copy on {field}"
+            ),
+        ));
+    }
+    set.first_lsn = closing.first_lsn;
+    set.last_lsn = closing.last_lsn;
+    set.checkpoint_lsn = closing.checkpoint_lsn;
+    set.backup_finish = closing.backup_finish;
+    set.backup_size = Some(closing.backup_size);
+    set.compressed_backup_size = closing.compressed_backup_size;
+    Ok(())
 }
 
 /// Reads the closing blocks from a tail. `start` is the logical offset of `buf[0]`: blocks sit at
