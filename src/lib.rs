@@ -7,6 +7,7 @@
 //!   way LRS will), [`migration`] (one database's state machine);
 //! - adapters: [`storage`] (blobs and state documents), [`lrs`] (the ARM client), [`sim`] (an
 //!   ARM-compatible LRS simulator);
+//! - use cases: [`pipeline`] (blob created, timer tick, operator command), shared by every shell;
 //! - shells: [`functions`] (the Azure Functions custom handler) and [`cli`].
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -18,5 +19,6 @@ pub mod config;
 pub mod functions;
 pub mod lrs;
 pub mod migration;
+pub mod pipeline;
 pub mod sim;
 pub mod storage;

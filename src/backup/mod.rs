@@ -4,15 +4,33 @@
 //!
 //! Pure: bytes in, facts out. No I/O, no clock, no async; nothing here may import an adapter or a
 //! shell module. Every read is bounds-checked, so no input can panic.
+//!
+//! ```
+//! use lrs_autopilot::backup::{self, Error};
+//! // A PostgreSQL dump named `.bak` is recognised as what it is.
+//! let err = backup::read(b"PGDMP\x01\x0f\x00", None).unwrap_err();
+//! assert!(matches!(err, Error::NotABackup { .. }));
+//! ```
 
+mod block;
+mod collation;
+mod compressed;
+mod cursor;
 mod error;
 mod facts;
+mod fetch;
+mod header;
+pub mod writer;
 
 pub use error::Error;
 pub use facts::{
     BackupFile, BackupSet, BackupType, Collation, DatabaseFile, Lsn, Media, RecoveryModel,
     SqlVersion,
 };
+pub use fetch::{Fetch, FetchOutcome, ReadRange};
+
+use block::{BlockError, Dblk, ESET, MQCI, MSCI, MSDA, MSLS, MSTL, SFMB, SSET, TAPE, VOLB};
+use header::{Config, ConfigError, Sset, Tape};
 
 /// How many bytes of the head a caller should read first. Enough for every fixture's header and file
 /// list; when it is not, [`read`] answers [`Error::NeedMoreHead`].
@@ -32,12 +50,505 @@ pub struct Tail<'a> {
 
 /// Reads a backup file's header from its first bytes and, optionally, its last ones.
 ///
+/// Without a tail, `complete` is `None` and the finish date and final sizes are unknown. With one,
+/// `complete` says whether the end blocks are there, and the closing copy of each set header found
+/// there must agree with the opening one.
+///
 /// # Errors
 /// See [`Error`]: not a backup, head too short ([`Error::NeedMoreHead`] says how much to read),
 /// truncated, corrupt, or unsupported.
 pub fn read(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
-    let _ = (head, tail);
-    Err(Error::Unsupported {
-        what: "the reader is not written yet".into(),
+    if tail.is_some_and(|t| t.file_size == 0) {
+        return Err(Error::NotABackup {
+            reason: "the file is empty".into(),
+        });
+    }
+    match read_inner(head, tail) {
+        Err(Error::NeedMoreHead { needed }) => match tail {
+            Some(t) if needed as u64 > t.file_size || head.len() as u64 >= t.file_size => {
+                Err(Error::Truncated {
+                    offset: t.file_size,
+                    wanted: (needed as u64).saturating_sub(t.file_size).max(1),
+                })
+            }
+            _ => Err(Error::NeedMoreHead { needed }),
+        },
+        other => other,
+    }
+}
+
+/// Which container the file is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Container {
+    Plain,
+    Compressed,
+}
+
+/// Tells a plain MTF file from a compressed one from its first bytes, or rejects it.
+fn container(head: &[u8]) -> Result<Container, Error> {
+    if head.starts_with(compressed::MAGIC) {
+        return Ok(Container::Compressed);
+    }
+    if head.starts_with(&TAPE) {
+        return Ok(Container::Plain);
+    }
+    if head.len() < compressed::MAGIC.len()
+        && (compressed::MAGIC.starts_with(head) || TAPE.starts_with(head))
+    {
+        return Err(Error::NeedMoreHead {
+            needed: block::DBLK_HEADER_LEN,
+        });
+    }
+    let reason = if head.starts_with(b"PGDMP") {
+        "it is a PostgreSQL dump (pg_dump custom format)".to_string()
+    } else {
+        let shown: String = head
+            .iter()
+            .take(8)
+            .map(|&b| {
+                if b.is_ascii_graphic() {
+                    char::from(b)
+                } else {
+                    '.'
+                }
+            })
+            .collect();
+        format!("it starts with {shown:?}, not with a TAPE media header or MSSQLBAK")
+    };
+    Err(Error::NotABackup { reason })
+}
+
+fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
+    let kind = container(head)?;
+    let parsed = match kind {
+        Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
+        Container::Compressed => read_compressed_head(head)?,
+    };
+    let Head { tape, sets } = parsed;
+    let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
+    let complete = match tail {
+        None => None,
+        Some(t) => {
+            let found = match kind {
+                Container::Plain => {
+                    let start = t.file_size.saturating_sub(t.bytes.len() as u64);
+                    Some(parse_tail(t.bytes, start, None)?)
+                }
+                Container::Compressed => read_compressed_tail(t.bytes)?,
+            };
+            if let Some(found) = &found {
+                found.merge_into(&mut backup_sets)?;
+            }
+            Some(found.is_some_and(|f| f.complete))
+        }
+    };
+    Ok(BackupFile {
+        media: facts::Media {
+            compressed: kind == Container::Compressed,
+            block_size: tape.block_size,
+            family_count: tape.family_count,
+            family_sequence: tape.family_sequence,
+            media_set_guid: tape.media_set_guid,
+            media_family_id: tape.media_family_id,
+            has_media_password: tape.has_media_password,
+            media_name: tape.media_name,
+            media_description: tape.media_description,
+        },
+        backup_sets,
+        complete,
+    })
+}
+
+/// Unpacks as many chunks as the header needs and parses them.
+fn read_compressed_head(raw: &[u8]) -> Result<Head, Error> {
+    let mut unpacker = compressed::Unpacker::new(raw);
+    // The first two chunks hold the TAPE block and SSET..MSCI: 8 KiB covers both.
+    let mut want = 8 * 1024;
+    loop {
+        let more = unpacker.ensure(want).map_err(|e| unpack_error(e, true))?;
+        match parse_head(&unpacker.logical) {
+            Err(HeadError::Eof(end)) if more && end > unpacker.logical.len() => want = end,
+            Err(HeadError::Eof(_)) if !more => {
+                return Err(Error::Corrupt {
+                    block: "MSSQLBAK".into(),
+                    offset: 0,
+                    detail: "the compressed chunks end before the backup header does".into(),
+                });
+            }
+            Err(HeadError::Eof(_)) => {
+                return Err(Error::Corrupt {
+                    block: "MSSQLBAK".into(),
+                    offset: 0,
+                    detail: "the backup header could not be unpacked".into(),
+                });
+            }
+            Err(HeadError::Fail(e)) => return Err(e),
+            Ok(h) => return Ok(h),
+        }
+    }
+}
+
+fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
+    match e {
+        compressed::UnpackError::Eof { end } if in_head => Error::NeedMoreHead { needed: end },
+        compressed::UnpackError::Eof { end } => Error::Truncated {
+            offset: end as u64,
+            wanted: 1,
+        },
+        compressed::UnpackError::Corrupt { at, detail } => Error::Corrupt {
+            block: "MSSQLBAK".into(),
+            offset: at as u64,
+            detail,
+        },
+    }
+}
+
+/// Finds the last chunks in a compressed tail and reads the end blocks from them.
+fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
+    // The closing header copy and the end blocks usually sit in the last chunk; widen if not.
+    let mut best = None;
+    for chunks in [1, 2, usize::MAX] {
+        let Some(unpacked) =
+            compressed::unpack_tail(raw, chunks).map_err(|e| unpack_error(e, false))?
+        else {
+            return Ok(None);
+        };
+        let found = parse_tail(&unpacked.logical, 0, Some(unpacked.ends_with_filemark))?;
+        let done = found.closing.is_some();
+        best = Some(found);
+        if done {
+            break;
+        }
+    }
+    Ok(best)
+}
+
+/// What the head says: the media header and the sets whose opening header is whole in it.
+#[derive(Debug)]
+struct Head {
+    tape: Tape,
+    sets: Vec<SetHead>,
+}
+
+#[derive(Debug)]
+struct SetHead {
+    sset: Sset,
+    machine_name: Option<String>,
+    config: Config,
+}
+
+impl SetHead {
+    fn into_set(self) -> facts::BackupSet {
+        let SetHead {
+            sset,
+            machine_name,
+            config: c,
+        } = self;
+        let is_diff = matches!(
+            c.backup_type,
+            BackupType::Differential
+                | BackupType::DifferentialFile
+                | BackupType::DifferentialPartial
+        );
+        facts::BackupSet {
+            position: sset.position,
+            backup_type: c.backup_type,
+            database_name: c.database_name,
+            server_name: c.server_name,
+            machine_name: machine_name.unwrap_or_default(),
+            backup_name: sset.backup_name,
+            description: sset.description,
+            user_name: sset.user_name,
+            software_version: c.software_version,
+            compatibility_level: c.compatibility_level,
+            database_version: c.database_version,
+            first_lsn: c.first_lsn,
+            last_lsn: c.last_lsn,
+            checkpoint_lsn: c.checkpoint_lsn,
+            database_backup_lsn: (!c.database_backup_lsn.is_zero())
+                .then_some(c.database_backup_lsn),
+            differential_base_lsn: (is_diff && !c.differential_base_lsn.is_zero())
+                .then_some(c.differential_base_lsn),
+            differential_base_guid: (is_diff && !c.differential_base_guid.is_nil())
+                .then_some(c.differential_base_guid),
+            backup_set_guid: sset.backup_set_guid,
+            backup_start: c.backup_start,
+            // Known only from the closing copy in the tail.
+            backup_finish: None,
+            backup_size: None,
+            compressed_backup_size: None,
+            has_checksums: c.flags & facts::BackupSet::FLAG_HAS_CHECKSUMS != 0,
+            flags: c.flags,
+            collation: c.collation,
+            recovery_model: c.recovery_model,
+            files: c.files,
+        }
+    }
+}
+
+/// Why the head could not be parsed: too short (needs bytes up to `Eof`), or a real error.
+#[derive(Debug)]
+enum HeadError {
+    Eof(usize),
+    Fail(Error),
+}
+
+impl HeadError {
+    fn into_error(self) -> Error {
+        match self {
+            HeadError::Eof(end) => Error::NeedMoreHead { needed: end },
+            HeadError::Fail(e) => e,
+        }
+    }
+}
+
+fn corrupt(tag: [u8; 4], at: usize, detail: impl Into<String>) -> Error {
+    Error::Corrupt {
+        block: block::tag_name(tag),
+        offset: at as u64,
+        detail: detail.into(),
+    }
+}
+
+fn block_error(e: BlockError, tag: [u8; 4], at: usize) -> HeadError {
+    match e {
+        BlockError::Eof(e) => HeadError::Eof(e.end),
+        BlockError::NotABlock => {
+            HeadError::Fail(corrupt(tag, at, "no MTF block where one should start"))
+        }
+        BlockError::Corrupt { tag, detail } => HeadError::Fail(corrupt(tag, at, detail)),
+    }
+}
+
+fn config_error(e: ConfigError, tag: [u8; 4], at: usize) -> HeadError {
+    match e {
+        ConfigError::Eof(e) => HeadError::Fail(corrupt(
+            tag,
+            at,
+            format!(
+                "a configuration record runs past its stream (to byte {})",
+                e.end
+            ),
+        )),
+        ConfigError::Bad(detail) => HeadError::Fail(corrupt(tag, at, detail)),
+        ConfigError::Unsupported(what) => HeadError::Fail(Error::Unsupported { what }),
+    }
+}
+
+/// Reads the configuration stream of an MSCI or MSLS block.
+fn block_config(d: &Dblk<'_>) -> Result<Config, HeadError> {
+    let stream = d
+        .stream(MQCI)
+        .map_err(|e| block_error(e, d.tag, d.at))?
+        .ok_or_else(|| HeadError::Fail(corrupt(d.tag, d.at, "no MQCI configuration stream")))?;
+    let data = stream.data().map_err(|e| HeadError::Eof(e.end))?;
+    header::parse_config(data).map_err(|e| config_error(e, d.tag, d.at))
+}
+
+/// Walks the blocks of the (logical) head from the TAPE block on.
+fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
+    let tape_block = Dblk::parse(buf, 0).map_err(|e| block_error(e, TAPE, 0))?;
+    if tape_block.tag != TAPE {
+        return Err(HeadError::Fail(Error::NotABackup {
+            reason: format!(
+                "it starts with a {} block, not a TAPE media header",
+                block::tag_name(tape_block.tag)
+            ),
+        }));
+    }
+    let tape = header::parse_tape(&tape_block).map_err(|e| block_error(e, TAPE, 0))?;
+    let mut at = tape_block.end().map_err(|e| block_error(e, TAPE, 0))?;
+    let mut prev = TAPE;
+    let mut sets: Vec<SetHead> = Vec::new();
+    // The set whose SSET (and maybe VOLB) has been read but not yet its MSCI.
+    let mut open: Option<(Sset, Option<String>)> = None;
+    loop {
+        let d = match Dblk::parse(buf, at) {
+            Ok(d) => d,
+            // Past the first set, the head simply ends: later sets need a longer read.
+            Err(BlockError::Eof(_)) if !sets.is_empty() => break,
+            Err(e) => return Err(block_error(e, prev, at)),
+        };
+        match d.tag {
+            SSET => {
+                let sset = header::parse_sset(&d).map_err(|e| block_error(e, SSET, at))?;
+                open = Some((sset, None));
+            }
+            VOLB => {
+                let machine = header::parse_volb(&d).map_err(|e| block_error(e, VOLB, at))?;
+                match open.as_mut() {
+                    Some(o) => o.1 = machine,
+                    None => {
+                        return Err(HeadError::Fail(corrupt(
+                            VOLB,
+                            at,
+                            "volume block outside a set",
+                        )));
+                    }
+                }
+            }
+            MSCI => {
+                let config = match block_config(&d) {
+                    Err(HeadError::Eof(_)) if !sets.is_empty() => break,
+                    other => other?,
+                };
+                let Some((sset, machine_name)) = open.take() else {
+                    return Err(HeadError::Fail(corrupt(
+                        MSCI,
+                        at,
+                        "configuration block outside a set",
+                    )));
+                };
+                sets.push(SetHead {
+                    sset,
+                    machine_name,
+                    config,
+                });
+            }
+            MSDA | MSTL | MSLS | ESET if open.is_some() => {
+                return Err(HeadError::Fail(corrupt(
+                    d.tag,
+                    at,
+                    "the set has no MSCI configuration block before its data",
+                )));
+            }
+            _ => {}
+        }
+        if d.tag != SFMB && sets.is_empty() && open.is_none() && d.tag != TAPE {
+            return Err(HeadError::Fail(corrupt(
+                d.tag,
+                at,
+                "a data block comes before any set header",
+            )));
+        }
+        prev = d.tag;
+        at = match d.end() {
+            Ok(end) => end,
+            Err(BlockError::Eof(_)) if !sets.is_empty() => break,
+            Err(e) => return Err(block_error(e, d.tag, at)),
+        };
+    }
+    if sets.is_empty() {
+        // Only reachable when the loop breaks, which needs a set: keep the invariant explicit.
+        return Err(HeadError::Eof(buf.len() + 1));
+    }
+    Ok(Head { tape, sets })
+}
+
+/// What the tail says about the last set.
+#[derive(Debug)]
+struct TailFacts {
+    /// The closing header copy (MSLS) and where it is.
+    closing: Option<(usize, Config)>,
+    /// The position (data set number) the last ESET names.
+    eset_position: Option<u16>,
+    /// The end blocks are there: ESET after the closing copy, and a filemark at the very end.
+    complete: bool,
+}
+
+impl TailFacts {
+    /// Puts the finish date and final sizes into the set the tail closes, after checking that the
+    /// closing copy agrees with the opening one.
+    fn merge_into(&self, sets: &mut [facts::BackupSet]) -> Result<(), Error> {
+        let (Some((at, closing)), Some(position), true) =
+            (&self.closing, self.eset_position, self.complete)
+        else {
+            return Ok(());
+        };
+        let Some(set) = sets.iter_mut().find(|s| s.position == position) else {
+            return Ok(());
+        };
+        // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
+        // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
+        // closing copy. What identifies the set must not change.
+        let checks: [(&str, bool); 7] = [
+            ("database name", set.database_name == closing.database_name),
+            ("server name", set.server_name == closing.server_name),
+            ("backup type", set.backup_type == closing.backup_type),
+            (
+                "DatabaseBackupLSN",
+                set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
+            ),
+            (
+                "SQL Server version",
+                set.software_version == closing.software_version,
+            ),
+            (
+                "backup start date",
+                set.backup_start == closing.backup_start,
+            ),
+            ("collation", set.collation == closing.collation),
+        ];
+        if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
+            return Err(corrupt(
+                MSLS,
+                *at,
+                format!(
+                    "the closing copy of the set header disagrees with the opening copy on {field}"
+                ),
+            ));
+        }
+        set.first_lsn = closing.first_lsn;
+        set.last_lsn = closing.last_lsn;
+        set.checkpoint_lsn = closing.checkpoint_lsn;
+        set.backup_finish = closing.backup_finish;
+        set.backup_size = Some(closing.backup_size);
+        set.compressed_backup_size = closing.compressed_backup_size;
+        Ok(())
+    }
+}
+
+/// Scans a tail for the closing blocks. `start` is the logical offset of `buf[0]` (blocks sit at
+/// 512-byte multiples of it); `ends_with_filemark` is given for compressed files, whose final
+/// filemark is stored after the chunks, and is otherwise read from `buf` itself.
+fn parse_tail(
+    buf: &[u8],
+    start: u64,
+    ends_with_filemark: Option<bool>,
+) -> Result<TailFacts, Error> {
+    const SECTOR: u64 = 512;
+    let first = ((SECTOR - start % SECTOR) % SECTOR) as usize;
+    let mut blocks: Vec<(usize, Dblk<'_>)> = Vec::new();
+    let mut p = first;
+    while p < buf.len() {
+        match Dblk::parse(buf, p) {
+            Ok(d) => blocks.push((p, d)),
+            Err(BlockError::Corrupt { tag, detail }) => {
+                return Err(corrupt(tag, start as usize + p, detail));
+            }
+            Err(_) => {}
+        }
+        p += SECTOR as usize;
+    }
+    let last_msls = blocks.iter().rposition(|(_, d)| d.tag == MSLS);
+    let closing = match last_msls.and_then(|i| blocks.get(i).copied()) {
+        Some((at, d)) => match block_config(&d) {
+            Ok(c) => Some((start as usize + at, c)),
+            // Cut by the end of the file: the set is not closed yet.
+            Err(HeadError::Eof(_)) => None,
+            Err(HeadError::Fail(e)) => return Err(e),
+        },
+        None => None,
+    };
+    let after: &[(usize, Dblk<'_>)] = match last_msls {
+        Some(i) => blocks.get(i + 1..).unwrap_or(&[]),
+        None => &[],
+    };
+    let last_eset = after.iter().rev().find(|(_, d)| d.tag == ESET);
+    let eset_position = match last_eset {
+        Some((_, d)) => d.bytes().u16(78).ok(),
+        None => None,
+    };
+    let only_end_blocks = after.iter().all(|(_, d)| d.tag == ESET || d.tag == SFMB);
+    let ends = match ends_with_filemark {
+        Some(v) => v,
+        None => after
+            .last()
+            .is_some_and(|(at, d)| d.tag == SFMB && at + usize::from(d.first_stream) == buf.len()),
+    };
+    Ok(TailFacts {
+        complete: closing.is_some() && last_eset.is_some() && only_end_blocks && ends,
+        closing,
+        eset_position,
     })
 }

@@ -14,6 +14,7 @@ mod rehearse;
 mod serve;
 mod simulate;
 mod status;
+mod telemetry;
 
 /// Hands-off SQL Server → Azure SQL Managed Instance migrations with Log Replay Service.
 #[derive(Debug, Parser)]
@@ -47,7 +48,7 @@ enum Command {
 /// (invalid file, blocking finding), 2 an error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let _telemetry = telemetry::init();
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
@@ -64,22 +65,6 @@ pub fn main() -> ExitCode {
             eprintln!("error: {err:#}");
             ExitCode::from(2)
         }
-    }
-}
-
-/// Logs go to stderr, so stdout stays clean for tables and JSON. `RUST_LOG` filters (default
-/// `lrs_autopilot=info`); `LRS_LOG_FORMAT=json` switches to JSON lines for log collectors.
-fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("lrs_autopilot=info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    if std::env::var("LRS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json")) {
-        builder.json().init();
-    } else {
-        builder.init();
     }
 }
 

@@ -1,2 +1,663 @@
 //! The migration state machine: one database's state document plus a new fact (a file seen, an LRS
-//! status, a timer tick, an operator command) to a new state and the actions to carry out. Pure.
+//! status, a timer tick, an operator command) to a new state and the actions to carry out.
+//!
+//! Pure: time comes in through [`Context`], nothing here does I/O. The rules that keep a cutover safe
+//! live here and nowhere else:
+//! - LRS is asked to start once: the start is claimed in the document before ARM is called;
+//! - completion is sent only when LRS reports the recognised tail-log backup as the last restored
+//!   file, the plan reaches it unbroken and no log follows it;
+//! - nothing here ever asks to delete a database.
+
+mod io;
+mod state;
+
+use time::{Duration, OffsetDateTime};
+
+pub use io::{Action, Alert, AlertKind, Context, Input};
+pub use state::{
+    AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,
+    SCHEMA_VERSION, Tail, TailSource,
+};
+
+use crate::backup::BackupType;
+use crate::chain::{self, FileRead, FindingCode, PlanInput, Severity, TailRule};
+
+/// LRS cancels a job this long after it started.
+pub const LRS_LIMIT: Duration = Duration::days(30);
+/// When to warn that the limit is near.
+pub const LIMIT_WARNING: Duration = Duration::days(25);
+/// A claimed start not confirmed after this long is reconciled by the timer.
+pub const START_RECONCILE_AFTER: Duration = Duration::minutes(5);
+/// Files queued with no restore progress for this long raise a stall alert.
+pub const STALL_AFTER: Duration = Duration::hours(1);
+/// Alert when the SAS token expires within this many days.
+pub const SAS_WARNING_DAYS: i64 = 3;
+
+/// How often the timer polls a database in each phase. `CutoverPending` and `Completing` are polled
+/// on every tick, `Restoring` rarely: with 1,000 databases restoring, one read each 3 minutes is
+/// about 5.6 reads/s, under half of a region's 25/s read refill.
+pub fn poll_interval(phase: Phase) -> Option<Duration> {
+    match phase {
+        Phase::Ready | Phase::CutoverPending | Phase::Completing => Some(Duration::ZERO),
+        Phase::Starting => Some(START_RECONCILE_AFTER),
+        Phase::Restoring => Some(Duration::minutes(3)),
+        Phase::Blocked | Phase::Paused => Some(Duration::minutes(10)),
+        Phase::Waiting | Phase::Completed | Phase::Failed | Phase::Expired => None,
+    }
+}
+
+/// Feeds one input to the machine: updates `state` and returns the actions to carry out, in order.
+///
+/// The shell must persist `state` (If-Match) before carrying out a `StartLrs` or `CompleteRestore`,
+/// and feed the outcome back as the next input.
+pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Action> {
+    let now = ctx.now;
+    let mut actions = Vec::new();
+    let was = state.phase;
+    match input {
+        Input::FileSeen(record) => {
+            let name = record.file.name.clone();
+            state.audit(now, format!("file recorded: {name}"));
+            state.rejected.remove(&name);
+            state.files.insert(name, *record);
+        }
+        Input::FileRejected { name, reason } => {
+            state.audit(now, format!("file refused: {name}: {reason}"));
+            state.rejected.insert(name, reason);
+        }
+        Input::StartAccepted => accept_start(state, now),
+        Input::StartNameInUse {
+            lrs_restoring: true,
+        } => {
+            state.audit(
+                now,
+                "start found LRS already restoring this database: adopted it",
+            );
+            accept_start(state, now);
+        }
+        Input::StartNameInUse {
+            lrs_restoring: false,
+        } => {
+            let reason = format!(
+                "a database named {} already exists on the managed instance and is not an LRS \
+                 restore; map the folder to another name with LRS_DATABASE_NAME_MAP, or drop that \
+                 database yourself, then resume",
+                state.database_name
+            );
+            state.audit(now, format!("start refused: {reason}"));
+            state.lrs.start_claimed_at = None;
+            state.lrs.start_error = Some(reason);
+        }
+        Input::StartFailed {
+            code,
+            message,
+            retryable,
+        } => {
+            let code = code.unwrap_or_default();
+            state.audit(now, format!("start failed ({code}): {message}"));
+            if !retryable {
+                // A refused start needs a person; clear the claim so `resume` can start it again.
+                state.lrs.start_claimed_at = None;
+                state.lrs.start_error = Some(format!("LRS refused the start ({code}): {message}"));
+            }
+        }
+        Input::Restore(snapshot) => handle_snapshot(state, snapshot, now, &mut actions),
+        Input::RestoreDetailsFailed {
+            status,
+            code,
+            message,
+        } => {
+            let code_s = code.clone().unwrap_or_default();
+            state.audit(
+                now,
+                format!("restoreDetails failed ({status} {code_s}): {message}"),
+            );
+            if state.lrs.started_at.is_none() && state.start_claimed() && status == 404 {
+                // The claimed start never reached LRS: send it again (reconcile).
+                if let Some(action) = start_action(state, ctx) {
+                    state.lrs.start_attempts += 1;
+                    actions.push(action);
+                }
+            } else if code_s == "RestoreDetailsNotAvailableOrExpired" && limit_passed(state, now) {
+                state.lrs.failure = Some("the 30-day LRS limit ran out".into());
+            } else if code_s == "ManagedDatabaseNotInRestoringState"
+                && state.lrs.complete_sent_at.is_some()
+            {
+                actions.push(Action::PollDatabaseStatus);
+            }
+        }
+        Input::CompleteAccepted => {
+            state.lrs.complete_sent_at = Some(now);
+            state.audit(now, "completeRestore accepted");
+            actions.push(Action::PollDatabaseStatus);
+        }
+        Input::CompleteFailed {
+            code,
+            message,
+            retryable,
+        } => {
+            let code = code.unwrap_or_default();
+            state.audit(now, format!("completeRestore failed ({code}): {message}"));
+            if code == "ExternalBackupAlreadySignaledToComplete" {
+                state.lrs.complete_sent_at.get_or_insert(now);
+            } else if retryable || code == "RequiredBackupIsNotLastRestored" {
+                // Not yet: release the claim; the next tick decides again.
+                state.lrs.complete_claimed_at = None;
+                state.lrs.completed_with = None;
+            } else {
+                state.lrs.complete_claimed_at = None;
+                state.lrs.completed_with = None;
+                state.reason = Some(format!("LRS refused completion ({code}): {message}"));
+                actions.push(alert(
+                    AlertKind::LrsFailed,
+                    Severity::Blocking,
+                    format!(
+                        "completeRestore for {} refused ({code}): {message}",
+                        state.database_name
+                    ),
+                ));
+            }
+        }
+        Input::DatabaseStatus(status) => {
+            if status.eq_ignore_ascii_case("Online") && state.lrs.complete_sent_at.is_some() {
+                if state.lrs.online_at.is_none() {
+                    state.audit(now, "database online: migration completed");
+                }
+                state.lrs.online_at.get_or_insert(now);
+            }
+        }
+        Input::Tick => tick(state, ctx, &mut actions),
+        Input::Cutover { last_backup } => cutover(state, last_backup, now, &mut actions),
+        Input::Pause => {
+            state.paused = true;
+            state.audit(now, "paused by an operator");
+        }
+        Input::Resume => {
+            state.paused = false;
+            state.lrs.start_error = None;
+            state.audit(now, "resumed by an operator");
+        }
+    }
+
+    replan(state, ctx, &mut actions);
+    decide(state, ctx, &mut actions);
+    if state.phase != was {
+        state.audit(now, format!("phase {was} -> {}", state.phase));
+        if state.phase == Phase::Blocked {
+            let reason = state.reason.clone().unwrap_or_default();
+            push_alert_once(
+                state,
+                &mut actions,
+                format!("blocked:{reason}"),
+                alert(AlertKind::DatabaseBlocked, Severity::Blocking, reason),
+            );
+        }
+    }
+    state.next_poll_at = next_poll(state, now);
+    state.updated_at = now;
+    actions
+}
+
+fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {
+    state.lrs.started_at.get_or_insert(now);
+    state.lrs.start_claimed_at.get_or_insert(now);
+    state.lrs.progress_at.get_or_insert(now);
+    state.reason = None;
+    state.audit(now, "LRS started");
+}
+
+fn limit_passed(state: &MigrationState, now: OffsetDateTime) -> bool {
+    state.lrs.started_at.is_some_and(|t| now >= t + LRS_LIMIT)
+}
+
+fn handle_snapshot(
+    state: &mut MigrationState,
+    snapshot: LrsSnapshot,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) {
+    if state.lrs.started_at.is_none() && state.start_claimed() {
+        // LRS answers for the database: the claimed start reached it.
+        accept_start(state, now);
+    }
+    let grew = state
+        .lrs
+        .snapshot
+        .as_ref()
+        .is_none_or(|old| snapshot.files_restored > old.files_restored);
+    if grew {
+        state.lrs.progress_at = Some(now);
+    }
+    if let Some(tail) = &state.tail {
+        if same_file(snapshot.last_restored_file.as_deref(), &tail.file_name)
+            && state.lrs.tail_restored_at.is_none()
+        {
+            state.lrs.tail_restored_at = Some(now);
+            state.audit(now, format!("tail-log backup {} restored", tail.file_name));
+        }
+    }
+    if let Some(reason) = snapshot.block_reason.as_deref().filter(|r| !r.is_empty()) {
+        let detail = format!("LRS reports for {}: {reason}", state.database_name);
+        push_alert_once(
+            state,
+            actions,
+            format!("lrs-block:{reason}"),
+            alert(AlertKind::LrsBlocked, Severity::Blocking, detail),
+        );
+    }
+    if !snapshot.unrestorable_files.is_empty() {
+        let detail = format!(
+            "LRS cannot restore these files of {}: {}; remove them from the folder",
+            state.database_name,
+            snapshot.unrestorable_files.join(", ")
+        );
+        push_alert_once(
+            state,
+            actions,
+            format!("unrestorable:{}", snapshot.unrestorable_files.join(",")),
+            alert(AlertKind::LrsBlocked, Severity::Warning, detail),
+        );
+    }
+    if snapshot
+        .status
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Failed"))
+    {
+        let why = snapshot
+            .block_reason
+            .clone()
+            .unwrap_or_else(|| "LRS reported Failed".into());
+        state.lrs.failure = Some(why.clone());
+        push_alert_once(
+            state,
+            actions,
+            "lrs-failed".into(),
+            alert(
+                AlertKind::LrsFailed,
+                Severity::Blocking,
+                format!("{}: {why}", state.database_name),
+            ),
+        );
+    }
+    if snapshot
+        .status
+        .as_deref()
+        .is_some_and(|s| s.eq_ignore_ascii_case("Completed"))
+        && state.lrs.complete_sent_at.is_some()
+    {
+        actions.push(Action::PollDatabaseStatus);
+    }
+    state.lrs.snapshot = Some(snapshot);
+    state.lrs.polled_at = Some(now);
+}
+
+fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+    let now = ctx.now;
+    for (name, record) in &state.files {
+        if record.pending {
+            actions.push(Action::RevalidateFile { name: name.clone() });
+        }
+    }
+    let Some(started) = state.lrs.started_at else {
+        if let Some(claimed) = state.lrs.start_claimed_at {
+            if now >= claimed + START_RECONCILE_AFTER {
+                // The start was claimed but never confirmed: ask LRS whether it runs.
+                actions.push(Action::PollRestoreDetails);
+            }
+        }
+        return;
+    };
+    if state.phase.is_final() {
+        return;
+    }
+    if now >= started + LRS_LIMIT && state.lrs.online_at.is_none() {
+        state.lrs.failure = Some("the 30-day LRS limit ran out before completion".into());
+        return;
+    }
+    if now >= started + LIMIT_WARNING {
+        let left = (started + LRS_LIMIT - now).whole_hours();
+        let detail = format!(
+            "{} has been restoring since {started}; LRS cancels it in {left} hours: take the \
+             tail-log backup and cut over now",
+            state.database_name
+        );
+        push_alert_once(
+            state,
+            actions,
+            "limit-near".into(),
+            alert(AlertKind::LimitNear, Severity::Blocking, detail),
+        );
+    }
+    if let Some(days) = ctx.sas_days_left.filter(|d| *d <= SAS_WARNING_DAYS) {
+        let detail = format!(
+            "the LRS SAS token expires in {days} days while {} is restoring: renew it",
+            state.database_name
+        );
+        push_alert_once(
+            state,
+            actions,
+            "sas-expiring".into(),
+            alert(AlertKind::SasExpiring, Severity::Warning, detail),
+        );
+    }
+    if let (Some(snap), Some(progress)) = (&state.lrs.snapshot, state.lrs.progress_at) {
+        if snap.files_queued > 0 && now >= progress + STALL_AFTER {
+            let detail = format!(
+                "{}: {} files queued but nothing restored since {progress}",
+                state.database_name, snap.files_queued
+            );
+            push_alert_once(
+                state,
+                actions,
+                format!("stalled:{progress}"),
+                alert(AlertKind::Stalled, Severity::Warning, detail),
+            );
+        }
+    }
+    if state.lrs.complete_sent_at.is_some() {
+        actions.push(Action::PollDatabaseStatus);
+    } else if let (Some(claimed), Some(last)) = (
+        state.lrs.complete_claimed_at,
+        state.lrs.completed_with.clone(),
+    ) {
+        if now >= claimed + START_RECONCILE_AFTER {
+            // Completion was claimed but never confirmed: send it again (LRS answers
+            // ExternalBackupAlreadySignaledToComplete if the first one went through).
+            actions.push(Action::CompleteRestore {
+                last_backup_name: last,
+            });
+        }
+    } else if state.next_poll_at.is_none_or(|t| now >= t) {
+        actions.push(Action::PollRestoreDetails);
+    }
+}
+
+fn cutover(
+    state: &mut MigrationState,
+    last_backup: Option<String>,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) {
+    let name = last_backup.or_else(|| {
+        let plan = state.plan.as_ref()?;
+        let last = plan.steps.last()?;
+        (last.backup_type == BackupType::Log)
+            .then(|| last.files.first().cloned())
+            .flatten()
+    });
+    match name {
+        Some(file_name) => {
+            state.audit(
+                now,
+                format!("cutover declared by an operator: last backup {file_name}"),
+            );
+            state.tail = Some(Tail {
+                file_name,
+                source: TailSource::Operator,
+                recognised_at: now,
+            });
+        }
+        None => actions.push(alert(
+            AlertKind::Finding,
+            Severity::Warning,
+            format!(
+                "cutover for {} asked without a last backup name and no log backup is planned yet",
+                state.database_name
+            ),
+        )),
+    }
+}
+
+/// Recomputes the plan from every recorded file and raises an alert for each new finding.
+fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+    let files: Vec<_> = state.files.values().map(|r| r.file.clone()).collect();
+    let metadata_tail = state
+        .files
+        .values()
+        .find(|r| r.tail_metadata)
+        .map(|r| r.file.name.clone());
+    let declared = state
+        .tail
+        .as_ref()
+        .filter(|t| t.source >= TailSource::Pattern);
+    let rule = TailRule {
+        file_name: declared
+            .map(|t| t.file_name.clone())
+            .or(metadata_tail.clone()),
+        pattern: ctx.tail_pattern.clone(),
+    };
+    let plan = chain::plan(PlanInput {
+        folder: &state.folder,
+        files: &files,
+        fixed_base: state.lrs.base_guid,
+        tail: &rule,
+    });
+    if state.tail.is_none() {
+        if let Some(file_name) = plan.tail.clone() {
+            let source = if metadata_tail.as_deref() == Some(file_name.as_str()) {
+                TailSource::Metadata
+            } else {
+                TailSource::Pattern
+            };
+            state.audit(
+                ctx.now,
+                format!("tail-log backup recognised: {file_name} ({source:?})"),
+            );
+            state.tail = Some(Tail {
+                file_name,
+                source,
+                recognised_at: ctx.now,
+            });
+        }
+    }
+    for finding in &plan.findings {
+        let key = format!("finding:{:?}:{}", finding.code, finding.files.join(","));
+        let detail = format!("{}: {}", state.folder, finding.message);
+        push_alert_once(
+            state,
+            actions,
+            key,
+            alert(AlertKind::Finding, finding.severity, detail),
+        );
+    }
+    if state.tail.is_none() {
+        let hinted = files.iter().find_map(|f| match &f.read {
+            FileRead::Read { facts } => facts
+                .backup_sets
+                .iter()
+                .any(|s| s.tail_log_hint())
+                .then(|| f.name.clone()),
+            FileRead::Failed { .. } => None,
+        });
+        if let Some(name) = hinted {
+            let detail = format!(
+                "{name} looks like a tail-log backup from its header; declare it with \
+                 `cutover --last-backup {name}` or name it to match the tail pattern"
+            );
+            push_alert_once(
+                state,
+                actions,
+                format!("tail-hint:{name}"),
+                alert(AlertKind::TailHint, Severity::Info, detail),
+            );
+        }
+    }
+    state.plan = Some(plan);
+}
+
+/// Findings that mean "wait for more files" rather than "a person must act".
+fn is_waiting_finding(code: FindingCode) -> bool {
+    matches!(
+        code,
+        FindingCode::NoFullBackup | FindingCode::IncompleteFile
+    )
+}
+
+/// Derives the phase and decides on start and completion.
+fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+    let blocking = state
+        .findings()
+        .iter()
+        .find(|f| f.severity == Severity::Blocking && !is_waiting_finding(f.code))
+        .map(|f| f.message.clone());
+
+    state.phase = if state.lrs.online_at.is_some() {
+        Phase::Completed
+    } else if let Some(failure) = state.lrs.failure.clone() {
+        state.reason = Some(failure.clone());
+        if failure.contains("30-day") {
+            Phase::Expired
+        } else {
+            Phase::Failed
+        }
+    } else if state.paused {
+        Phase::Paused
+    } else if state.lrs.complete_claimed_at.is_some() {
+        Phase::Completing
+    } else if state.start_claimed() {
+        if state.lrs.started_at.is_none() {
+            Phase::Starting
+        } else if let Some(reason) = blocking {
+            state.reason = Some(reason);
+            Phase::Blocked
+        } else if state
+            .tail
+            .as_ref()
+            .is_some_and(|t| t.source >= TailSource::Metadata)
+        {
+            Phase::CutoverPending
+        } else {
+            Phase::Restoring
+        }
+    } else if let Some(reason) = blocking.or_else(|| state.lrs.start_error.clone()) {
+        state.reason = Some(reason);
+        Phase::Blocked
+    } else if state.plan.as_ref().is_some_and(|p| p.can_start) {
+        Phase::Ready
+    } else {
+        Phase::Waiting
+    };
+    if !matches!(state.phase, Phase::Blocked | Phase::Failed | Phase::Expired) {
+        state.reason = None;
+    }
+
+    match state.phase {
+        Phase::Ready if ctx.slot_available => {
+            if let Some(action) = start_action(state, ctx) {
+                state.lrs.start_claimed_at = Some(ctx.now);
+                state.lrs.start_attempts += 1;
+                state.lrs.base_guid = state
+                    .plan
+                    .as_ref()
+                    .and_then(|p| p.steps.first())
+                    .map(|s| s.backup_set_guid);
+                state.phase = Phase::Starting;
+                state.audit(ctx.now, "start claimed");
+                actions.push(action);
+            }
+        }
+        Phase::CutoverPending => {
+            if let Some(last) = ready_to_complete(state) {
+                state.lrs.complete_claimed_at = Some(ctx.now);
+                state.lrs.completed_with = Some(last.clone());
+                state.phase = Phase::Completing;
+                state.audit(
+                    ctx.now,
+                    format!("completion claimed with lastBackupName {last}"),
+                );
+                actions.push(Action::CompleteRestore {
+                    last_backup_name: last,
+                });
+            }
+        }
+        _ => {}
+    }
+}
+
+/// The tail's name when it is safe to complete: LRS reports it as the last restored file, the plan
+/// reaches it unbroken and nothing follows it.
+fn ready_to_complete(state: &MigrationState) -> Option<String> {
+    let tail = state.tail.as_ref()?;
+    let plan = state.plan.as_ref()?;
+    if !plan.can_complete || plan.tail.as_deref() != Some(tail.file_name.as_str()) {
+        return None;
+    }
+    let snapshot = state.lrs.snapshot.as_ref()?;
+    if !same_file(snapshot.last_restored_file.as_deref(), &tail.file_name) {
+        return None;
+    }
+    if snapshot
+        .current_restoring_file
+        .as_deref()
+        .is_some_and(|f| !f.is_empty())
+    {
+        return None;
+    }
+    Some(tail.file_name.clone())
+}
+
+fn start_action(state: &MigrationState, ctx: &Context) -> Option<Action> {
+    let plan = state.plan.as_ref()?;
+    let base = plan.steps.first()?;
+    let collation = base
+        .files
+        .iter()
+        .filter_map(|name| state.files.get(name))
+        .find_map(|record| match &record.file.read {
+            FileRead::Read { facts } => facts.first_set()?.collation.name.clone(),
+            FileRead::Failed { .. } => None,
+        })
+        .unwrap_or_else(|| ctx.default_collation.clone());
+    Some(Action::StartLrs {
+        database_name: state.database_name.clone(),
+        collation,
+    })
+}
+
+/// LRS reports file names as uploaded; compare without case, since blob names and what LRS echoes
+/// have been seen to differ in case.
+fn same_file(reported: Option<&str>, name: &str) -> bool {
+    let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
+    reported.is_some_and(|r| base(r) == base(name))
+}
+
+fn alert(kind: AlertKind, severity: Severity, detail: String) -> Action {
+    Action::Alert(Alert {
+        kind,
+        severity,
+        detail,
+    })
+}
+
+fn push_alert_once(
+    state: &mut MigrationState,
+    actions: &mut Vec<Action>,
+    key: String,
+    action: Action,
+) {
+    if state.alerts_raised.insert(key) {
+        actions.push(action);
+    }
+}
+
+/// When the timer should next look: by phase, spread over the interval by the folder name so that
+/// a thousand databases do not all poll on the same tick.
+fn next_poll(state: &MigrationState, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let pending = state.files.values().any(|r| r.pending);
+    let interval = match poll_interval(state.phase) {
+        Some(i) => i,
+        None if pending => Duration::ZERO,
+        None => return None,
+    };
+    let spread = if interval > Duration::ZERO {
+        let hash = state
+            .folder
+            .bytes()
+            .fold(0u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+        let secs = interval.whole_seconds().max(1) as u64;
+        Duration::seconds((hash % secs) as i64 / 4)
+    } else {
+        Duration::ZERO
+    };
+    Some(now + interval + spread)
+}

@@ -1,0 +1,306 @@
+// The Function App: Linux, custom handler (the lrs-autopilot binary, see host.json), on Elastic Premium (default) or
+// a Dedicated App Service plan, with one user-assigned identity. Every connection is identity-based: no key, no
+// connection string with a secret, no Azure Files content share (it needs a key); the code runs from the package blob.
+//
+// The app settings are exactly the variables the binary reads (src/config.rs VARIABLES) plus the Functions platform's
+// own; tests/infra.rs checks the names between the two markers below against that list.
+
+@description('Region.')
+param location string
+
+@description('Tags.')
+param tags object
+
+@description('Function App name (globally unique host name).')
+param appName string
+
+@description('Premium or Dedicated.')
+param hostingPlan string
+
+@description('Elastic Premium size.')
+param premiumSku string
+
+@description('Dedicated size.')
+param dedicatedSku string
+
+@description('Premium only: scale-out limit.')
+param maximumElasticWorkerCount int
+
+@description('Resource id of the app\'s user-assigned identity.')
+param identityId string
+
+@description('Client id of the app\'s user-assigned identity.')
+param identityClientId string
+
+@description('Host storage account name (AzureWebJobsStorage).')
+param hostStorageAccountName string
+
+@description('URL of the deployment package blob.')
+param packageUrl string
+
+@description('Application Insights connection string.')
+param appInsightsConnectionString string
+
+@description('Service Bus namespace host name.')
+param serviceBusNamespaceHost string
+
+@description('ARM endpoint (LRS_ARM_ENDPOINT).')
+param armEndpoint string
+
+@description('Subscription of the managed instance.')
+param subscriptionId string
+
+@description('Resource group of the managed instance.')
+param managedInstanceResourceGroup string
+
+@description('Managed instance name.')
+param managedInstanceName string
+
+@description('Backup storage blob endpoint, no trailing slash.')
+param storageAccountUrl string
+
+@description('Backup containers.')
+param backupContainers array
+
+@description('State container.')
+param stateContainerName string
+
+@description('ManagedIdentity or SharedAccessSignature.')
+param lrsStorageAuth string
+
+@description('SAS mode: unversioned Key Vault secret URI of the SAS token.')
+param sasSecretUri string
+
+@description('Default collation.')
+param defaultCollation string
+
+@description('Tail-log file-name pattern.')
+param tailPattern string
+
+@description('Most concurrent LRS restores.')
+param maxConcurrentRestores int
+
+@description('Folder to database name map.')
+param databaseNameMap object
+
+@description('Service Bus queue name.')
+param queueName string
+
+@description('CutoverTimer schedule.')
+param timerSchedule string
+
+var premium = hostingPlan == 'Premium'
+var premiumPlanSku = {
+  name: premiumSku
+  tier: 'ElasticPremium'
+}
+var dedicatedPlanSku = {
+  name: dedicatedSku
+}
+
+// app-settings:begin
+var functionsSettings = [
+  // Functions platform: custom handler on runtime 4, identity-based host storage and Service Bus connection,
+  // code from the package blob read with the app's identity, telemetry sent with that identity.
+  {
+    name: 'FUNCTIONS_WORKER_RUNTIME'
+    value: 'custom'
+  }
+  {
+    name: 'FUNCTIONS_EXTENSION_VERSION'
+    value: '~4'
+  }
+  {
+    name: 'AzureWebJobsStorage__accountName'
+    value: hostStorageAccountName
+  }
+  {
+    name: 'AzureWebJobsStorage__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'AzureWebJobsStorage__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'ServiceBusConnection__fullyQualifiedNamespace'
+    value: serviceBusNamespaceHost
+  }
+  {
+    name: 'ServiceBusConnection__credential'
+    value: 'managedidentity'
+  }
+  {
+    name: 'ServiceBusConnection__clientId'
+    value: identityClientId
+  }
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE'
+    value: packageUrl
+  }
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
+    value: identityId
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
+    value: appInsightsConnectionString
+  }
+  {
+    name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
+    value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+]
+
+var binarySettings = [
+  // The variables lrs-autopilot reads (src/config.rs VARIABLES), every one set explicitly.
+  {
+    name: 'LRS_ARM_ENDPOINT'
+    value: armEndpoint
+  }
+  {
+    name: 'LRS_SUBSCRIPTION_ID'
+    value: subscriptionId
+  }
+  {
+    name: 'LRS_RESOURCE_GROUP'
+    value: managedInstanceResourceGroup
+  }
+  {
+    name: 'LRS_MANAGED_INSTANCE'
+    value: managedInstanceName
+  }
+  {
+    name: 'LRS_STORAGE_ACCOUNT_URL'
+    value: storageAccountUrl
+  }
+  {
+    name: 'LRS_CONTAINERS'
+    value: join(backupContainers, ',')
+  }
+  {
+    name: 'LRS_STATE_CONTAINER'
+    value: stateContainerName
+  }
+  {
+    name: 'LRS_STORAGE_IDENTITY'
+    value: lrsStorageAuth
+  }
+  {
+    name: 'LRS_DEFAULT_COLLATION'
+    value: defaultCollation
+  }
+  {
+    name: 'LRS_TAIL_PATTERN'
+    value: tailPattern
+  }
+  {
+    name: 'LRS_MAX_CONCURRENT_RESTORES'
+    value: string(maxConcurrentRestores)
+  }
+  {
+    name: 'LRS_DATABASE_NAME_MAP'
+    value: string(databaseNameMap)
+  }
+  {
+    name: 'LRS_EVENTS_QUEUE'
+    value: queueName
+  }
+  {
+    name: 'LRS_TIMER_SCHEDULE'
+    value: timerSchedule
+  }
+  // JSON lines: the log-based alerts read the `db` field of these lines.
+  {
+    name: 'LRS_LOG_FORMAT'
+    value: 'json'
+  }
+  {
+    name: 'AZURE_CLIENT_ID'
+    value: identityClientId
+  }
+]
+
+var sasSetting = [
+  // SAS mode only: resolved by the platform from Key Vault with the app's identity; never in the template.
+  {
+    name: 'LRS_STORAGE_SAS_TOKEN'
+    value: '@Microsoft.KeyVault(SecretUri=${sasSecretUri})'
+  }
+]
+var sasSettings = lrsStorageAuth == 'SharedAccessSignature' ? sasSetting : []
+// app-settings:end
+
+resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_225: zone redundancy needs at least three always-running instances and a region that offers it; the work is durable in Service Bus (an event not acknowledged is redelivered) and in the state documents, so losing an instance or a zone delays a migration but loses nothing
+  name: '${appName}-plan'
+  location: location
+  tags: tags
+  kind: premium ? 'elastic' : 'linux'
+  sku: premium ? premiumPlanSku : dedicatedPlanSku
+  properties: {
+    reserved: true
+    maximumElasticWorkerCount: premium ? maximumElasticWorkerCount : null
+  }
+}
+
+resource site 'Microsoft.Web/sites@2024-04-01' = {
+  // checkov:skip=CKV_AZURE_212: same reason as CKV_AZURE_225 on the plan: one instance is enough because Service Bus redelivers whatever a lost instance did not finish (Premium scales out on queue length anyway)
+  // checkov:skip=CKV_AZURE_213: the Functions host probes the custom handler itself (GET / at start) and restarts it; an App Service health-check path would need an anonymous HTTP function, and the only HTTP API (Migrations) requires a function key
+  // checkov:skip=CKV_AZURE_17: operators call the Migrations HTTP API with a function key; client certificates would add a second credential that no operator tool sends
+  // checkov:skip=CKV_AZURE_222: the Migrations HTTP API (status, cutover) is the operators' interface and requires a function key; triggers do not need inbound access, so teams with a private network can set publicNetworkAccess to Disabled and add a private endpoint (infra/README.md)
+  name: appName
+  location: location
+  tags: tags
+  kind: 'functionapp,linux'
+  identity: {
+    type: 'UserAssigned'
+    userAssignedIdentities: {
+      '${identityId}': {}
+    }
+  }
+  properties: {
+    serverFarmId: plan.id
+    reserved: true
+    httpsOnly: true
+    keyVaultReferenceIdentity: identityId
+    publicNetworkAccess: 'Enabled'
+    siteConfig: {
+      // Custom handler: no language stack image to pick.
+      linuxFxVersion: ''
+      minTlsVersion: '1.2'
+      scmMinTlsVersion: '1.2'
+      ftpsState: 'Disabled'
+      http20Enabled: true
+      remoteDebuggingEnabled: false
+      // Dedicated plans unload idle apps unless Always On is set, which would stop the timer and the queue trigger.
+      alwaysOn: !premium
+      minimumElasticInstanceCount: premium ? 1 : null
+      appSettings: concat(functionsSettings, binarySettings, sasSettings)
+    }
+  }
+}
+
+// Deployments go through the package blob and the app's identity, never FTP or basic-auth Kudu.
+resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'ftp'
+  properties: {
+    allow: false
+  }
+}
+
+resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
+  parent: site
+  name: 'scm'
+  properties: {
+    allow: false
+  }
+}
+
+
+@description('Function App name.')
+output name string = site.name
+
+@description('Default host name.')
+output defaultHostName string = site.properties.defaultHostName

@@ -1,0 +1,95 @@
+// The Functions host's own storage account (AzureWebJobsStorage: keys, timer locks) and the deployment package.
+// Kept apart from the backup account so host blobs never reach the BlobCreated subscription and the backup account
+// can belong to someone else. No shared key: the host connects with the app's identity, and the app runs its code
+// from the package blob with that identity (WEBSITE_RUN_FROM_PACKAGE + WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID),
+// which is how an Elastic Premium app runs without an Azure Files content share (Azure Files needs a key).
+
+@description('Region.')
+param location string
+
+@description('Tags.')
+param tags object
+
+@description('Storage account name (3-24 lowercase letters and digits).')
+param accountName string
+
+@description('Principal id of the app\'s identity.')
+param appPrincipalId string
+
+var packageContainer = 'app-package'
+var packageBlob = 'lrs-autopilot.zip'
+// The host needs Blob Data Owner on its storage (the documented minimum for AzureWebJobsStorage) and Table Data
+// Contributor for its diagnostic events; this account holds nothing else.
+var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
+var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+
+resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
+  // checkov:skip=CKV_AZURE_35: the Functions host reaches this account over the public endpoint (the app is not VNet-integrated); shared keys are off, so only Entra ID callers with a role get in
+  // checkov:skip=CKV_AZURE_59: same reason as CKV_AZURE_35: public network access stays on, access is by Entra ID role only
+  // checkov:skip=CKV_AZURE_206: host data (locks, keys) and a package that is re-uploaded on each deploy: locally redundant storage is enough
+  // checkov:skip=CKV_AZURE_43: the name is computed in main.bicep ('lrsh' + team name + uniqueString, lower-cased, cut to 24 characters); checkov only checks literal names
+  name: accountName
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: 'Standard_LRS'
+  }
+  properties: {
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+    allowBlobPublicAccess: false
+    allowSharedKeyAccess: false
+    defaultToOAuthAuthentication: true
+    publicNetworkAccess: 'Enabled'
+    networkAcls: {
+      bypass: 'AzureServices'
+      defaultAction: 'Allow'
+    }
+  }
+}
+
+resource blobService 'Microsoft.Storage/storageAccounts/blobServices@2025-01-01' = {
+  parent: account
+  name: 'default'
+}
+
+resource package 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' = {
+  parent: blobService
+  name: packageContainer
+  properties: {
+    publicAccess: 'None'
+  }
+}
+
+resource blobOwner 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageBlobDataOwner)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataOwner)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
+  name: guid(account.id, appPrincipalId, storageTableDataContributor)
+  scope: account
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
+    principalId: appPrincipalId
+    principalType: 'ServicePrincipal'
+  }
+}
+
+@description('Account name (AzureWebJobsStorage__accountName).')
+output accountName string = account.name
+
+@description('Container of the deployment package.')
+output packageContainer string = packageContainer
+
+@description('Blob name of the deployment package.')
+output packageBlob string = packageBlob
+
+@description('URL the app runs its code from (WEBSITE_RUN_FROM_PACKAGE).')
+output packageUrl string = '${account.properties.primaryEndpoints.blob}${packageContainer}/${packageBlob}'

@@ -1,0 +1,329 @@
+//! `WITH COMPRESSION` backups: the `MSSQLBAK` container. After a 0x1E0-byte header come records:
+//! `0x21` chunks (28-byte header, then an MS-XCA LZ77+Huffman payload, decoded with the
+//! `xpress-huffman` crate), `0x24` pads, `SFMB` filemarks stored in clear, and a `0x2C` index near
+//! the end. Concatenated, the chunks and filemarks give the plain MTF stream. Only the chunks the
+//! header needs are decompressed.
+
+use super::block::{Dblk, SFMB};
+use super::cursor::Bytes;
+
+/// The file starts with this.
+pub(crate) const MAGIC: &[u8; 8] = b"MSSQLBAK";
+/// Records start after the container header.
+pub(crate) const HEADER_LEN: usize = 0x1E0;
+/// A compressed chunk.
+pub(crate) const CHUNK: u8 = 0x21;
+/// Padding to a 512-byte boundary.
+pub(crate) const PAD: u8 = 0x24;
+/// The index record that closes the chunk sequence.
+pub(crate) const INDEX: u8 = 0x2C;
+/// Chunk header length.
+pub(crate) const CHUNK_HEADER_LEN: usize = 28;
+/// Pad header length.
+pub(crate) const PAD_HEADER_LEN: usize = 24;
+/// Filemarks are stored as one 512-byte sector whatever size their header claims.
+const STORED_SFMB_LEN: usize = 512;
+/// Zero bytes appended to a chunk payload before decoding (see [`expand`]).
+const DECODER_PADDING: usize = 8;
+/// The largest chunk: 0x80 units of 512 bytes.
+const UNIT: usize = 512;
+
+/// Why the container could not be unpacked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum UnpackError {
+    /// The raw bytes end inside a record that ends at `end`.
+    Eof {
+        /// Raw offset one past the record.
+        end: usize,
+    },
+    /// A record is damaged.
+    Corrupt {
+        /// Raw offset of the record.
+        at: usize,
+        /// What is wrong.
+        detail: String,
+    },
+}
+
+/// One record of the container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Record {
+    /// A compressed chunk: payload range and decompressed size.
+    Chunk {
+        payload: (usize, usize),
+        size: usize,
+    },
+    /// A filemark stored in clear that stands for `size` logical bytes.
+    Filemark { at: usize, size: usize },
+    /// Padding.
+    Pad,
+    /// The index: no chunks follow.
+    End,
+}
+
+/// Reads the record at raw offset `at`; returns it and where the next one starts.
+pub(crate) fn record(raw: &[u8], at: usize) -> Result<(Record, usize), UnpackError> {
+    let b = Bytes(raw);
+    let eof = |e: super::cursor::Eof| UnpackError::Eof { end: e.end };
+    let kind = b.u8(at).map_err(eof)?;
+    match kind {
+        CHUNK => {
+            let units = usize::from(b.u8(at + 1).map_err(eof)?);
+            let len = usize::from(b.u16(at + 2).map_err(eof)?);
+            b.slice(at, CHUNK_HEADER_LEN).map_err(eof)?;
+            let start = at + CHUNK_HEADER_LEN;
+            b.slice(start, len).map_err(eof)?;
+            if units == 0 {
+                return Err(UnpackError::Corrupt {
+                    at,
+                    detail: "compressed chunk of zero bytes".into(),
+                });
+            }
+            Ok((
+                Record::Chunk {
+                    payload: (start, len),
+                    size: units * UNIT,
+                },
+                start + len,
+            ))
+        }
+        PAD => {
+            let len = usize::from(b.u16(at + 2).map_err(eof)?);
+            let end = at + PAD_HEADER_LEN + len;
+            b.slice(at, PAD_HEADER_LEN + len).map_err(eof)?;
+            Ok((Record::Pad, end))
+        }
+        INDEX => Ok((Record::End, at)),
+        _ if b.slice(at, 4).map_err(eof)? == SFMB => match Dblk::parse(raw, at) {
+            Ok(d) => {
+                b.slice(at, STORED_SFMB_LEN).map_err(eof)?;
+                let size = usize::from(d.first_stream);
+                // Some writers store the whole (4 KiB) filemark, zero-filled; others one sector.
+                let rest_len = size.saturating_sub(STORED_SFMB_LEN);
+                let stored = match b.slice(at + STORED_SFMB_LEN, rest_len) {
+                    Ok(rest) if rest_len > 0 && rest.iter().all(|&x| x == 0) => size,
+                    Ok(_) => STORED_SFMB_LEN,
+                    Err(e) => {
+                        let available = raw.get(at + STORED_SFMB_LEN..).unwrap_or(&[]);
+                        if available.iter().all(|&x| x == 0) {
+                            return Err(eof(e));
+                        }
+                        STORED_SFMB_LEN
+                    }
+                };
+                Ok((Record::Filemark { at, size }, at + stored))
+            }
+            Err(super::block::BlockError::Eof(e)) => Err(eof(e)),
+            Err(_) => Err(UnpackError::Corrupt {
+                at,
+                detail: "filemark header checksum mismatch".into(),
+            }),
+        },
+        other => Err(UnpackError::Corrupt {
+            at,
+            detail: format!("unknown record type 0x{other:02x}"),
+        }),
+    }
+}
+
+/// Appends the logical bytes of one record to `out`.
+pub(crate) fn expand(
+    raw: &[u8],
+    at: usize,
+    rec: Record,
+    out: &mut Vec<u8>,
+) -> Result<(), UnpackError> {
+    match rec {
+        Record::Chunk { payload, size } => {
+            let data = raw.get(payload.0..payload.0 + payload.1).unwrap_or(&[]);
+            // xpress-huffman 0.1.3 stops when its input runs out, although the last symbols may
+            // still sit in its bit buffer (it then returns a byte or two short). Zero padding lets
+            // it finish; it stops at `size` either way.
+            let mut padded = Vec::with_capacity(data.len() + DECODER_PADDING);
+            padded.extend_from_slice(data);
+            padded.resize(data.len() + DECODER_PADDING, 0);
+            let plain =
+                xpress_huffman::decompress(&padded, size).map_err(|e| UnpackError::Corrupt {
+                    at,
+                    detail: format!("compressed chunk does not decompress ({e})"),
+                })?;
+            if plain.len() != size {
+                return Err(UnpackError::Corrupt {
+                    at,
+                    detail: format!(
+                        "compressed chunk gives {} bytes, {size} expected",
+                        plain.len()
+                    ),
+                });
+            }
+            out.extend_from_slice(&plain);
+        }
+        Record::Filemark { at: fm, size } => {
+            let stored = raw.get(fm..fm + STORED_SFMB_LEN).unwrap_or(&[]);
+            let start = out.len();
+            out.extend_from_slice(stored);
+            out.resize(start + size.max(stored.len()), 0);
+        }
+        Record::Pad | Record::End => {}
+    }
+    Ok(())
+}
+
+/// Unpacks the head of a compressed file on demand, record by record.
+#[derive(Debug)]
+pub(crate) struct Unpacker<'a> {
+    raw: &'a [u8],
+    pos: usize,
+    ended: bool,
+    /// The logical MTF bytes unpacked so far.
+    pub logical: Vec<u8>,
+}
+
+impl<'a> Unpacker<'a> {
+    /// Starts after the container header; `raw` must start with [`MAGIC`].
+    pub fn new(raw: &'a [u8]) -> Self {
+        Unpacker {
+            raw,
+            pos: HEADER_LEN,
+            ended: false,
+            logical: Vec::new(),
+        }
+    }
+
+    /// Unpacks records until at least `want` logical bytes are there.
+    ///
+    /// Returns `Ok(false)` when the chunk sequence ended first.
+    pub fn ensure(&mut self, want: usize) -> Result<bool, UnpackError> {
+        while self.logical.len() < want {
+            if self.ended {
+                return Ok(false);
+            }
+            let (rec, next) = record(self.raw, self.pos)?;
+            if rec == Record::End {
+                self.ended = true;
+                continue;
+            }
+            expand(self.raw, self.pos, rec, &mut self.logical)?;
+            self.pos = next;
+        }
+        Ok(true)
+    }
+}
+
+/// The logical bytes at the end of a compressed file, found from a tail that starts anywhere.
+#[derive(Debug)]
+pub(crate) struct UnpackedTail {
+    /// The logical bytes of the chunks found (their start is 512-aligned in the logical stream).
+    pub logical: Vec<u8>,
+    /// Whether the last raw sector of the file is a filemark in clear.
+    pub ends_with_filemark: bool,
+}
+
+/// Finds the records in a raw tail that starts anywhere, and unpacks the last `chunks` chunks
+/// (with the filemarks among and after them).
+///
+/// The tail holds runs of records separated by bytes that are not records (the index, zero fill).
+/// A run starts at a chunk that decompresses to exactly its stated size, or at a filemark with a
+/// valid checksum, and goes on while well-formed records follow one another.
+pub(crate) fn unpack_tail(tail: &[u8], chunks: usize) -> Result<Option<UnpackedTail>, UnpackError> {
+    let mut records = Vec::new();
+    let mut p = 0;
+    while p < tail.len() {
+        match run(tail, p) {
+            Some((found, end)) => {
+                records.extend(found);
+                p = end.max(p + 1);
+            }
+            None => p += 1,
+        }
+    }
+    if !records
+        .iter()
+        .any(|(_, r)| matches!(r, Record::Chunk { .. }))
+    {
+        return Ok(None);
+    }
+    // The file ends with a filemark (stored as one sector, or whole and zero-filled).
+    let ends_with_filemark = records.last().is_some_and(|&(at, rec)| {
+        matches!(rec, Record::Filemark { .. })
+            && record(tail, at).is_ok_and(|(_, next)| next == tail.len())
+    });
+    // Start at the `chunks`-th chunk from the end, so the logical start is sector-aligned.
+    let mut seen = 0;
+    let mut first = records.len();
+    for (i, (_, rec)) in records.iter().enumerate().rev() {
+        if matches!(rec, Record::Chunk { .. }) {
+            seen += 1;
+            first = i;
+            if seen == chunks {
+                break;
+            }
+        }
+    }
+    let mut logical = Vec::new();
+    for (at, rec) in records.iter().skip(first) {
+        expand(tail, *at, *rec, &mut logical)?;
+    }
+    Ok(Some(UnpackedTail {
+        logical,
+        ends_with_filemark,
+    }))
+}
+
+/// The run of records starting at `p`, and where scanning should resume, if `p` starts one.
+fn run(tail: &[u8], p: usize) -> Option<(Vec<(usize, Record)>, usize)> {
+    let byte = *tail.get(p)?;
+    if byte != CHUNK && byte != b'S' {
+        return None;
+    }
+    let (first, mut at) = record(tail, p).ok()?;
+    match first {
+        Record::Chunk { .. } => {
+            // Confirm a chunk found by scanning: it must decompress to exactly its size.
+            let mut probe = Vec::new();
+            expand(tail, p, first, &mut probe).ok()?;
+        }
+        Record::Filemark { .. } => {}
+        Record::Pad | Record::End => return None,
+    }
+    let mut records = vec![(p, first)];
+    while at < tail.len() {
+        match record(tail, at) {
+            Ok((Record::End, _)) => return Some((records, at + 1)),
+            Ok((rec, next)) => {
+                records.push((at, rec));
+                at = next;
+            }
+            // The index, zero fill, or bytes cut by the end of the tail: the run ends here.
+            Err(_) => break,
+        }
+    }
+    Some((records, at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_record_is_corrupt() {
+        let raw = [0x99u8; 8];
+        assert!(matches!(record(&raw, 0), Err(UnpackError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn chunk_cut_short_asks_for_its_end() {
+        let mut raw = vec![CHUNK, 0x02, 100, 0];
+        raw.resize(40, 0);
+        assert_eq!(record(&raw, 0), Err(UnpackError::Eof { end: 128 }));
+    }
+
+    #[test]
+    fn garbage_payload_is_corrupt_not_a_panic() {
+        let mut raw = vec![CHUNK, 0x02, 0x10, 0x01];
+        raw.resize(CHUNK_HEADER_LEN + 0x110, 0xAB);
+        let (rec, _) = record(&raw, 0).unwrap();
+        let mut out = Vec::new();
+        assert!(expand(&raw, 0, rec, &mut out).is_err());
+    }
+}

@@ -1,0 +1,1 @@
+//! The backup writer (not written yet).

@@ -1,0 +1,307 @@
+//! The state document: everything the pipeline knows about one database folder, stored as JSON and
+//! written with If-Match so that any handler instance can pick up where another left off.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use serde::{Deserialize, Serialize};
+use time::OffsetDateTime;
+use uuid::Uuid;
+
+use crate::chain::{Finding, FolderFile, Plan};
+
+/// The document's schema version; bumped on incompatible changes.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// How many audit entries a document keeps (the newest).
+pub const AUDIT_LIMIT: usize = 100;
+
+/// Where a migration is. Names are a contract (`status --json`, `rehearse --json`, the HTTP API).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Phase {
+    /// No complete full backup yet.
+    Waiting,
+    /// LRS can start; waiting for a free LRS slot on the instance.
+    Ready,
+    /// A start was claimed and sent (or is about to be); not yet confirmed.
+    Starting,
+    /// LRS is restoring; no tail-log backup known yet.
+    Restoring,
+    /// The tail-log backup is known; completion follows once LRS reports it restored.
+    CutoverPending,
+    /// completeRestore was sent; waiting for the database to come online.
+    Completing,
+    /// The database is online. Nothing more will be restored.
+    Completed,
+    /// A person must act: broken chain, foreign database, failed start.
+    Blocked,
+    /// An operator paused the pipeline for this database.
+    Paused,
+    /// LRS reported failure.
+    Failed,
+    /// The 30-day LRS limit ran out.
+    Expired,
+}
+
+impl Phase {
+    /// Every phase, in lifecycle order.
+    pub const ALL: [Phase; 11] = [
+        Phase::Waiting,
+        Phase::Ready,
+        Phase::Starting,
+        Phase::Restoring,
+        Phase::CutoverPending,
+        Phase::Completing,
+        Phase::Completed,
+        Phase::Blocked,
+        Phase::Paused,
+        Phase::Failed,
+        Phase::Expired,
+    ];
+
+    /// The name used in JSON and logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Waiting => "Waiting",
+            Phase::Ready => "Ready",
+            Phase::Starting => "Starting",
+            Phase::Restoring => "Restoring",
+            Phase::CutoverPending => "CutoverPending",
+            Phase::Completing => "Completing",
+            Phase::Completed => "Completed",
+            Phase::Blocked => "Blocked",
+            Phase::Paused => "Paused",
+            Phase::Failed => "Failed",
+            Phase::Expired => "Expired",
+        }
+    }
+
+    /// Phases in which nothing more will happen without a person.
+    pub fn is_final(self) -> bool {
+        matches!(self, Phase::Completed | Phase::Failed | Phase::Expired)
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How the tail-log backup was recognised, in order of trust (highest first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TailSource {
+    /// The header's tail-log flag: a hint only, never enough to complete on its own.
+    HeaderHint,
+    /// Blob metadata `lrs_tail=true` set at upload.
+    Metadata,
+    /// The configured file-name pattern.
+    Pattern,
+    /// An operator's `cutover` command.
+    Operator,
+}
+
+/// The tail-log backup, once known.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tail {
+    /// The tail file's name in the folder.
+    pub file_name: String,
+    /// How it was recognised.
+    pub source: TailSource,
+    /// When it was recognised.
+    #[serde(with = "time::serde::rfc3339")]
+    pub recognised_at: OffsetDateTime,
+}
+
+/// One file of the folder as recorded.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FileRecord {
+    /// What the planner sees.
+    pub file: FolderFile,
+    /// The blob's ETag when it was read: a new write of the same name re-reads it.
+    pub etag: Option<String>,
+    /// The file was incomplete (a page blob still being written); the timer re-validates it.
+    pub pending: bool,
+    /// The blob carried `lrs_tail=true`.
+    pub tail_metadata: bool,
+    /// Bytes read to validate it.
+    pub bytes_read: u64,
+    /// When it was first recorded.
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+}
+
+/// The last `restoreDetails` seen, reduced to what decisions need (the shell keeps the raw JSON too).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LrsSnapshot {
+    /// `status`, as LRS reports it (values are not all documented: kept as text).
+    pub status: Option<String>,
+    /// `lastRestoredFileName`.
+    pub last_restored_file: Option<String>,
+    /// `currentRestoringFileName`.
+    pub current_restoring_file: Option<String>,
+    /// `numberOfFilesRestored`.
+    pub files_restored: u64,
+    /// `numberOfFilesQueued`.
+    pub files_queued: u64,
+    /// `percentCompleted`.
+    pub percent_completed: Option<f64>,
+    /// `blockReason`.
+    pub block_reason: Option<String>,
+    /// `unrestorableFiles` names.
+    pub unrestorable_files: Vec<String>,
+}
+
+/// What the pipeline has done with LRS for this database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct LrsProgress {
+    /// When this invocation claimed the start (phase `Starting` written before ARM is called).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub start_claimed_at: Option<OffsetDateTime>,
+    /// How many start requests were sent (for the audit; a start is claimed once).
+    pub start_attempts: u32,
+    /// When ARM accepted the start.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub started_at: Option<OffsetDateTime>,
+    /// The full backup set LRS restores: fixed once started.
+    pub base_guid: Option<Uuid>,
+    /// The collation sent with the start.
+    pub collation: Option<String>,
+    /// The last restoreDetails snapshot.
+    pub snapshot: Option<LrsSnapshot>,
+    /// When the snapshot was taken.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub polled_at: Option<OffsetDateTime>,
+    /// When the restored-file count last grew (for the stall alert).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub progress_at: Option<OffsetDateTime>,
+    /// When LRS first reported the tail-log backup restored.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub tail_restored_at: Option<OffsetDateTime>,
+    /// When completeRestore was claimed (phase `Completing` written before ARM is called).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub complete_claimed_at: Option<OffsetDateTime>,
+    /// When ARM accepted completeRestore.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub complete_sent_at: Option<OffsetDateTime>,
+    /// The `lastBackupName` sent with completeRestore.
+    pub completed_with: Option<String>,
+    /// When the database was seen Online.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub online_at: Option<OffsetDateTime>,
+    /// Why LRS failed, when it did.
+    pub failure: Option<String>,
+    /// Why the start was refused, when it was: the database is `Blocked` until `resume`.
+    pub start_error: Option<String>,
+}
+
+/// One line of the audit trail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// When.
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// What happened.
+    pub event: String,
+}
+
+/// One database folder's state document.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MigrationState {
+    /// [`SCHEMA_VERSION`].
+    pub schema: u32,
+    /// The container.
+    pub container: String,
+    /// The database folder in the container.
+    pub folder: String,
+    /// The target database name on the managed instance.
+    pub database_name: String,
+    /// Where the migration is.
+    pub phase: Phase,
+    /// Why it is `Blocked`, `Failed` or `Expired`, in words a DBA can act on.
+    pub reason: Option<String>,
+    /// Every file seen, by name.
+    pub files: BTreeMap<String, FileRecord>,
+    /// Files refused before they were read (for example a nested path), by name, with the reason.
+    pub rejected: BTreeMap<String, String>,
+    /// The tail-log backup, once known.
+    pub tail: Option<Tail>,
+    /// The current plan (recomputed on every change).
+    pub plan: Option<Plan>,
+    /// LRS progress.
+    pub lrs: LrsProgress,
+    /// Paused by an operator.
+    pub paused: bool,
+    /// Alerts already raised (by key), so a condition alerts once, not on every tick.
+    pub alerts_raised: BTreeSet<String>,
+    /// When the folder was first seen.
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    /// When the document last changed.
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    /// When the timer should next look at this database.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub next_poll_at: Option<OffsetDateTime>,
+    /// The newest events, oldest first, at most [`AUDIT_LIMIT`].
+    pub audit: VecDeque<AuditEntry>,
+}
+
+impl MigrationState {
+    /// A new document for a folder seen for the first time.
+    pub fn new(container: &str, folder: &str, database_name: &str, now: OffsetDateTime) -> Self {
+        MigrationState {
+            schema: SCHEMA_VERSION,
+            container: container.to_owned(),
+            folder: folder.to_owned(),
+            database_name: database_name.to_owned(),
+            phase: Phase::Waiting,
+            reason: None,
+            files: BTreeMap::new(),
+            rejected: BTreeMap::new(),
+            tail: None,
+            plan: None,
+            lrs: LrsProgress::default(),
+            paused: false,
+            alerts_raised: BTreeSet::new(),
+            created_at: now,
+            updated_at: now,
+            next_poll_at: None,
+            audit: VecDeque::new(),
+        }
+    }
+
+    /// The state document's key in the state container: `<container>/<folder>.json`.
+    pub fn key(container: &str, folder: &str) -> String {
+        format!("{container}/{folder}.json")
+    }
+
+    /// Appends to the audit trail, dropping the oldest entries past [`AUDIT_LIMIT`].
+    pub fn audit(&mut self, at: OffsetDateTime, event: impl Into<String>) {
+        self.audit.push_back(AuditEntry {
+            at,
+            event: event.into(),
+        });
+        while self.audit.len() > AUDIT_LIMIT {
+            self.audit.pop_front();
+        }
+    }
+
+    /// The current findings (empty before the first plan).
+    pub fn findings(&self) -> &[Finding] {
+        self.plan
+            .as_ref()
+            .map(|p| p.findings.as_slice())
+            .unwrap_or_default()
+    }
+
+    /// Files LRS has restored, from the last snapshot.
+    pub fn files_restored(&self) -> u64 {
+        self.lrs.snapshot.as_ref().map_or(0, |s| s.files_restored)
+    }
+
+    /// Whether LRS has been asked to start (claimed or accepted): it must never be asked again.
+    pub fn start_claimed(&self) -> bool {
+        self.lrs.start_claimed_at.is_some()
+    }
+}
