@@ -151,10 +151,7 @@ pub(crate) fn parse_config(data: &[u8]) -> Result<Config, ConfigError> {
             _ if scin.is_none() => {
                 return Err(bad("the configuration does not start with an SCIN record"));
             }
-            SFGI => filegroups.push((
-                rec.u32(0x0C)?,
-                rec_string(rec, 0x10)?.unwrap_or_default(),
-            )),
+            SFGI => filegroups.push((rec.u32(0x0C)?, rec_string(rec, 0x10)?.unwrap_or_default())),
             SFIN => files.push(parse_sfin(rec)?),
             _ => {}
         }

@@ -52,6 +52,33 @@ pub enum FailureKind {
     Unsupported,
 }
 
+impl FailureKind {
+    /// The kind of a reader error. `NeedMoreHead` means the caller stopped too early: it is reported
+    /// as unsupported rather than blamed on the file.
+    pub fn of(error: &crate::backup::Error) -> FailureKind {
+        use crate::backup::Error;
+        match error {
+            Error::NotABackup { .. } => FailureKind::NotABackup,
+            Error::Truncated { .. } => FailureKind::Incomplete,
+            Error::Corrupt { .. } => FailureKind::Corrupt,
+            Error::NeedMoreHead { .. } | Error::Unsupported { .. } => FailureKind::Unsupported,
+        }
+    }
+}
+
+impl FileRead {
+    /// The planner's view of a reader result.
+    pub fn from_result(result: Result<BackupFile, crate::backup::Error>) -> FileRead {
+        match result {
+            Ok(facts) => FileRead::Read { facts },
+            Err(error) => FileRead::Failed {
+                kind: FailureKind::of(&error),
+                message: error.to_string(),
+            },
+        }
+    }
+}
+
 /// How the tail-log backup (the cutover trigger) is recognised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TailRule {
@@ -59,6 +86,24 @@ pub struct TailRule {
     pub file_name: Option<String>,
     /// A case-insensitive glob on the file name, such as `*tail*`.
     pub pattern: Option<String>,
+}
+
+impl TailRule {
+    /// Compiles the pattern (case-insensitive). `Ok(None)` when there is no pattern or it is empty.
+    ///
+    /// # Errors
+    /// The glob does not parse; shells check this up front, the planner treats it as matching nothing.
+    pub fn matcher(&self) -> Result<Option<globset::GlobMatcher>, globset::Error> {
+        match self.pattern.as_deref().map(str::trim) {
+            None | Some("") => Ok(None),
+            Some(pattern) => Ok(Some(
+                globset::GlobBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()?
+                    .compile_matcher(),
+            )),
+        }
+    }
 }
 
 /// Severity of a finding.
@@ -111,6 +156,57 @@ pub enum FindingCode {
     OlderThanBase,
     /// A log backup after the declared tail-log backup.
     LogAfterTail,
+    /// A full backup newer than the base LRS already restored: LRS does not re-base, so it is not used.
+    NewerFullBackup,
+}
+
+impl FindingCode {
+    /// The stable snake_case name (as serialised), for text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FindingCode::NotABackup => "not_a_backup",
+            FindingCode::CorruptFile => "corrupt_file",
+            FindingCode::IncompleteFile => "incomplete_file",
+            FindingCode::NoFullBackup => "no_full_backup",
+            FindingCode::MissingStripes => "missing_stripes",
+            FindingCode::LogChainGap => "log_chain_gap",
+            FindingCode::OrphanDifferential => "orphan_differential",
+            FindingCode::MultipleDatabases => "multiple_databases",
+            FindingCode::SplitLogBackup => "split_log_backup",
+            FindingCode::NestedPath => "nested_path",
+            FindingCode::PathNeedsEncoding => "path_needs_encoding",
+            FindingCode::UnsupportedVersion => "unsupported_version",
+            FindingCode::SimpleRecovery => "simple_recovery",
+            FindingCode::NoChecksum => "no_checksum",
+            FindingCode::MultipleBackupSets => "multiple_backup_sets",
+            FindingCode::OlderThanBase => "older_than_base",
+            FindingCode::LogAfterTail => "log_after_tail",
+            FindingCode::NewerFullBackup => "newer_full_backup",
+        }
+    }
+}
+
+impl std::fmt::Display for FindingCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Severity {
+    /// The stable snake_case name (as serialised), for text output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Blocking => "blocking",
+        }
+    }
+}
+
+impl std::fmt::Display for Severity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One problem or observation, with what to do about it.

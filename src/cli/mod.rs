@@ -11,6 +11,7 @@ mod cutover;
 mod demo;
 mod inspect;
 mod rehearse;
+mod resolve;
 mod serve;
 mod simulate;
 mod status;
@@ -68,7 +69,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-#[allow(dead_code)] // used by the network commands as they land
 /// A multi-threaded tokio runtime for the commands that do network or file watching work.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -192,6 +192,16 @@ impl StorageScope {
         &self.account
     }
 
+    /// A database folder's URL (`<account>/<container>/<folder>`, no query string): the storage
+    /// container URI LRS is given.
+    pub fn folder_url(&self, container: &str, folder: &str) -> Url {
+        let mut url = self.account.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(container).push(folder);
+        }
+        url
+    }
+
     /// The watched containers.
     pub fn containers(&self) -> &[String] {
         &self.containers
@@ -379,6 +389,23 @@ mod tests {
             Err(ScopeError::BadPath(_))
         ));
         assert!(matches!(s.locate("not a url"), Err(ScopeError::Malformed)));
+    }
+
+    #[test]
+    fn folder_urls_carry_no_query_and_encode_names() {
+        let url = scope().folder_url("backups", "db 1");
+        assert_eq!(
+            url.as_str(),
+            "https://acct.blob.core.windows.net/backups/db%201"
+        );
+        let s = StorageScope::new(
+            &Url::parse("http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=x").unwrap(),
+            vec![],
+        );
+        assert_eq!(
+            s.folder_url("c", "db").as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/c/db"
+        );
     }
 
     #[test]

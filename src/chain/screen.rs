@@ -1,0 +1,295 @@
+//! Per-file screening: which files of the folder LRS can use at all, and the findings about single
+//! files (unreadable, nested, oddly named, unsupported version or type, several sets in one file).
+
+use std::collections::BTreeMap;
+
+use crate::backup::{BackupFile, BackupSet, BackupType};
+
+use super::types::{FailureKind, FileRead, Finding, FindingCode, FolderFile, Severity};
+
+/// The oldest and newest SQL Server major versions LRS restores from (2008 and 2022).
+const MIN_MAJOR: u8 = 10;
+const MAX_MAJOR: u8 = 16;
+
+/// One readable backup file directly under the folder, holding one backup set.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<'a> {
+    /// The folder file.
+    pub file: &'a FolderFile,
+    /// What the reader found.
+    pub facts: &'a BackupFile,
+    /// Its only backup set.
+    pub set: &'a BackupSet,
+    /// Written to the end (`complete != Some(false)`): only usable entries are planned from.
+    pub usable: bool,
+}
+
+/// Screens every file; returns the entries the planner may use, sorted by name so the plan does not
+/// depend on listing order.
+pub(crate) fn screen<'a>(
+    folder: &str,
+    files: &'a [FolderFile],
+    findings: &mut Vec<Finding>,
+) -> Vec<Entry<'a>> {
+    let mut sorted: Vec<&FolderFile> = files.iter().collect();
+    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+
+    let mut nested: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut encoded = Vec::new();
+    let mut entries = Vec::new();
+    for file in sorted {
+        if let Some(subfolder) = subfolder_of(&file.name) {
+            nested.entry(subfolder).or_default().push(file.name.clone());
+            continue;
+        }
+        if needs_encoding(&file.name) {
+            encoded.push(file.name.clone());
+        }
+        match &file.read {
+            FileRead::Failed { kind, message } => findings.push(read_failure(file, *kind, message)),
+            FileRead::Read { facts } => {
+                if let Some(entry) = screen_facts(file, facts, findings) {
+                    entries.push(entry);
+                }
+            }
+        }
+    }
+
+    let folder = folder.trim_end_matches('/');
+    for (subfolder, names) in nested {
+        findings.push(Finding {
+            code: FindingCode::NestedPath,
+            severity: Severity::Blocking,
+            message: format!(
+                "{} in the subfolder {subfolder}/: LRS reads only the files directly under the \
+                 database folder and does not look into subfolders; move {} up to {folder}/ \
+                 (Ola Hallengren's jobs: set @DirectoryStructure = NULL or write each database to \
+                 its own flat folder)",
+                count(names.len(), "file is", "files are"),
+                if names.len() == 1 { "it" } else { "them" },
+            ),
+            files: names,
+        });
+    }
+    if !encoded.is_empty() {
+        findings.push(Finding {
+            code: FindingCode::PathNeedsEncoding,
+            severity: Severity::Warning,
+            message: format!(
+                "{} characters such as $, %, # or spaces that must be URL-encoded in the blob URL, \
+                 which LRS has been reported to mishandle; rename {} using only letters, digits, \
+                 '-', '_' and '.' (Ola Hallengren's default names include SERVER$INSTANCE)",
+                count(encoded.len(), "file name has", "file names have"),
+                if encoded.len() == 1 { "it" } else { "them" },
+            ),
+            files: encoded,
+        });
+    }
+    entries
+}
+
+/// The findings for one readable file; `None` when LRS cannot use it at all.
+fn screen_facts<'a>(
+    file: &'a FolderFile,
+    facts: &'a BackupFile,
+    findings: &mut Vec<Finding>,
+) -> Option<Entry<'a>> {
+    let name = file.name.clone();
+    let media = &facts.media;
+    let set = match facts.backup_sets.as_slice() {
+        [] => {
+            findings.push(Finding {
+                code: FindingCode::CorruptFile,
+                severity: Severity::Blocking,
+                message: format!(
+                    "{name} has a media header but no backup set: check it with RESTORE HEADERONLY \
+                     and upload it again, or move it out of the folder"
+                ),
+                files: vec![name],
+            });
+            return None;
+        }
+        [set] => set,
+        sets => {
+            findings.push(Finding {
+                code: FindingCode::MultipleBackupSets,
+                severity: Severity::Blocking,
+                message: format!(
+                    "{name} holds {} backup sets (appended WITH NOINIT): LRS expects one backup set \
+                     per file; back up to a new file each time (WITH INIT, or a new file name per \
+                     backup) and replace this file",
+                    sets.len()
+                ),
+                files: vec![name],
+            });
+            return None;
+        }
+    };
+    if media.family_count == 0
+        || media.family_sequence == 0
+        || media.family_sequence > media.family_count
+    {
+        findings.push(Finding {
+            code: FindingCode::CorruptFile,
+            severity: Severity::Blocking,
+            message: format!(
+                "{name}: its media header says stripe {} of {}, which cannot be: upload the file \
+                 again, or move it out of the folder",
+                media.family_sequence, media.family_count
+            ),
+            files: vec![name],
+        });
+        return None;
+    }
+    let version = set.software_version;
+    if !(MIN_MAJOR..=MAX_MAJOR).contains(&version.major) {
+        let (what, todo) = if version.major < MIN_MAJOR {
+            (
+                format!("SQL Server {} ({version})", release_name(version.major)),
+                "upgrade the database to SQL Server 2008 or later (restore it there), then take a \
+                 new full backup WITH CHECKSUM from that server",
+            )
+        } else {
+            (
+                format!("SQL Server version {version}"),
+                "LRS restores backups from SQL Server 2008 to 2022 only; migrate this database \
+                 another way, or from a supported version",
+            )
+        };
+        findings.push(Finding {
+            code: FindingCode::UnsupportedVersion,
+            severity: Severity::Blocking,
+            message: format!("{name} was written by {what}: {todo}"),
+            files: vec![name],
+        });
+        return None;
+    }
+    if !set.backup_type.is_supported_by_lrs() {
+        findings.push(Finding {
+            code: FindingCode::UnsupportedVersion,
+            severity: Severity::Blocking,
+            message: format!(
+                "{name} is a {} backup (type {}): LRS restores only full, differential and log \
+                 backups of the whole database; take a full database backup WITH CHECKSUM and \
+                 move this file out of the folder",
+                type_words(set.backup_type),
+                set.backup_type.letter()
+            ),
+            files: vec![name],
+        });
+        return None;
+    }
+    let usable = facts.complete != Some(false);
+    if !usable {
+        findings.push(Finding {
+            code: FindingCode::IncompleteFile,
+            severity: Severity::Blocking,
+            message: format!(
+                "{name} has no end blocks: it is truncated or still being written; wait for the \
+                 upload to finish, or upload it again if the copy was cut short"
+            ),
+            files: vec![name],
+        });
+    }
+    Some(Entry {
+        file,
+        facts,
+        set,
+        usable,
+    })
+}
+
+/// The finding for a file the reader could not read.
+fn read_failure(file: &FolderFile, kind: FailureKind, message: &str) -> Finding {
+    let name = &file.name;
+    let (code, severity, text) = match kind {
+        FailureKind::NotABackup => (
+            FindingCode::NotABackup,
+            Severity::Warning,
+            format!(
+                "{name} is not a SQL Server backup ({message}): LRS will list it as unrestorable; \
+                 move it out of the database folder"
+            ),
+        ),
+        FailureKind::Corrupt => (
+            FindingCode::CorruptFile,
+            Severity::Blocking,
+            format!(
+                "{name} is damaged ({message}): check it with RESTORE VERIFYONLY at the source and \
+                 upload it again, or take a new backup WITH CHECKSUM"
+            ),
+        ),
+        FailureKind::Incomplete => (
+            FindingCode::IncompleteFile,
+            Severity::Blocking,
+            format!(
+                "{name} is truncated or still being written ({message}): wait for the upload to \
+                 finish, or upload it again if the copy was cut short"
+            ),
+        ),
+        FailureKind::Unsupported => (
+            FindingCode::UnsupportedVersion,
+            Severity::Blocking,
+            format!(
+                "{name} could not be checked ({message}): verify it with RESTORE HEADERONLY; if \
+                 LRS should not restore it, move it out of the folder"
+            ),
+        ),
+    };
+    Finding {
+        code,
+        severity,
+        files: vec![name.clone()],
+        message: text,
+    }
+}
+
+/// The subfolder part of a nested name (`FULL/x.bak` → `FULL`), `None` for a file directly under
+/// the folder. Backslashes count as separators too: a Windows copy may keep them.
+fn subfolder_of(name: &str) -> Option<&str> {
+    let trimmed = name.trim_start_matches(['/', '\\']);
+    trimmed
+        .rfind(['/', '\\'])
+        .map(|i| trimmed.get(..i).unwrap_or(trimmed))
+}
+
+/// Whether a blob name has characters that must be percent-encoded in a URL path. RFC 3986
+/// unreserved characters and a few harmless sub-delimiters pass.
+pub(crate) fn needs_encoding(name: &str) -> bool {
+    !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-._~()!*',=+@".contains(c))
+}
+
+/// Whether LRS's completeRestore accepts this name as `lastBackupName` (no newline, ASCII only).
+pub(crate) fn valid_last_backup_name(name: &str) -> bool {
+    name.is_ascii() && !name.chars().any(|c| c.is_ascii_control())
+}
+
+fn release_name(major: u8) -> &'static str {
+    match major {
+        7 => "7.0",
+        8 => "2000",
+        9 => "2005",
+        _ => "before 2008",
+    }
+}
+
+fn type_words(kind: BackupType) -> &'static str {
+    match kind {
+        BackupType::File => "file or filegroup",
+        BackupType::DifferentialFile => "differential file",
+        BackupType::Partial => "partial",
+        BackupType::DifferentialPartial => "differential partial",
+        BackupType::Full | BackupType::Differential | BackupType::Log => "database",
+    }
+}
+
+/// `1 file is` / `3 files are`.
+pub(crate) fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
+    }
+}
