@@ -304,12 +304,11 @@ impl Progress {
 /// caught up and waiting for more files.
 fn settled(s: &MigrationState) -> bool {
     match s.phase {
-        Phase::Completed
-        | Phase::Blocked
-        | Phase::Failed
-        | Phase::Expired
-        | Phase::Waiting
-        | Phase::Paused => !s.files.values().any(|f| f.pending),
+        Phase::Completed | Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Paused => {
+            !s.files.values().any(|f| f.pending)
+        }
+        // Waiting with a wake-up time: a finding is settling, or a file is pending.
+        Phase::Waiting => s.next_poll_at.is_none(),
         Phase::Restoring => {
             let last_planned = s
                 .plan
