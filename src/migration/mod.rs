@@ -10,6 +10,8 @@
 
 mod io;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use time::{Duration, OffsetDateTime};
 
