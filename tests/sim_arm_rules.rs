@@ -435,7 +435,11 @@ async fn a_storage_failure_shows_in_block_reason() {
         .expect("details")
         .block_reason
         .unwrap_or_default();
-    assert!(reason.contains("cannot list the folder"), "{reason}");
+    assert!(
+        reason.starts_with("StorageBrokenIssueDetectedWhileInProgress")
+            && reason.contains("not found"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
