@@ -274,6 +274,9 @@ impl Inner {
                 headers.insert(name, v);
             }
         }
+        if !self.config.send_async_operation {
+            headers.remove("azure-asyncoperation");
+        }
         headers
     }
 }

@@ -69,6 +69,9 @@ pub struct SimConfig {
     pub complete_secs: f64,
     /// `Retry-After` on polling answers, in seconds.
     pub poll_retry_after_secs: u64,
+    /// Send `Azure-AsyncOperation` beside `Location` on long-running operations. The SQL spec
+    /// declares only `Location`; turning this off checks that clients follow either.
+    pub send_async_operation: bool,
     /// After how long LRS cancels a job that was not completed (30 days).
     pub cancel_after: time::Duration,
     /// Faults to inject.
@@ -85,6 +88,7 @@ impl SimConfig {
             operation_secs: 1.0,
             complete_secs: 2.0,
             poll_retry_after_secs: 1,
+            send_async_operation: true,
             cancel_after: time::Duration::days(30),
             faults: Faults::default(),
         }

@@ -63,6 +63,14 @@ pub async fn start(config: SimConfig) -> RunningSim {
     }
 }
 
+/// A simulator over an empty storage root, and a client for it. Keep the root alive.
+pub async fn empty_sim() -> (tempfile::TempDir, RunningSim, LrsClient) {
+    let root = tempfile::tempdir().expect("temp dir");
+    let sim = start(config(root.path())).await;
+    let lrs = client(&sim.base);
+    (root, sim, lrs)
+}
+
 /// A client with short retry delays (the pipeline still honours Retry-After).
 pub fn client(base: &str) -> LrsClient {
     let options = LrsClientOptions {
