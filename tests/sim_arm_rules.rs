@@ -184,6 +184,10 @@ async fn the_simulator_refuses_start_bodies_lrs_refuses() {
     .await;
     assert_eq!(status, 404);
     assert!(answer.contains("InvalidResourceType"), "{answer}");
+    let huge = format!("{{\"location\":\"{}\"}}", "x".repeat(1_100_000));
+    let (status, answer) = raw(&sim.base, "PUT", path, &huge).await;
+    assert_eq!(status, 413, "an oversized body is refused, not buffered");
+    assert!(answer.contains("RequestEntityTooLarge"), "{answer}");
 }
 
 #[tokio::test]

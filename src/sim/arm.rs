@@ -581,11 +581,10 @@ fn container_and_folder(uri: &url::Url) -> Option<(String, String)> {
                 .into_owned()
         })
         .collect();
-    let n = segments.len();
-    if n < 2 {
-        return None;
+    match segments.as_slice() {
+        [.., container, folder] => Some((container.clone(), folder.clone())),
+        _ => None,
     }
-    Some((segments[n - 2].clone(), segments[n - 1].clone()))
 }
 
 async fn put_database(
