@@ -124,15 +124,20 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
         Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
         Container::Compressed => read_compressed_head(head)?,
     };
-    let Head { tape, sets } = parsed;
+    let Head { tape, sets, closed } = parsed;
     let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
+    for (index, at, closing) in &closed {
+        if let Some(set) = backup_sets.get_mut(*index) {
+            close_set(set, *at, closing)?;
+        }
+    }
     let complete = match tail {
         None => None,
         Some(t) => {
             let found = match kind {
                 Container::Plain => {
                     let start = t.file_size.saturating_sub(t.bytes.len() as u64);
-                    Some(parse_tail(t.bytes, start, None)?)
+                    Some(parse_tail(t.bytes, start)?)
                 }
                 Container::Compressed => read_compressed_tail(t.bytes)?,
             };
@@ -213,7 +218,7 @@ fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
         else {
             return Ok(None);
         };
-        let found = parse_tail(&unpacked.logical, 0, Some(unpacked.ends_with_filemark))?;
+        let found = parse_tail(&unpacked.logical, 0)?;
         let done = found.closing.is_some();
         best = Some(found);
         if done {
@@ -228,6 +233,9 @@ fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
 struct Head {
     tape: Tape,
     sets: Vec<SetHead>,
+    /// Closing copies (MSLS, confirmed by the ESET that follows) of sets that end in the head:
+    /// the set's index in `sets`, the block offset, the copy.
+    closed: Vec<(usize, usize, Config)>,
 }
 
 #[derive(Debug)]
@@ -362,6 +370,9 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     let mut sets: Vec<SetHead> = Vec::new();
     // The set whose SSET (and maybe VOLB) has been read but not yet its MSCI.
     let mut open: Option<(Sset, Option<String>)> = None;
+    let mut closed = Vec::new();
+    // The last set's closing copy, until its ESET confirms it.
+    let mut closing: Option<(usize, Config)> = None;
     loop {
         let d = match Dblk::parse(buf, at) {
             Ok(d) => d,
@@ -405,6 +416,21 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
                     config,
                 });
             }
+            MSLS if open.is_none() && !sets.is_empty() => {
+                closing = match block_config(&d) {
+                    Ok(c) => Some((at, c)),
+                    Err(HeadError::Eof(_)) => break,
+                    Err(e) => return Err(e),
+                };
+            }
+            ESET if open.is_none() => {
+                let position = d.bytes().u16(78).ok();
+                if let (Some((msls_at, c)), Some(last)) = (closing.take(), sets.last()) {
+                    if position == Some(last.sset.position) {
+                        closed.push((sets.len() - 1, msls_at, c));
+                    }
+                }
+            }
             MSDA | MSTL | MSLS | ESET if open.is_some() => {
                 return Err(HeadError::Fail(corrupt(
                     d.tag,
@@ -432,7 +458,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
         // Only reachable when the loop breaks, which needs a set: keep the invariant explicit.
         return Err(HeadError::Eof(buf.len() + 1));
     }
-    Ok(Head { tape, sets })
+    Ok(Head { tape, sets, closed })
 }
 
 /// What the tail says about the last set.
@@ -455,100 +481,151 @@ impl TailFacts {
         else {
             return Ok(());
         };
-        let Some(set) = sets.iter_mut().find(|s| s.position == position) else {
-            return Ok(());
-        };
-        // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
-        // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
-        // closing copy. What identifies the set must not change.
-        let checks: [(&str, bool); 7] = [
-            ("database name", set.database_name == closing.database_name),
-            ("server name", set.server_name == closing.server_name),
-            ("backup type", set.backup_type == closing.backup_type),
-            (
-                "DatabaseBackupLSN",
-                set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
-            ),
-            (
-                "SQL Server version",
-                set.software_version == closing.software_version,
-            ),
-            (
-                "backup start date",
-                set.backup_start == closing.backup_start,
-            ),
-            ("collation", set.collation == closing.collation),
-        ];
-        if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
-            return Err(corrupt(
-                MSLS,
-                *at,
-                format!(
-                    "the closing copy of the set header disagrees with the opening copy on {field}"
-                ),
-            ));
+        match sets.iter_mut().find(|s| s.position == position) {
+            Some(set) => close_set(set, *at, closing),
+            None => Ok(()),
         }
-        set.first_lsn = closing.first_lsn;
-        set.last_lsn = closing.last_lsn;
-        set.checkpoint_lsn = closing.checkpoint_lsn;
-        set.backup_finish = closing.backup_finish;
-        set.backup_size = Some(closing.backup_size);
-        set.compressed_backup_size = closing.compressed_backup_size;
-        Ok(())
     }
 }
 
-/// Scans a tail for the closing blocks. `start` is the logical offset of `buf[0]` (blocks sit at
-/// 512-byte multiples of it); `ends_with_filemark` is given for compressed files, whose final
-/// filemark is stored after the chunks, and is otherwise read from `buf` itself.
-fn parse_tail(
-    buf: &[u8],
-    start: u64,
-    ends_with_filemark: Option<bool>,
-) -> Result<TailFacts, Error> {
+/// Puts the closing copy's facts (final LSNs, finish date, sizes) into a set, after checking that
+/// the closing copy agrees with the opening one on what identifies the set.
+fn close_set(set: &mut facts::BackupSet, at: usize, closing: &Config) -> Result<(), Error> {
+    // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
+    // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
+    // closing copy. What identifies the set must not change.
+    let checks: [(&str, bool); 7] = [
+        ("database name", set.database_name == closing.database_name),
+        ("server name", set.server_name == closing.server_name),
+        ("backup type", set.backup_type == closing.backup_type),
+        (
+            "DatabaseBackupLSN",
+            set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
+        ),
+        (
+            "SQL Server version",
+            set.software_version == closing.software_version,
+        ),
+        (
+            "backup start date",
+            set.backup_start == closing.backup_start,
+        ),
+        ("collation", set.collation == closing.collation),
+    ];
+    if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
+        return Err(corrupt(
+            MSLS,
+            at,
+            format!(
+                "the closing copy of the set header disagrees with the opening copy on {field}"
+            ),
+        ));
+    }
+    set.first_lsn = closing.first_lsn;
+    set.last_lsn = closing.last_lsn;
+    set.checkpoint_lsn = closing.checkpoint_lsn;
+    set.backup_finish = closing.backup_finish;
+    set.backup_size = Some(closing.backup_size);
+    set.compressed_backup_size = closing.compressed_backup_size;
+    Ok(())
+}
+
+/// Reads the closing blocks from a tail. `start` is the logical offset of `buf[0]`: blocks sit at
+/// 512-byte multiples of it. The last MSLS is found by scanning those sectors; from it, the blocks
+/// are walked by their own sizes, and the set is complete when the walk passes an ESET and ends
+/// with a filemark exactly at the end of the bytes.
+fn parse_tail(buf: &[u8], start: u64) -> Result<TailFacts, Error> {
     const SECTOR: u64 = 512;
     let first = ((SECTOR - start % SECTOR) % SECTOR) as usize;
-    let mut blocks: Vec<(usize, Dblk<'_>)> = Vec::new();
+    let abs = |p: usize| start as usize + p;
+    let mut last_msls = None;
     let mut p = first;
     while p < buf.len() {
         match Dblk::parse(buf, p) {
-            Ok(d) => blocks.push((p, d)),
-            Err(BlockError::Corrupt { tag, detail }) => {
-                return Err(corrupt(tag, start as usize + p, detail));
-            }
-            Err(_) => {}
+            Ok(d) if d.tag == MSLS => last_msls = Some(d),
+            Ok(_) | Err(BlockError::Eof(_)) | Err(BlockError::NotABlock) => {}
+            Err(BlockError::Corrupt { tag, detail }) => return Err(corrupt(tag, abs(p), detail)),
         }
         p += SECTOR as usize;
     }
-    let last_msls = blocks.iter().rposition(|(_, d)| d.tag == MSLS);
-    let closing = match last_msls.and_then(|i| blocks.get(i).copied()) {
-        Some((at, d)) => match block_config(&d) {
-            Ok(c) => Some((start as usize + at, c)),
-            // Cut by the end of the file: the set is not closed yet.
-            Err(HeadError::Eof(_)) => None,
-            Err(HeadError::Fail(e)) => return Err(e),
+    let incomplete = TailFacts {
+        closing: None,
+        eset_position: None,
+        complete: false,
+    };
+    let Some(msls) = last_msls else {
+        return Ok(incomplete);
+    };
+    let closing = match block_config(&msls) {
+        Ok(c) => c,
+        // Cut by the end of the file: the set is not closed yet.
+        Err(HeadError::Eof(_)) => return Ok(incomplete),
+        Err(HeadError::Fail(e)) => return Err(relocate(e, start)),
+    };
+    let mut facts = TailFacts {
+        closing: Some((abs(msls.at), closing)),
+        eset_position: None,
+        complete: false,
+    };
+    let mut prev = msls;
+    loop {
+        let at = match prev.end() {
+            Ok(at) => at,
+            Err(BlockError::Eof(_)) => return Ok(facts),
+            Err(BlockError::NotABlock) => return Ok(facts),
+            Err(BlockError::Corrupt { tag, detail }) => {
+                return Err(corrupt(tag, abs(prev.at), detail));
+            }
+        };
+        if at == buf.len() {
+            facts.complete = prev.tag == SFMB && facts.eset_position.is_some();
+            return Ok(facts);
+        }
+        let d = match Dblk::parse(buf, at) {
+            Ok(d) => d,
+            Err(BlockError::Eof(_)) => return Ok(facts),
+            // Zero fill after the last block: written so far, not finished.
+            Err(BlockError::NotABlock)
+                if buf
+                    .get(at..)
+                    .is_some_and(|r| r.iter().take(512).all(|&b| b == 0)) =>
+            {
+                return Ok(facts);
+            }
+            Err(BlockError::NotABlock) => {
+                return Err(corrupt(
+                    prev.tag,
+                    abs(at),
+                    "no MTF block follows this one where it ends",
+                ));
+            }
+            Err(BlockError::Corrupt { tag, detail }) => return Err(corrupt(tag, abs(at), detail)),
+        };
+        match d.tag {
+            ESET => facts.eset_position = d.bytes().u16(78).ok(),
+            SFMB => {}
+            // Another set begins: this file holds more than the tail shows.
+            _ => {
+                facts.eset_position = None;
+                return Ok(facts);
+            }
+        }
+        prev = d;
+    }
+}
+
+/// Shifts an error's offset from a tail-relative one to the file's.
+fn relocate(e: Error, start: u64) -> Error {
+    match e {
+        Error::Corrupt {
+            block,
+            offset,
+            detail,
+        } => Error::Corrupt {
+            block,
+            offset: offset + start,
+            detail,
         },
-        None => None,
-    };
-    let after: &[(usize, Dblk<'_>)] = match last_msls {
-        Some(i) => blocks.get(i + 1..).unwrap_or(&[]),
-        None => &[],
-    };
-    let last_eset = after.iter().rev().find(|(_, d)| d.tag == ESET);
-    let eset_position = match last_eset {
-        Some((_, d)) => d.bytes().u16(78).ok(),
-        None => None,
-    };
-    let only_end_blocks = after.iter().all(|(_, d)| d.tag == ESET || d.tag == SFMB);
-    let ends = match ends_with_filemark {
-        Some(v) => v,
-        None => after
-            .last()
-            .is_some_and(|(at, d)| d.tag == SFMB && at + usize::from(d.first_stream) == buf.len()),
-    };
-    Ok(TailFacts {
-        complete: closing.is_some() && last_eset.is_some() && only_end_blocks && ends,
-        closing,
-        eset_position,
-    })
+        other => other,
+    }
 }

@@ -49,7 +49,12 @@ enum Command {
 /// (invalid file, blocking finding), 2 an error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = telemetry::init();
+    let servers = matches!(cli.command, Command::Serve(_) | Command::SimulateLrs(_));
+    let _telemetry = telemetry::init(if servers {
+        "lrs_autopilot=info"
+    } else {
+        "lrs_autopilot=warn"
+    });
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),

@@ -1,5 +1,5 @@
 //! Logs, traces and metrics. Only the binary installs a subscriber: logs go to stderr (the
-//! Functions host captures them), filtered by `RUST_LOG` (default `lrs_autopilot=info`), as JSON
+//! Functions host captures them), filtered by `RUST_LOG` (default `lrs_autopilot=info` for the servers, `=warn` otherwise), as JSON
 //! lines with `LRS_LOG_FORMAT=json`. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans and the
 //! pipeline's metrics also go out over OTLP/HTTP (the standard `OTEL_*` variables apply).
 
@@ -39,9 +39,12 @@ static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
 
 /// Installs the subscriber. Call once, before any runtime starts: the OTLP HTTP exporter uses a
 /// blocking client that must be built off the async runtime's threads.
-pub fn init() -> Guard {
+///
+/// `default_filter` applies when `RUST_LOG` is unset: `info` for the servers, `warn` for the
+/// interactive commands, whose own output is the point.
+pub fn init(default_filter: &str) -> Guard {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("lrs_autopilot=info"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("LRS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
     let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let fmt = if json {

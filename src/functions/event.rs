@@ -169,6 +169,11 @@ pub enum ScopeError {
         "the blob {0:?} is not inside a database folder: put each database's backups in <container>/<database>/"
     )]
     NoFolder(String),
+    /// A database folder whose name starts with `.`: state documents cannot be keyed by it.
+    #[error(
+        "the database folder {0:?} starts with '.': rename it (hidden folder names are not supported)"
+    )]
+    HiddenFolder(String),
     /// Path tricks (`..`, empty segments).
     #[error("the blob path {0:?} has empty or relative segments")]
     BadPath(String),
@@ -247,6 +252,9 @@ impl StorageScope {
         }
         if name.is_empty() {
             return Err(ScopeError::NoFolder(folder.clone()));
+        }
+        if folder.starts_with('.') {
+            return Err(ScopeError::HiddenFolder(folder.clone()));
         }
         Ok(BlobLocation {
             container: container.clone(),
@@ -389,6 +397,10 @@ mod tests {
             Err(ScopeError::BadPath(_))
         ));
         assert!(matches!(s.locate("not a url"), Err(ScopeError::Malformed)));
+        assert!(matches!(
+            s.locate("https://acct.blob.core.windows.net/backups/.state/x.bak"),
+            Err(ScopeError::HiddenFolder(_))
+        ));
     }
 
     #[test]
