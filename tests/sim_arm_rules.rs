@@ -6,9 +6,9 @@ mod sim_support;
 use std::time::Instant;
 
 use lrs_autopilot::lrs::ops::{Accepted, CompleteRestore, SasToken, StartRestore, StorageAuth};
-use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, Error};
+use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, Error, OperationStatus, PollKind};
 use lrs_autopilot::sim::{Clock, Faults};
-use sim_support::{client, config, database, faults, raw, start, write_junk};
+use sim_support::{client, config, database, empty_sim, faults, raw, start, write_junk};
 
 const COLLATION: &str = "SQL_Latin1_General_CP1_CI_AS";
 
@@ -99,9 +99,7 @@ async fn refuses_an_early_complete_and_shows_unrestorable_files() {
 
 #[tokio::test]
 async fn the_simulator_checks_last_backup_names_as_arm_does() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, _sim, lrs) = empty_sim().await;
     let db = database("db1");
     lrs.start(&start_request(&db, "db1"))
         .await
@@ -186,13 +184,15 @@ async fn the_simulator_refuses_start_bodies_lrs_refuses() {
     .await;
     assert_eq!(status, 404);
     assert!(answer.contains("InvalidResourceType"), "{answer}");
+    let huge = format!("{{\"location\":\"{}\"}}", "x".repeat(1_100_000));
+    let (status, answer) = raw(&sim.base, "PUT", path, &huge).await;
+    assert_eq!(status, 413, "an oversized body is refused, not buffered");
+    assert!(answer.contains("RequestEntityTooLarge"), "{answer}");
 }
 
 #[tokio::test]
 async fn the_request_log_counts_starts_completes_and_deletes_without_secrets() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, sim, lrs) = empty_sim().await;
     let db = database("db1");
     lrs.start(&start_request(&db, "db1"))
         .await
@@ -319,9 +319,7 @@ async fn throttling_and_server_errors_are_retried_until_they_pass() {
 
 #[tokio::test]
 async fn retry_after_is_honoured() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, sim, lrs) = empty_sim().await;
     // Every request throttled with Retry-After: 1, then the fault is lifted by a test task.
     sim.state.set_faults(Faults {
         throttle_rate: 1.0,
@@ -356,9 +354,7 @@ async fn retry_after_is_honoured() {
 
 #[tokio::test]
 async fn persistent_faults_surface_as_typed_errors() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, sim, lrs) = empty_sim().await;
     let db = database("db1");
 
     sim.state.set_faults(Faults {
@@ -405,9 +401,7 @@ async fn persistent_faults_surface_as_typed_errors() {
 
 #[tokio::test]
 async fn a_storage_failure_shows_in_block_reason() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, sim, lrs) = empty_sim().await;
     let db = database("db1");
     sim.state.set_faults(Faults {
         storage_failure: true,
@@ -435,14 +429,16 @@ async fn a_storage_failure_shows_in_block_reason() {
         .expect("details")
         .block_reason
         .unwrap_or_default();
-    assert!(reason.contains("cannot list the folder"), "{reason}");
+    assert!(
+        reason.starts_with("StorageBrokenIssueDetectedWhileInProgress")
+            && reason.contains("not found"),
+        "{reason}"
+    );
 }
 
 #[tokio::test]
 async fn a_job_not_completed_within_30_days_is_cancelled() {
-    let root = tempfile::tempdir().expect("temp dir");
-    let sim = start(config(root.path())).await;
-    let lrs = client(&sim.base);
+    let (_root, sim, lrs) = empty_sim().await;
     let db = database("db1");
     lrs.start(&start_request(&db, "db1"))
         .await
@@ -464,4 +460,38 @@ async fn a_job_not_completed_within_30_days_is_cancelled() {
     lrs.start(&start_request(&db, "db1"))
         .await
         .expect("the name is free again");
+}
+
+#[tokio::test]
+async fn operations_are_followed_by_location_when_that_is_all_there_is() {
+    let root = tempfile::tempdir().expect("temp dir");
+    let mut cfg = config(root.path());
+    cfg.send_async_operation = false;
+    cfg.operation_secs = 3.0;
+    let sim = start(cfg).await;
+    let lrs = client(&sim.base);
+    let db = database("db1");
+    let accepted = lrs
+        .begin_start(&start_request(&db, "db1"))
+        .await
+        .expect("accepted");
+    let Accepted::Running(op) = &accepted else {
+        panic!("start is long-running: {accepted:?}")
+    };
+    assert!(matches!(op.poll, PollKind::Location(_)), "{op:?}");
+    let status = lrs.poll(op).await.expect("poll");
+    assert!(
+        matches!(status, OperationStatus::InProgress { .. }),
+        "{status:?}"
+    );
+    sim.clock.advance(time::Duration::seconds(3));
+    lrs.wait(&accepted).await.expect("the location poll ends");
+    let polls = sim
+        .state
+        .requests()
+        .iter()
+        .filter(|r| r.path.contains("/managedDatabaseOperationResults/"))
+        .map(|r| r.status)
+        .collect::<Vec<_>>();
+    assert_eq!(polls, [202, 204], "202 while running, then 204");
 }

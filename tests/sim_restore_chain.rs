@@ -6,9 +6,9 @@ mod sim_support;
 mod support;
 
 use lrs_autopilot::lrs::ops::{Accepted, CompleteRestore, StartRestore, StorageAuth};
-use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, LrsClient, RestoreDetails};
+use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, RestoreDetails};
 use lrs_autopilot::sim::Clock;
-use sim_support::{RunningSim, client, config, copy_folder, database, start};
+use sim_support::{caught_up_to, client, config, copy_folder, database, drive, start};
 
 const FOLDER: &str = "RestoreTimeClean";
 const TAIL: &str = "RestoreTimeClean2_3.trn";
@@ -39,39 +39,11 @@ fn pair(status: &str, name: &str) -> (String, String) {
     (status.to_owned(), name.to_owned())
 }
 
-/// Advances the simulator a second at a time until `done` holds; a bounded loop, so a stall fails.
-async fn drive(
-    sim: &RunningSim,
-    lrs: &LrsClient,
-    db: &DatabaseId,
-    mut each: impl FnMut(&RestoreDetails),
-    done: impl Fn(&RestoreDetails) -> bool,
-) -> RestoreDetails {
-    for _ in 0..600 {
-        let details = lrs.restore_details(db).await.expect("restore details");
-        each(&details);
-        if done(&details) {
-            return details;
-        }
-        sim.clock.advance(time::Duration::seconds(1));
-    }
-    panic!("the restore did not finish within 600 simulated seconds");
-}
-
-fn caught_up_to(name: &'static str) -> impl Fn(&RestoreDetails) -> bool {
-    move |d| {
-        d.last_restored_file_name.as_deref() == Some(name)
-            && d.number_of_files_queued == Some(0)
-            && d.number_of_files_restoring == Some(0)
-    }
-}
-
 fn fixture_folder() -> Option<std::path::PathBuf> {
     support::fixtures_dir().map(|d| d.join("appveyor-lab").join(FOLDER))
 }
 
 #[tokio::test]
-#[ignore = "needs the backup reader and the chain planner from main"]
 async fn restores_the_restore_time_clean_chain_then_completes_to_online() {
     let Some(fixture) = fixture_folder() else {
         return;
@@ -195,7 +167,6 @@ async fn restores_the_restore_time_clean_chain_then_completes_to_online() {
 }
 
 #[tokio::test]
-#[ignore = "needs the backup reader and the chain planner from main"]
 async fn picks_up_log_backups_that_arrive_after_the_start() {
     let Some(fixture) = fixture_folder() else {
         return;

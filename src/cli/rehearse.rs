@@ -24,7 +24,7 @@ use crate::functions::event::{BLOB_CREATED, BlobEvent, StorageScope};
 use crate::lrs::{InstanceId, LrsClientOptions};
 use crate::migration::{MigrationState, Phase};
 use crate::pipeline::{ArmLrs, EventOutcome, Pipeline, Settings};
-use crate::sim::{Clock, FolderSource, SimConfig, SimState, SystemClock};
+use crate::sim::{Clock, SimConfig, SimState, SystemClock};
 use crate::storage::folder::{FolderStateStore, FolderStore};
 use crate::storage::{BlobStore, BlobType};
 
@@ -357,7 +357,7 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
     config.operation_secs = 0.2;
     config.complete_secs = 0.5;
     config.poll_retry_after_secs = 0;
-    let source = Arc::new(FolderSource::new(staging.path()));
+    let source = blobs.clone();
     let sim = SimState::new(config, source, clock.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))
         .await

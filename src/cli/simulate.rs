@@ -22,7 +22,8 @@ pub struct Args {
         required_unless_present = "storage_url"
     )]
     storage_root: Option<PathBuf>,
-    /// Blob service URL with a SAS (Azure or Azurite), read in the same layout.
+    /// Blob service URL (Azure or Azurite), read in the same layout: with a SAS in its query, or
+    /// with a token from the environment (managed identity, Azure CLI).
     #[arg(long, env = "LRS_SIM_STORAGE_URL", conflicts_with = "storage_root")]
     storage_url: Option<String>,
     /// Restore speed in MiB/s.
@@ -71,10 +72,15 @@ fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
             );
             Storage::Folder(root.clone())
         }
-        (None, Some(_)) => anyhow::bail!(
-            "--storage-url needs the Azure blob store adapter, which this build does not have yet; \
-             use --storage-root with a local copy of the container"
-        ),
+        (None, Some(url)) => {
+            let parsed = url::Url::parse(url.trim())
+                .map_err(|e| anyhow::anyhow!("--storage-url is not a url: {e}"))?;
+            anyhow::ensure!(
+                parsed.path_segments().is_some(),
+                "--storage-url must be a blob service url such as https://<account>.blob.core.windows.net?<sas>"
+            );
+            Storage::BlobService(url.trim().to_owned())
+        }
         _ => anyhow::bail!("give exactly one of --storage-root or --storage-url"),
     };
     anyhow::ensure!(
@@ -122,11 +128,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
-        let addr = listener.local_addr().context("cannot read the bound address")?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let state = crate::sim::SimState::from_config(config)
+            .context("cannot open the simulator's storage")?;
         println!("lrs simulator listening on http://{addr}");
         tracing::info!(%addr, "lrs simulator started");
         tokio::select! {
-            result = crate::sim::serve(listener, config) => result.context("the simulator stopped")?,
+            result = crate::sim::serve_state(listener, state) => result.context("the simulator stopped")?,
             _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping the simulator"),
         }
         Ok(ExitCode::SUCCESS)
@@ -180,5 +190,24 @@ mod tests {
             .and_then(|c| resolve(&c.args))
             .expect_err("refused");
         assert!(err.to_string().contains("is not a folder"), "{err}");
+    }
+
+    #[test]
+    fn a_storage_url_is_kept_and_never_shown_with_its_sas() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--storage-url",
+            "http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=SECRET",
+        ])
+        .expect("parses");
+        let config = resolve(&cli.args).expect("valid");
+        assert!(matches!(config.storage, Storage::BlobService(_)));
+        assert!(!format!("{config:?}").contains("SECRET"));
+        let cli = Cli::try_parse_from(["x", "--storage-url", "not a url"]).expect("parses");
+        let err = resolve(&cli.args).expect_err("refused");
+        assert!(
+            err.to_string().contains("--storage-url is not a url"),
+            "{err}"
+        );
     }
 }
