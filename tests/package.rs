@@ -25,9 +25,15 @@ fn on_ci() -> bool {
 
 /// True when a command runs; outside CI a missing tool skips the test, under CI it fails it.
 fn have(tool: &str) -> bool {
-    let found = Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    let found = Command::new(tool)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !found {
-        assert!(!on_ci(), "{tool} not found (CI=true: failing, not skipping)");
+        assert!(
+            !on_ci(),
+            "{tool} not found (CI=true: failing, not skipping)"
+        );
         eprintln!("skipping: {tool} not found");
     }
     found
@@ -70,8 +76,13 @@ fn read_zip(zip: &Path) -> BTreeMap<String, Entry> {
         .args(["-c", LIST_ZIP, path_arg(zip)])
         .output()
         .expect("python3 runs");
-    assert!(out.status.success(), "reading the zip failed: {}", String::from_utf8_lossy(&out.stderr));
-    let list: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).expect("json from python");
+    assert!(
+        out.status.success(),
+        "reading the zip failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let list: Vec<serde_json::Value> =
+        serde_json::from_slice(&out.stdout).expect("json from python");
     let mut entries = BTreeMap::new();
     for item in list {
         let name = item["name"].as_str().expect("name").to_owned();
@@ -79,7 +90,10 @@ fn read_zip(zip: &Path) -> BTreeMap<String, Entry> {
             mode: u32::try_from(item["mode"].as_u64().expect("mode")).expect("mode fits"),
             sha256: item["sha256"].as_str().expect("sha256").to_owned(),
         };
-        assert!(entries.insert(name.clone(), entry).is_none(), "duplicate entry {name}");
+        assert!(
+            entries.insert(name.clone(), entry).is_none(),
+            "duplicate entry {name}"
+        );
     }
     entries
 }
@@ -92,7 +106,8 @@ fn sha256_of(path: &Path) -> String {
 /// What the zip must hold, derived from the repository itself: entry name → the file it must equal.
 fn expected_layout() -> (BTreeMap<String, PathBuf>, String) {
     let host: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(repo().join("host.json")).expect("host.json")).expect("json");
+        serde_json::from_slice(&std::fs::read(repo().join("host.json")).expect("host.json"))
+            .expect("json");
     let exe = host["customHandler"]["description"]["defaultExecutablePath"]
         .as_str()
         .expect("host.json names the executable")
@@ -101,7 +116,11 @@ fn expected_layout() -> (BTreeMap<String, PathBuf>, String) {
     layout.insert("host.json".to_owned(), repo().join("host.json"));
     for dir in std::fs::read_dir(repo().join("handlers")).expect("handlers/") {
         let dir = dir.expect("dir entry").path();
-        let name = dir.file_name().and_then(|n| n.to_str()).expect("utf-8 name").to_owned();
+        let name = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_owned();
         layout.insert(format!("{name}/function.json"), dir.join("function.json"));
     }
     layout.insert(exe.clone(), binary());
@@ -119,20 +138,42 @@ fn assert_layout(zip_with: &str) {
         "--zip-with",
         zip_with,
     ]);
-    assert!(out.status.success(), "package.sh failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "package.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let entries = read_zip(&zip);
     let (layout, exe) = expected_layout();
-    assert!(layout.len() >= 4, "host.json, the binary and at least two functions: {layout:?}");
+    assert!(
+        layout.len() >= 4,
+        "host.json, the binary and at least two functions: {layout:?}"
+    );
     let names: Vec<&String> = entries.keys().collect();
     let expected: Vec<&String> = layout.keys().collect();
     assert_eq!(names, expected, "zip entries (built with {zip_with})");
     for (name, source) in &layout {
-        assert_eq!(entries[name].sha256, sha256_of(source), "{name} differs from {}", source.display());
+        assert_eq!(
+            entries[name].sha256,
+            sha256_of(source),
+            "{name} differs from {}",
+            source.display()
+        );
     }
-    assert_eq!(entries[&exe].mode & 0o111, 0o111, "{exe} must be executable, mode {:o}", entries[&exe].mode);
+    assert_eq!(
+        entries[&exe].mode & 0o111,
+        0o111,
+        "{exe} must be executable, mode {:o}",
+        entries[&exe].mode
+    );
     for (name, entry) in &entries {
-        assert_ne!(entry.mode & 0o400, 0, "{name} must be readable, mode {:o}", entry.mode);
+        assert_ne!(
+            entry.mode & 0o400,
+            0,
+            "{name} must be readable, mode {:o}",
+            entry.mode
+        );
     }
 }
 
@@ -161,7 +202,12 @@ fn zip_has_the_function_app_layout_with_info_zip() {
 fn refuses_a_missing_binary() {
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("no-such-binary");
-    let out = package(&["--binary", path_arg(&missing), "--out", path_arg(&dir.path().join("x.zip"))]);
+    let out = package(&[
+        "--binary",
+        path_arg(&missing),
+        "--out",
+        path_arg(&dir.path().join("x.zip")),
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("binary not found"), "{stderr}");
@@ -189,7 +235,10 @@ fn root_with_host_json(host_json: &str) -> tempfile::TempDir {
     std::fs::write(root.path().join("host.json"), host_json).expect("write host.json");
     for dir in std::fs::read_dir(repo().join("handlers")).expect("handlers/") {
         let dir = dir.expect("dir entry").path();
-        let target = root.path().join("handlers").join(dir.file_name().expect("name"));
+        let target = root
+            .path()
+            .join("handlers")
+            .join(dir.file_name().expect("name"));
         std::fs::create_dir_all(&target).expect("mkdir");
         std::fs::copy(dir.join("function.json"), target.join("function.json")).expect("copy");
     }
@@ -212,15 +261,27 @@ fn refuses_an_executable_path_outside_the_app() {
     if !have("python3") {
         return;
     }
-    for path in ["../lrs-autopilot", "/usr/bin/lrs-autopilot", "bin/../../x", "C:\\\\x.exe", ""] {
+    for path in [
+        "../lrs-autopilot",
+        "/usr/bin/lrs-autopilot",
+        "bin/../../x",
+        "C:\\\\x.exe",
+        "",
+    ] {
         let root = root_with_host_json(&format!(
             r#"{{"customHandler":{{"description":{{"defaultExecutablePath":"{path}"}}}}}}"#
         ));
         let out = package_root(root.path());
         assert_eq!(out.status.code(), Some(1), "{path:?} accepted");
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert!(stderr.contains("package: error: host.json: defaultExecutablePath"), "{path:?}: {stderr}");
-        assert!(!root.path().join("x.zip").exists(), "{path:?}: no zip on failure");
+        assert!(
+            stderr.contains("package: error: host.json: defaultExecutablePath"),
+            "{path:?}: {stderr}"
+        );
+        assert!(
+            !root.path().join("x.zip").exists(),
+            "{path:?}: no zip on failure"
+        );
     }
 }
 
@@ -230,8 +291,14 @@ fn refuses_a_host_json_without_a_custom_handler_or_not_json() {
         return;
     }
     for (host, message) in [
-        (r#"{"version":"2.0"}"#, "no customHandler.description.defaultExecutablePath"),
-        (r#"{"customHandler":[]}"#, "no customHandler.description.defaultExecutablePath"),
+        (
+            r#"{"version":"2.0"}"#,
+            "no customHandler.description.defaultExecutablePath",
+        ),
+        (
+            r#"{"customHandler":[]}"#,
+            "no customHandler.description.defaultExecutablePath",
+        ),
         ("{", "host.json is not valid json"),
     ] {
         let root = root_with_host_json(host);
@@ -247,14 +314,18 @@ fn refuses_a_function_folder_without_a_valid_function_json() {
     if !have("python3") {
         return;
     }
-    let root = root_with_host_json(&std::fs::read_to_string(repo().join("host.json")).expect("host.json"));
+    let root =
+        root_with_host_json(&std::fs::read_to_string(repo().join("host.json")).expect("host.json"));
     let broken = root.path().join("handlers/Broken");
     std::fs::create_dir_all(&broken).expect("mkdir");
     std::fs::write(broken.join("function.json"), "{ not json").expect("write");
     let out = package_root(root.path());
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("handlers/Broken/function.json is not valid json"), "{stderr}");
+    assert!(
+        stderr.contains("handlers/Broken/function.json is not valid json"),
+        "{stderr}"
+    );
 
     std::fs::remove_file(broken.join("function.json")).expect("rm");
     let out = package_root(root.path());
