@@ -483,6 +483,92 @@ fn every_module_exists_and_every_module_is_used() {
     }
 }
 
+/// Parameters a Bicep file declares: name → has a default.
+fn declared_parameters(path: &Path) -> BTreeMap<String, bool> {
+    read(path)
+        .lines()
+        .filter_map(|line| line.strip_prefix("param "))
+        .map(|rest| {
+            let name = rest.split(' ').next().expect("param name").to_owned();
+            (name, rest.contains(" = "))
+        })
+        .collect()
+}
+
+/// What the Bicep compiler would check and cannot here: each `module` passes every required parameter of its
+/// file and no unknown one, and every `<module>.outputs.<name>` exists.
+#[test]
+fn module_calls_match_module_parameters_and_outputs() {
+    let mut calls = 0;
+    for file in bicep_files() {
+        let text = read(&file);
+        let lines: Vec<&str> = text.lines().collect();
+        let mut modules = BTreeMap::new();
+        for (at, line) in lines.iter().enumerate() {
+            let Some(rest) = line.strip_prefix("module ") else {
+                continue;
+            };
+            let symbol = rest.split(' ').next().expect("module symbol");
+            let path = rest.split('\'').nth(1).expect("module path");
+            let target = file.parent().expect("parent").join(path);
+            let declared = declared_parameters(&target);
+            // The `params: {` block of this module, its keys at four spaces.
+            let open = (at..lines.len())
+                .find(|&i| lines[i].trim() == "params: {")
+                .expect("params block");
+            let passed: BTreeSet<String> = lines[open + 1..]
+                .iter()
+                .take_while(|l| l.trim() != "}")
+                .filter_map(|l| l.strip_prefix("    ")?.split_once(": ").map(|(k, _)| k))
+                .filter(|k| !k.starts_with(' ') && !k.starts_with("//"))
+                .map(str::to_owned)
+                .collect();
+            for (name, has_default) in &declared {
+                assert!(
+                    *has_default || passed.contains(name),
+                    "{symbol}: required parameter {name} not passed"
+                );
+            }
+            for name in &passed {
+                assert!(
+                    declared.contains_key(name),
+                    "{symbol}: {path} has no parameter {name}"
+                );
+            }
+            modules.insert(symbol.to_owned(), read(&target));
+            calls += 1;
+        }
+        for (at, _) in text.match_indices(".outputs.") {
+            let symbol: String = text[..at]
+                .chars()
+                .rev()
+                .take_while(|c| c.is_alphanumeric() || *c == '!')
+                .collect::<Vec<_>>()
+                .into_iter()
+                .rev()
+                .filter(|c| *c != '!')
+                .collect();
+            let output: String = text[at + ".outputs.".len()..]
+                .chars()
+                .take_while(|c| c.is_alphanumeric())
+                .collect();
+            let module = modules
+                .get(&symbol)
+                .unwrap_or_else(|| panic!("{symbol}.outputs: no such module"));
+            assert!(
+                module
+                    .lines()
+                    .any(|l| l.starts_with(&format!("output {output} "))),
+                "{symbol} has no output {output}"
+            );
+        }
+    }
+    assert!(
+        calls >= 10,
+        "expected the module calls of main.bicep, found {calls}"
+    );
+}
+
 #[test]
 fn example_parameters_name_declared_parameters_and_every_required_one() {
     let params = main_parameters();
