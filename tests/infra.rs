@@ -151,6 +151,56 @@ fn app_settings_are_exactly_the_binary_variables_and_the_functions_settings() {
     );
 }
 
+/// The triggers in handlers/*/function.json resolve `%SETTING%` and `connection` names from the app settings:
+/// each one must be set, or the host cannot start that function.
+#[test]
+fn function_bindings_name_only_settings_the_app_has() {
+    let settings: BTreeSet<String> = app_setting_names(&read(&infra().join(SETTINGS_FILE)))
+        .into_iter()
+        .collect();
+    let mut checked = 0;
+    for dir in std::fs::read_dir(repo().join("handlers")).expect("handlers/") {
+        let path = dir.expect("dir entry").path().join("function.json");
+        let function: serde_json::Value =
+            serde_json::from_str(&read(&path)).expect("valid function.json");
+        for binding in function["bindings"].as_array().expect("bindings") {
+            for value in binding
+                .as_object()
+                .expect("binding object")
+                .values()
+                .filter_map(|v| v.as_str())
+            {
+                let mut rest = value;
+                while let Some((_, after)) = rest.split_once('%') {
+                    let Some((name, tail)) = after.split_once('%') else {
+                        break;
+                    };
+                    assert!(
+                        settings.contains(name),
+                        "{}: %{name}% is not an app setting",
+                        path.display()
+                    );
+                    checked += 1;
+                    rest = tail;
+                }
+            }
+            if let Some(connection) = binding["connection"].as_str() {
+                let key = format!("{connection}__fullyQualifiedNamespace");
+                assert!(
+                    settings.contains(&key),
+                    "{}: connection {connection} needs {key}",
+                    path.display()
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 3,
+        "expected the queue name, the schedule and the Service Bus connection; checked {checked}"
+    );
+}
+
 #[test]
 fn functions_settings_are_documented_in_the_deployment_guide() {
     let guide = read(&infra().join("README.md"));
