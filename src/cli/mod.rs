@@ -50,11 +50,12 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let servers = matches!(cli.command, Command::Serve(_) | Command::SimulateLrs(_));
-    let _telemetry = telemetry::init(if servers {
+    let filter = if servers {
         "lrs_autopilot=info"
     } else {
         "lrs_autopilot=warn"
-    });
+    };
+    let _telemetry = telemetry::init(filter, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),

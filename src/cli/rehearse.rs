@@ -309,18 +309,18 @@ fn settled(s: &MigrationState) -> bool {
         }
         // Waiting with a wake-up time: a finding is settling, or a file is pending.
         Phase::Waiting => s.next_poll_at.is_none(),
+        // Caught up: LRS reports a file of the last planned set (any stripe) as the last restored.
         Phase::Restoring => {
-            let last_planned = s
-                .plan
+            let last_set = s.plan.as_ref().and_then(|p| p.steps.last());
+            let restored = s
+                .lrs
+                .snapshot
                 .as_ref()
-                .and_then(|p| p.steps.last())
-                .and_then(|st| st.files.last());
-            let snapshot = s.lrs.snapshot.as_ref();
-            last_planned.is_some_and(|last| {
-                snapshot
-                    .and_then(|sn| sn.last_restored_file.as_deref())
-                    .is_some_and(|r| r.eq_ignore_ascii_case(last))
-            })
+                .and_then(|sn| sn.last_restored_file.as_deref());
+            match (last_set, restored) {
+                (Some(set), Some(r)) => set.files.iter().any(|f| f.eq_ignore_ascii_case(r)),
+                _ => false,
+            }
         }
         Phase::Ready | Phase::Starting | Phase::CutoverPending | Phase::Completing => false,
     }
