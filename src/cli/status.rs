@@ -48,8 +48,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("no migrations recorded yet");
     } else {
         println!(
-            "{:<28} {:<24} {:<15} {:>9}  {}",
-            "FOLDER", "DATABASE", "PHASE", "RESTORED", "TAIL / WHY"
+            "{:<28} {:<24} {:<15} {:>9}  TAIL / WHY",
+            "FOLDER", "DATABASE", "PHASE", "RESTORED"
         );
         for s in &summaries {
             let blocking = s

@@ -113,11 +113,14 @@ pub fn init(default_filter: &str, to_stdout: bool) -> Guard {
     guard
 }
 
+/// A counter's name, description and how to read it.
+type Instrument = (&'static str, &'static str, fn(&Metrics) -> u64);
+
 /// Publishes a pipeline's counters as OpenTelemetry instruments (no-op without OTLP).
 pub fn export_metrics(metrics: Arc<Metrics>) {
     let Some(provider) = METER.get() else { return };
     let meter = provider.meter("lrs-autopilot");
-    let counters: [(&'static str, &'static str, fn(&Metrics) -> u64); 8] = [
+    let counters: [Instrument; 8] = [
         ("lrs.events.processed", "events recorded", |m| {
             m.events_processed.get()
         }),

@@ -235,7 +235,7 @@ impl StorageScope {
         let segments: Vec<String> = rest
             .trim_start_matches('/')
             .split('/')
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .collect();
         let path = segments.join("/");
         if segments
@@ -388,10 +388,10 @@ mod tests {
             s.locate("https://acct.blob.core.windows.net/backups/x.bak"),
             Err(ScopeError::NoFolder(_))
         ));
-        assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net/backups/db/../x.bak"),
-            Err(_)
-        ));
+        assert!(
+            s.locate("https://acct.blob.core.windows.net/backups/db/../x.bak")
+                .is_err()
+        );
         assert!(matches!(
             s.locate("https://acct.blob.core.windows.net/backups//x.bak"),
             Err(ScopeError::BadPath(_))
