@@ -181,6 +181,10 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
     })
 }
 
+/// The most a compressed header may unpack to: far beyond any real one, it bounds the memory a
+/// hostile file can make the reader use.
+const MAX_LOGICAL_HEAD: usize = 16 * 1024 * 1024;
+
 /// Unpacks as many chunks as the header needs and parses them.
 fn read_compressed_head(raw: &[u8]) -> Result<Head, Error> {
     let mut unpacker = compressed::Unpacker::new(raw);
@@ -189,6 +193,13 @@ fn read_compressed_head(raw: &[u8]) -> Result<Head, Error> {
     loop {
         let more = unpacker.ensure(want).map_err(|e| unpack_error(e, true))?;
         match parse_head(&unpacker.logical) {
+            Err(HeadError::Eof(end)) if end > MAX_LOGICAL_HEAD => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "a compressed backup header longer than {MAX_LOGICAL_HEAD} bytes ({end} claimed)"
+                    ),
+                });
+            }
             Err(HeadError::Eof(end)) if more && end > unpacker.logical.len() => want = end,
             Err(HeadError::Eof(_)) if !more => {
                 return Err(Error::Corrupt {
@@ -229,7 +240,8 @@ fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
 fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
     // The closing header copy and the end blocks usually sit in the last chunk; widen if not.
     let mut best = None;
-    for chunks in [1, 2, usize::MAX] {
+    // Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
+    for chunks in [1, 2, 4, 8] {
         let Some(unpacked) =
             compressed::unpack_tail(raw, chunks).map_err(|e| unpack_error(e, false))?
         else {
