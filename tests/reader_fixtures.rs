@@ -438,8 +438,6 @@ fn log_chains_in_fixture_folders_link() {
     for ((folder, db), mut logs) in by_folder {
         logs.sort();
         logs.dedup();
-        // A folder may hold several independent chains (a database backed up twice over); every
-        // log but a chain's first must continue one.
         let mut breaks = 0;
         for pair in logs.windows(2) {
             if pair[1].0 == pair[0].1 {
@@ -448,10 +446,14 @@ fn log_chains_in_fixture_folders_link() {
                 breaks += 1;
             }
         }
-        assert!(
-            breaks < logs.len().max(1),
-            "{folder} {db}: no log links to another: {logs:?}"
-        );
+        // Stripe1 holds three series of the same database taken at different times (the
+        // RestoreTimeStripe_*, restoretime_* and restoretime_21.trn.* copies): three chains.
+        let chains_expected = if folder.ends_with("RestoreTimeStripe/Stripe1") {
+            3
+        } else {
+            1
+        };
+        assert_eq!(breaks + 1, chains_expected, "{folder} {db}: {logs:?}");
     }
-    assert!(linked >= 20, "only {linked} links found");
+    assert!(linked >= 25, "only {linked} links found");
 }

@@ -654,6 +654,33 @@ mod tests {
     }
 
     #[test]
+    fn sets_beyond_the_head_make_the_file_unsupported_not_misread() {
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let mut file = backup_file()
+            .new_tree(&mut runner)
+            .expect("a file")
+            .current();
+        file.backup_sets = (1..=2)
+            .map(|p| set(p).new_tree(&mut runner).expect("a set").current())
+            .collect();
+        let bytes = write(
+            &file,
+            &WriteOptions {
+                data_len: 100_000,
+                complete: true,
+            },
+        );
+        let err = read_back(&bytes).expect_err("set 2 lies beyond the head");
+        assert!(
+            matches!(&err, Error::Unsupported { what } if what.contains("set 2")),
+            "{err}"
+        );
+        // The head alone still lists the first set.
+        let head = backup::read(&bytes[..backup::HEAD_LEN], None).expect("head reads");
+        assert_eq!(head.backup_sets.len(), 1);
+    }
+
+    #[test]
     fn the_sample_is_what_the_reader_reads_from_a_real_file() {
         // The writer's block layout matches a real 512-byte-block file's: TAPE, SFMB at 0x400,
         // SSET at 0x600.
