@@ -48,12 +48,23 @@ pub struct PlanInput<'a> {
 /// Plans the folder.
 pub fn plan(input: PlanInput<'_>) -> Plan {
     let mut findings = Vec::new();
-    let entries = screen::screen(input.folder, input.files, &mut findings);
+    let (entries, nested) = screen::screen(input.folder, input.files, &mut findings);
     let groups = sets::group(&entries);
     let database = lineage::choose(input.folder, &groups, &mut findings);
     let mut members = database.members;
 
     let base = choose_base(&groups, &members, input.fixed_base, &mut findings);
+    if base.is_none() && nested > 0 {
+        if let Some(f) = findings
+            .iter_mut()
+            .find(|f| f.code == FindingCode::NoFullBackup)
+        {
+            f.message.push_str(&format!(
+                "; {} in subfolders, where LRS does not look (see nested_path)",
+                screen::count(nested, "file is", "files are")
+            ));
+        }
+    }
     if let Some(b) = base {
         let foreign = lineage::foreign_lineages(&groups, &members, b, &mut findings);
         if !foreign.is_empty() {

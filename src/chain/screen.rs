@@ -25,12 +25,12 @@ pub(crate) struct Entry<'a> {
 }
 
 /// Screens every file; returns the entries the planner may use, sorted by name so the plan does not
-/// depend on listing order.
+/// depend on listing order, and how many files sit in subfolders.
 pub(crate) fn screen<'a>(
     folder: &str,
     files: &'a [FolderFile],
     findings: &mut Vec<Finding>,
-) -> Vec<Entry<'a>> {
+) -> (Vec<Entry<'a>>, usize) {
     let mut sorted: Vec<&FolderFile> = files.iter().collect();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
 
@@ -56,6 +56,7 @@ pub(crate) fn screen<'a>(
     }
 
     let folder = folder.trim_end_matches('/');
+    let nested_count = nested.values().map(Vec::len).sum();
     for (subfolder, names) in nested {
         findings.push(Finding {
             code: FindingCode::NestedPath,
@@ -85,7 +86,7 @@ pub(crate) fn screen<'a>(
             files: encoded,
         });
     }
-    entries
+    (entries, nested_count)
 }
 
 /// The findings for one readable file; `None` when LRS cannot use it at all.

@@ -53,15 +53,15 @@ pub enum FailureKind {
 }
 
 impl FailureKind {
-    /// The kind of a reader error. `NeedMoreHead` means the caller stopped too early: it is reported
-    /// as unsupported rather than blamed on the file.
+    /// The kind of a reader error. `NeedMoreHead` left over after a fetch means the file ended
+    /// before its header did: incomplete, as the pipeline counts it.
     pub fn of(error: &crate::backup::Error) -> FailureKind {
         use crate::backup::Error;
         match error {
             Error::NotABackup { .. } => FailureKind::NotABackup,
-            Error::Truncated { .. } => FailureKind::Incomplete,
+            Error::Truncated { .. } | Error::NeedMoreHead { .. } => FailureKind::Incomplete,
             Error::Corrupt { .. } => FailureKind::Corrupt,
-            Error::NeedMoreHead { .. } | Error::Unsupported { .. } => FailureKind::Unsupported,
+            Error::Unsupported { .. } => FailureKind::Unsupported,
         }
     }
 }

@@ -2,8 +2,7 @@
 //! way. Reads only each file's head and tail, walks subfolders so nested files are seen (and
 //! reported), and exits 0 only when nothing is blocking.
 
-use std::fs::{self, File};
-use std::io::{Read, Seek, SeekFrom};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -11,8 +10,9 @@ use anyhow::{Context, bail};
 use serde::Serialize;
 use time::OffsetDateTime;
 
-use crate::backup::{self, BackupType, Lsn};
+use crate::backup::{BackupType, Lsn};
 use crate::chain::{self, FailureKind, FileRead, Finding, FolderFile, Plan, Severity, TailRule};
+use crate::storage::file::read_backup_file;
 
 /// Arguments of `check`.
 #[derive(Debug, clap::Args)]
@@ -32,9 +32,6 @@ pub struct Args {
     #[arg(long)]
     pub tail_file: Option<String>,
 }
-
-/// The largest head the reader may ask for (a very long file list); beyond it the file is reported.
-const MAX_HEAD: usize = 16 * 1024 * 1024;
 
 /// Runs `check`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -141,7 +138,7 @@ fn folder_files(folder: &Path) -> anyhow::Result<Vec<FolderFile>> {
                 continue;
             }
             files.push(FolderFile {
-                read: read_file(&entry.path(), meta.len()),
+                read: read_file(&entry.path()),
                 name,
                 size: meta.len(),
                 last_modified: meta.modified().ok().map(OffsetDateTime::from),
@@ -154,47 +151,14 @@ fn folder_files(folder: &Path) -> anyhow::Result<Vec<FolderFile>> {
 
 /// Reads a backup header from the file's head and tail only. An I/O error becomes a failed read,
 /// so one unreadable file is reported and the others are still checked.
-fn read_file(path: &Path, size: u64) -> FileRead {
-    match read_head_and_tail(path, size) {
-        Ok(read) => read,
+fn read_file(path: &Path) -> FileRead {
+    match read_backup_file(path) {
+        Ok(outcome) => FileRead::from_result(outcome.result),
         Err(error) => FileRead::Failed {
             kind: FailureKind::Unsupported,
             message: format!("cannot read the file: {error}"),
         },
     }
-}
-
-fn read_head_and_tail(path: &Path, size: u64) -> std::io::Result<FileRead> {
-    let mut file = File::open(path)?;
-    let tail_len = size.min(backup::TAIL_LEN as u64);
-    let tail = read_range(&mut file, size - tail_len, tail_len)?;
-    let mut want = backup::HEAD_LEN;
-    loop {
-        let len = (want as u64).min(size);
-        let head = read_range(&mut file, 0, len)?;
-        let result = backup::read(
-            &head,
-            Some(backup::Tail {
-                bytes: &tail,
-                file_size: size,
-            }),
-        );
-        match result {
-            Err(backup::Error::NeedMoreHead { needed })
-                if needed > want && needed <= MAX_HEAD && len < size =>
-            {
-                want = needed;
-            }
-            other => return Ok(FileRead::from_result(other)),
-        }
-    }
-}
-
-fn read_range(file: &mut File, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
-    file.seek(SeekFrom::Start(start))?;
-    let mut bytes = Vec::new();
-    file.take(len).read_to_end(&mut bytes)?;
-    Ok(bytes)
 }
 
 /// The JSON document.
@@ -262,14 +226,17 @@ impl DatabaseReport {
         let name = match plan.database_name.as_deref() {
             Some(name) => name,
             None if several => "more than one (see the findings)",
-            None => "unknown: no readable backup",
+            None => "unknown (no readable backup directly in the folder)",
         };
         out.push_str(&format!("  database       {name}\n"));
         out.push_str(&format!("  timeline       {}\n", timeline(plan)));
         if let Some(lsn) = plan.restorable_to_lsn {
+            let format =
+                time::macros::format_description!("[year]-[month]-[day] [hour]:[minute]:[second]");
             let at = plan
                 .restorable_to_time
-                .map(|t| format!(" (backup of {t})"))
+                .and_then(|t| t.format(&format).ok())
+                .map(|t| format!(", the backup finished at {t} server time"))
                 .unwrap_or_default();
             out.push_str(&format!("  restorable to  LSN {lsn}{at}\n"));
         }
