@@ -18,6 +18,16 @@ fn run(args: &[&str]) -> Output {
     bin().args(args).output().expect("the binary runs")
 }
 
+/// Asserts the exit code, showing stderr when it differs.
+fn assert_code(out: &Output, code: i32) {
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 fn json(out: &Output) -> Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -67,12 +77,7 @@ fn demo_completes_the_healthy_and_striped_databases_and_blocks_the_broken_ones()
         "--out",
         out_dir.path().to_str().expect("utf-8"),
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&out, 0);
     let report = json(&out);
     assert_eq!(database(&report, "SalesDb")["phase"], "Completed");
     assert_eq!(database(&report, "SalesDb")["files_restored"], 5);
@@ -122,12 +127,7 @@ fn demo_completes_the_healthy_and_striped_databases_and_blocks_the_broken_ones()
 #[test]
 fn demo_explains_in_plain_words() {
     let out = run(&["demo"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&out, 0);
     let text = String::from_utf8_lossy(&out.stdout);
     for expected in [
         "What happened, and why",
@@ -166,12 +166,7 @@ fn rehearse_completes_a_real_chain_with_the_tail_declared_by_pattern() {
         "--tail-pattern",
         "*Clean2_3.trn",
     ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&out, 0);
     let report = json(&out);
     let db = database(&report, "RestoreTimeClean");
     assert_eq!(db["phase"], "Completed", "{db}");
@@ -195,12 +190,7 @@ fn rehearse_without_a_tail_waits_and_cutover_declares_it() {
     restore_time_clean(&fixtures, root.path());
     let root_s = root.path().to_str().expect("utf-8");
     let out = run(&["rehearse", root_s, "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "waiting for the tail is a success: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&out, 0);
     let db = json(&out);
     let db = database(&db, "RestoreTimeClean");
     assert_eq!(db["phase"], "Restoring");
@@ -218,12 +208,7 @@ fn rehearse_without_a_tail_waits_and_cutover_declares_it() {
         "--last-backup",
         "RestoreTimeClean2_3.trn",
     ]);
-    assert_eq!(
-        cut.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&cut.stderr)
-    );
+    assert_code(&cut, 0);
     let status = json(&run(&["status", "--local", root_s, "--json"]));
     let db = database(&status, "RestoreTimeClean");
     assert_eq!(db["tail"], "RestoreTimeClean2_3.trn");
@@ -247,12 +232,7 @@ fn rehearse_a_striped_full_backup_starts_and_waits_for_logs() {
         n == "RestoreTimeStripe1.bak"
     });
     let out = run(&["rehearse", root.path().to_str().expect("utf-8"), "--json"]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_code(&out, 0);
     let report = json(&out);
     let db = database(&report, "Stripe");
     assert_eq!(db["phase"], "Restoring", "{db}");

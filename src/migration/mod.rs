@@ -374,11 +374,18 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
         state.lrs.completed_with.clone(),
     ) {
         if now >= claimed + START_RECONCILE_AFTER {
-            // Completion was claimed but never confirmed: send it again (LRS answers
-            // ExternalBackupAlreadySignaledToComplete if the first one went through).
-            actions.push(Action::CompleteRestore {
-                last_backup_name: last,
-            });
+            if ready_to_complete(state).as_deref() == Some(last.as_str()) {
+                // Completion was claimed but never confirmed: send it again (LRS answers
+                // ExternalBackupAlreadySignaledToComplete if the first one went through).
+                actions.push(Action::CompleteRestore {
+                    last_backup_name: last,
+                });
+            } else {
+                // What LRS now reports no longer allows it: release the claim, decide afresh.
+                state.lrs.complete_claimed_at = None;
+                state.lrs.completed_with = None;
+                actions.push(Action::PollRestoreDetails);
+            }
         }
     } else if state.next_poll_at.is_none_or(|t| now >= t) {
         actions.push(Action::PollRestoreDetails);
