@@ -66,9 +66,14 @@ impl<'a> SetGroup<'a> {
             .collect()
     }
 
-    /// The stripe files present, in family order: the first is LRS's `firstStripeName`.
+    /// The stripe files present and written to the end, in family order: the first is LRS's
+    /// `firstStripeName`. An unfinished file is never planned from.
     pub fn files(&self) -> Vec<String> {
-        self.stripes.iter().map(|s| s.1.file.name.clone()).collect()
+        self.stripes
+            .iter()
+            .filter(|s| s.1.usable)
+            .map(|s| s.1.file.name.clone())
+            .collect()
     }
 
     /// The first stripe's name, for messages.
@@ -95,6 +100,7 @@ impl<'a> SetGroup<'a> {
             size: self
                 .stripes
                 .iter()
+                .filter(|s| s.1.usable)
                 .fold(0u64, |sum, s| sum.saturating_add(s.1.file.size)),
             backup_time: self.set.backup_finish.or(self.set.backup_start),
         }
