@@ -41,6 +41,9 @@ param deadLetterContainerName string = 'eventgrid-deadletter'
 @description('Resource id of an existing storage account for backups, state and dead letters. Leave empty to create one.')
 param existingStorageAccountId string = ''
 
+@description('Let a new backup storage account accept shared-key requests even in ManagedIdentity mode, e.g. for SQL Server BACKUP TO URL with a service SAS. SAS mode always allows them.')
+param backupStorageAllowSharedKey bool = false
+
 @description('Replication of a new backup storage account.')
 @allowed([
   'Standard_ZRS'
@@ -115,6 +118,9 @@ param queueName string = 'lrs-backup-events'
 @maxValue(730)
 param logRetentionDays int = 30
 
+@description('Object id of the user or service principal that uploads the deployment package (gets Storage Blob Data Contributor on the package container). Leave empty to grant it yourself.')
+param deployerPrincipalId string = ''
+
 @description('Tags added to every resource.')
 param tags object = {}
 
@@ -184,6 +190,7 @@ module hostStorage 'modules/host-storage.bicep' = {
     tags: allTags
     accountName: take('lrsh${compactTeam}${suffix}', 24)
     appPrincipalId: appIdentity.properties.principalId
+    deployerPrincipalId: deployerPrincipalId
   }
 }
 
@@ -194,8 +201,8 @@ module backupAccount 'modules/backup-account.bicep' = if (createStorage) {
     tags: allTags
     accountName: storageAccountName
     skuName: backupStorageSku
-    // A service SAS is signed with an account key: allow keys only when LRS reads with a SAS.
-    allowSharedKey: useSas
+    // A service SAS is signed with an account key: allow keys only when something must sign one.
+    allowSharedKey: useSas || backupStorageAllowSharedKey
   }
 }
 

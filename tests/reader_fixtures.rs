@@ -293,8 +293,10 @@ fn head_alone_gives_the_same_facts_without_completeness_or_final_sizes() {
         let file = backup::read(head, None).unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(file.complete, None, "{name}");
         let set = file.first_set().expect("a set");
-        assert_eq!(set.backup_finish, None, "{name}");
-        assert_eq!(set.backup_size, None, "{name}");
+        // Only a file whose closing blocks lie in the head has its finish date without the tail.
+        let closed_in_head = bytes.len() <= backup::HEAD_LEN;
+        assert_eq!(set.backup_finish.is_some(), closed_in_head, "{name}");
+        assert_eq!(set.backup_size.is_some(), closed_in_head, "{name}");
         assert_eq!(
             Some(set.backup_set_guid.to_string()),
             opt_str(&want["backup_set_guid"]),
@@ -436,8 +438,6 @@ fn log_chains_in_fixture_folders_link() {
     for ((folder, db), mut logs) in by_folder {
         logs.sort();
         logs.dedup();
-        // A folder may hold several independent chains (a database backed up twice over); every
-        // log but a chain's first must continue one.
         let mut breaks = 0;
         for pair in logs.windows(2) {
             if pair[1].0 == pair[0].1 {
@@ -446,10 +446,14 @@ fn log_chains_in_fixture_folders_link() {
                 breaks += 1;
             }
         }
-        assert!(
-            breaks < logs.len().max(1),
-            "{folder} {db}: no log links to another: {logs:?}"
-        );
+        // Stripe1 holds three series of the same database taken at different times (the
+        // RestoreTimeStripe_*, restoretime_* and restoretime_21.trn.* copies): three chains.
+        let chains_expected = if folder.ends_with("RestoreTimeStripe/Stripe1") {
+            3
+        } else {
+            1
+        };
+        assert_eq!(breaks + 1, chains_expected, "{folder} {db}: {logs:?}");
     }
-    assert!(linked >= 20, "only {linked} links found");
+    assert!(linked >= 25, "only {linked} links found");
 }

@@ -16,12 +16,16 @@ param accountName string
 @description('Principal id of the app\'s identity.')
 param appPrincipalId string
 
+@description('Object id of whoever uploads the package; empty for none.')
+param deployerPrincipalId string
+
 var packageContainer = 'app-package'
 var packageBlob = 'lrs-autopilot.zip'
 // The host needs Blob Data Owner on its storage (the documented minimum for AzureWebJobsStorage) and Table Data
 // Contributor for its diagnostic events; this account holds nothing else.
 var storageBlobDataOwner = 'b7e6dc6d-f1e8-4753-8033-0f276bb0955b'
 var storageTableDataContributor = '0a9a7e1f-b9d0-4cc4-a60d-0319b160aaa3'
+var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
 
 resource account 'Microsoft.Storage/storageAccounts@2025-01-01' = {
   // checkov:skip=CKV_AZURE_35: the Functions host reaches this account over the public endpoint (the app is not VNet-integrated); shared keys are off, so only Entra ID callers with a role get in
@@ -79,6 +83,16 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
     roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageTableDataContributor)
     principalId: appPrincipalId
     principalType: 'ServicePrincipal'
+  }
+}
+
+// The zip deploy is an upload with Entra ID (shared keys are off): the deployer needs write access to this container.
+resource deployerUploads 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
+  name: guid(package.id, deployerPrincipalId, storageBlobDataContributor)
+  scope: package
+  properties: {
+    roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataContributor)
+    principalId: deployerPrincipalId
   }
 }
 

@@ -1,7 +1,7 @@
 //! MTF descriptor blocks (DBLK, MTF 1.00a §5.1) and the stream headers inside them (§6.1): parsed in
 //! place from a byte slice, with their header checksums checked, so a damaged block is named.
 
-use super::cursor::{Bytes, Eof, xor16};
+use super::cursor::{Bytes, Eof, Rel, xor16};
 
 /// The common DBLK header is 52 bytes; its checksum is the XOR of the 25 words before it.
 pub(crate) const DBLK_HEADER_LEN: usize = 52;
@@ -120,9 +120,12 @@ impl<'a> Dblk<'a> {
         })
     }
 
-    /// The block's bytes from its start to the end of the slice.
-    pub fn bytes(&self) -> Bytes<'a> {
-        Bytes(self.buf.0.get(self.at..).unwrap_or(&[]))
+    /// Reads at offsets from the block's start (short reads report absolute ends).
+    pub fn bytes(&self) -> Rel<'a> {
+        Rel {
+            buf: self.buf,
+            base: self.at,
+        }
     }
 
     /// A string field: an MTF_TAPE_ADDRESS (u16 size, u16 offset from the block start) at `field`.
@@ -157,6 +160,7 @@ impl<'a> Dblk<'a> {
         Streams {
             buf: self.buf,
             tag: self.tag,
+            block_at: self.at,
             next: (self.tag != SFMB).then_some(self.at + usize::from(self.first_stream)),
         }
     }
@@ -210,6 +214,8 @@ impl<'a> Stream<'a> {
 pub(crate) struct Streams<'a> {
     buf: Bytes<'a>,
     tag: [u8; 4],
+    /// Streams are 4-byte aligned relative to their block, not to the slice.
+    block_at: usize,
     next: Option<usize>,
 }
 
@@ -218,7 +224,7 @@ impl<'a> Iterator for Streams<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let at = self.next.take()?;
-        let result = parse_stream(self.buf, self.tag, at);
+        let result = parse_stream(self.buf, self.tag, self.block_at, at);
         if let Ok(s) = &result {
             if s.id != SPAD {
                 self.next = Some(s.next);
@@ -228,7 +234,12 @@ impl<'a> Iterator for Streams<'a> {
     }
 }
 
-fn parse_stream<'a>(buf: Bytes<'a>, tag: [u8; 4], at: usize) -> Result<Stream<'a>, BlockError> {
+fn parse_stream<'a>(
+    buf: Bytes<'a>,
+    tag: [u8; 4],
+    block_at: usize,
+    at: usize,
+) -> Result<Stream<'a>, BlockError> {
     let header = buf.slice(at, STREAM_HEADER_LEN)?;
     if xor16(header) != 0 {
         return Err(BlockError::Corrupt {
@@ -244,10 +255,10 @@ fn parse_stream<'a>(buf: Bytes<'a>, tag: [u8; 4], at: usize) -> Result<Stream<'a
     };
     let len = usize::try_from(len).map_err(|_| too_long())?;
     let data_at = at + STREAM_HEADER_LEN;
-    let next = data_at
+    let next = (data_at - block_at)
         .checked_add(len)
         .and_then(|e| e.checked_add(3))
-        .map(|e| e & !3)
+        .and_then(|e| block_at.checked_add(e & !3))
         .ok_or_else(too_long)?;
     Ok(Stream {
         id,

@@ -133,7 +133,6 @@ pub(crate) fn from_tds(raw: [u8; 5]) -> Collation {
 }
 
 /// The 5 TDS bytes back from their hex form (used by the writer).
-#[allow(dead_code)] // used by the writer
 pub(crate) fn to_tds(c: &Collation) -> [u8; 5] {
     let mut out = [0u8; 5];
     for (i, o) in out.iter_mut().enumerate() {

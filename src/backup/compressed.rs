@@ -215,8 +215,6 @@ impl<'a> Unpacker<'a> {
 pub(crate) struct UnpackedTail {
     /// The logical bytes of the chunks found (their start is 512-aligned in the logical stream).
     pub logical: Vec<u8>,
-    /// Whether the last raw sector of the file is a filemark in clear.
-    pub ends_with_filemark: bool,
 }
 
 /// Finds the records in a raw tail that starts anywhere, and unpacks the last `chunks` chunks
@@ -243,11 +241,6 @@ pub(crate) fn unpack_tail(tail: &[u8], chunks: usize) -> Result<Option<UnpackedT
     {
         return Ok(None);
     }
-    // The file ends with a filemark (stored as one sector, or whole and zero-filled).
-    let ends_with_filemark = records.last().is_some_and(|&(at, rec)| {
-        matches!(rec, Record::Filemark { .. })
-            && record(tail, at).is_ok_and(|(_, next)| next == tail.len())
-    });
     // Start at the `chunks`-th chunk from the end, so the logical start is sector-aligned.
     let mut seen = 0;
     let mut first = records.len();
@@ -264,10 +257,7 @@ pub(crate) fn unpack_tail(tail: &[u8], chunks: usize) -> Result<Option<UnpackedT
     for (at, rec) in records.iter().skip(first) {
         expand(tail, *at, *rec, &mut logical)?;
     }
-    Ok(Some(UnpackedTail {
-        logical,
-        ends_with_filemark,
-    }))
+    Ok(Some(UnpackedTail { logical }))
 }
 
 /// The run of records starting at `p`, and where scanning should resume, if `p` starts one.

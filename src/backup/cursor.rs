@@ -68,6 +68,37 @@ impl<'a> Bytes<'a> {
     }
 }
 
+/// Reads at offsets relative to `base` in a larger slice, so a short read reports how far into
+/// the whole slice it wanted (what a caller must read to satisfy it).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Rel<'a> {
+    /// The whole slice.
+    pub buf: Bytes<'a>,
+    /// Where offsets count from.
+    pub base: usize,
+}
+
+impl<'a> Rel<'a> {
+    fn abs(self, at: usize) -> Result<usize, Eof> {
+        self.base.checked_add(at).ok_or(Eof { end: usize::MAX })
+    }
+
+    /// The `n` bytes at `at`.
+    pub fn slice(self, at: usize, n: usize) -> Result<&'a [u8], Eof> {
+        self.buf.slice(self.abs(at)?, n)
+    }
+
+    /// A little-endian u16.
+    pub fn u16(self, at: usize) -> Result<u16, Eof> {
+        self.buf.u16(self.abs(at)?)
+    }
+
+    /// A little-endian u32.
+    pub fn u32(self, at: usize) -> Result<u32, Eof> {
+        self.buf.u32(self.abs(at)?)
+    }
+}
+
 /// XOR of the little-endian u16 words of `bytes` (the MTF header checksum).
 pub(crate) fn xor16(bytes: &[u8]) -> u16 {
     bytes

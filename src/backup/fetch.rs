@@ -110,7 +110,7 @@ impl Fetch {
                 self.want_head = self.head.len();
             }
             // Reject non-backups before reading their tail.
-            if let Err(e @ Error::NotABackup { .. }) = read(&self.head, None) {
+            if let Err(e @ Error::NotABackup { .. }) = super::container(&self.head) {
                 self.result = Some(Err(e));
                 return;
             }

@@ -33,15 +33,16 @@ pub(crate) fn parse_tape(d: &Dblk<'_>) -> Result<Tape, BlockError> {
         .stream(RAID)?
         .ok_or_else(|| corrupt(d, "the media header has no RAID stream"))?;
     let r = Bytes(raid.data()?);
+    let short = |_| corrupt(d, "the RAID stream is too short");
     Ok(Tape {
         media_family_id: b.u32(52)?,
         block_size: u32::from(soft_filemark_units.max(1)) * 512,
         has_media_password: password_alg != 0 || !password.is_empty(),
         media_name: d.string(68)?,
         media_description: d.string(72)?,
-        media_set_guid: r.guid(0)?,
-        family_count: r.u16(20)?,
-        family_sequence: r.u16(24)?,
+        media_set_guid: r.guid(0).map_err(short)?,
+        family_count: r.u16(20).map_err(short)?,
+        family_sequence: r.u16(24).map_err(short)?,
     })
 }
 
@@ -151,10 +152,7 @@ pub(crate) fn parse_config(data: &[u8]) -> Result<Config, ConfigError> {
             _ if scin.is_none() => {
                 return Err(bad("the configuration does not start with an SCIN record"));
             }
-            SFGI => filegroups.push((
-                rec.u32(0x0C)?,
-                rec_string(rec, 0x10)?.unwrap_or_default(),
-            )),
+            SFGI => filegroups.push((rec.u32(0x0C)?, rec_string(rec, 0x10)?.unwrap_or_default())),
             SFIN => files.push(parse_sfin(rec)?),
             _ => {}
         }
@@ -295,7 +293,6 @@ pub(crate) fn date(raw: [u8; 5]) -> Option<Option<PrimitiveDateTime>> {
 }
 
 /// Packs a date the way [`date`] reads it (used by the writer).
-#[allow(dead_code)] // used by the writer
 pub(crate) fn pack_date(d: Option<PrimitiveDateTime>) -> [u8; 5] {
     let Some(d) = d else { return [0; 5] };
     let v = (u64::from(d.year() as u16 & 0x3FFF) << 26)

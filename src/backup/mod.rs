@@ -50,9 +50,13 @@ pub struct Tail<'a> {
 
 /// Reads a backup file's header from its first bytes and, optionally, its last ones.
 ///
-/// Without a tail, `complete` is `None` and the finish date and final sizes are unknown. With one,
-/// `complete` says whether the end blocks are there, and the closing copy of each set header found
-/// there must agree with the opening one.
+/// Without a tail, `complete` is `None`, the finish date and final sizes are unknown, and the LSNs
+/// are those of the opening header copy, which SQL Server may still move (LastLSN moved on 4 of
+/// the 118 real fixtures, FirstLSN on one). With a tail, `complete` says whether the end blocks
+/// are there, and the closing copy (MSLS) supplies the final LSNs, finish date and sizes after its
+/// identity fields are checked against the opening copy. Sets whose closing blocks lie in the head
+/// are closed from it. A file whose last set starts beyond the head is [`Error::Unsupported`]: its
+/// sets cannot all be listed from a head and a tail.
 ///
 /// # Errors
 /// See [`Error`]: not a backup, head too short ([`Error::NeedMoreHead`] says how much to read),
@@ -124,19 +128,37 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
         Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
         Container::Compressed => read_compressed_head(head)?,
     };
-    let Head { tape, sets } = parsed;
+    let Head { tape, sets, closed } = parsed;
     let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
+    for (index, at, closing) in &closed {
+        if let Some(set) = backup_sets.get_mut(*index) {
+            close_set(set, *at, closing)?;
+        }
+    }
     let complete = match tail {
         None => None,
         Some(t) => {
             let found = match kind {
                 Container::Plain => {
                     let start = t.file_size.saturating_sub(t.bytes.len() as u64);
-                    Some(parse_tail(t.bytes, start, None)?)
+                    Some(parse_tail(t.bytes, start)?)
                 }
                 Container::Compressed => read_compressed_tail(t.bytes)?,
             };
             if let Some(found) = &found {
+                if let (true, Some(position)) = (found.complete, found.eset_position) {
+                    if !backup_sets.iter().any(|s| s.position == position) {
+                        // Listing only the sets in the head would misstate the file.
+                        return Err(Error::Unsupported {
+                            what: format!(
+                                "the file holds several backup sets and set {position} starts beyond \
+                                 the first {} bytes read (append-mode backups: one set per file is \
+                                 what LRS restores)",
+                                head.len()
+                            ),
+                        });
+                    }
+                }
                 found.merge_into(&mut backup_sets)?;
             }
             Some(found.is_some_and(|f| f.complete))
@@ -159,6 +181,10 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
     })
 }
 
+/// The most a compressed header may unpack to: far beyond any real one, it bounds the memory a
+/// hostile file can make the reader use.
+const MAX_LOGICAL_HEAD: usize = 16 * 1024 * 1024;
+
 /// Unpacks as many chunks as the header needs and parses them.
 fn read_compressed_head(raw: &[u8]) -> Result<Head, Error> {
     let mut unpacker = compressed::Unpacker::new(raw);
@@ -167,6 +193,13 @@ fn read_compressed_head(raw: &[u8]) -> Result<Head, Error> {
     loop {
         let more = unpacker.ensure(want).map_err(|e| unpack_error(e, true))?;
         match parse_head(&unpacker.logical) {
+            Err(HeadError::Eof(end)) if end > MAX_LOGICAL_HEAD => {
+                return Err(Error::Unsupported {
+                    what: format!(
+                        "a compressed backup header longer than {MAX_LOGICAL_HEAD} bytes ({end} claimed)"
+                    ),
+                });
+            }
             Err(HeadError::Eof(end)) if more && end > unpacker.logical.len() => want = end,
             Err(HeadError::Eof(_)) if !more => {
                 return Err(Error::Corrupt {
@@ -207,13 +240,14 @@ fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
 fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
     // The closing header copy and the end blocks usually sit in the last chunk; widen if not.
     let mut best = None;
-    for chunks in [1, 2, usize::MAX] {
+    // Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
+    for chunks in [1, 2, 4, 8] {
         let Some(unpacked) =
             compressed::unpack_tail(raw, chunks).map_err(|e| unpack_error(e, false))?
         else {
             return Ok(None);
         };
-        let found = parse_tail(&unpacked.logical, 0, Some(unpacked.ends_with_filemark))?;
+        let found = parse_tail(&unpacked.logical, 0)?;
         let done = found.closing.is_some();
         best = Some(found);
         if done {
@@ -228,6 +262,9 @@ fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
 struct Head {
     tape: Tape,
     sets: Vec<SetHead>,
+    /// Closing copies (MSLS, confirmed by the ESET that follows) of sets that end in the head:
+    /// the set's index in `sets`, the block offset, the copy.
+    closed: Vec<(usize, usize, Config)>,
 }
 
 #[derive(Debug)]
@@ -362,6 +399,9 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     let mut sets: Vec<SetHead> = Vec::new();
     // The set whose SSET (and maybe VOLB) has been read but not yet its MSCI.
     let mut open: Option<(Sset, Option<String>)> = None;
+    let mut closed = Vec::new();
+    // The last set's closing copy, until its ESET confirms it.
+    let mut closing: Option<(usize, Config)> = None;
     loop {
         let d = match Dblk::parse(buf, at) {
             Ok(d) => d,
@@ -405,6 +445,21 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
                     config,
                 });
             }
+            MSLS if open.is_none() && !sets.is_empty() => {
+                closing = match block_config(&d) {
+                    Ok(c) => Some((at, c)),
+                    Err(HeadError::Eof(_)) => break,
+                    Err(e) => return Err(e),
+                };
+            }
+            ESET if open.is_none() => {
+                let position = d.bytes().u16(78).ok();
+                if let (Some((msls_at, c)), Some(last)) = (closing.take(), sets.last()) {
+                    if position == Some(last.sset.position) {
+                        closed.push((sets.len() - 1, msls_at, c));
+                    }
+                }
+            }
             MSDA | MSTL | MSLS | ESET if open.is_some() => {
                 return Err(HeadError::Fail(corrupt(
                     d.tag,
@@ -432,7 +487,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
         // Only reachable when the loop breaks, which needs a set: keep the invariant explicit.
         return Err(HeadError::Eof(buf.len() + 1));
     }
-    Ok(Head { tape, sets })
+    Ok(Head { tape, sets, closed })
 }
 
 /// What the tail says about the last set.
@@ -455,100 +510,151 @@ impl TailFacts {
         else {
             return Ok(());
         };
-        let Some(set) = sets.iter_mut().find(|s| s.position == position) else {
-            return Ok(());
-        };
-        // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
-        // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
-        // closing copy. What identifies the set must not change.
-        let checks: [(&str, bool); 7] = [
-            ("database name", set.database_name == closing.database_name),
-            ("server name", set.server_name == closing.server_name),
-            ("backup type", set.backup_type == closing.backup_type),
-            (
-                "DatabaseBackupLSN",
-                set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
-            ),
-            (
-                "SQL Server version",
-                set.software_version == closing.software_version,
-            ),
-            (
-                "backup start date",
-                set.backup_start == closing.backup_start,
-            ),
-            ("collation", set.collation == closing.collation),
-        ];
-        if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
-            return Err(corrupt(
-                MSLS,
-                *at,
-                format!(
-                    "the closing copy of the set header disagrees with the opening copy on {field}"
-                ),
-            ));
+        match sets.iter_mut().find(|s| s.position == position) {
+            Some(set) => close_set(set, *at, closing),
+            None => Ok(()),
         }
-        set.first_lsn = closing.first_lsn;
-        set.last_lsn = closing.last_lsn;
-        set.checkpoint_lsn = closing.checkpoint_lsn;
-        set.backup_finish = closing.backup_finish;
-        set.backup_size = Some(closing.backup_size);
-        set.compressed_backup_size = closing.compressed_backup_size;
-        Ok(())
     }
 }
 
-/// Scans a tail for the closing blocks. `start` is the logical offset of `buf[0]` (blocks sit at
-/// 512-byte multiples of it); `ends_with_filemark` is given for compressed files, whose final
-/// filemark is stored after the chunks, and is otherwise read from `buf` itself.
-fn parse_tail(
-    buf: &[u8],
-    start: u64,
-    ends_with_filemark: Option<bool>,
-) -> Result<TailFacts, Error> {
+/// Puts the closing copy's facts (final LSNs, finish date, sizes) into a set, after checking that
+/// the closing copy agrees with the opening one on what identifies the set.
+fn close_set(set: &mut facts::BackupSet, at: usize, closing: &Config) -> Result<(), Error> {
+    // SQL Server fills the LSNs in the opening copy before the backup ends, and the closing
+    // copy can move them (LastLSN on 4 fixtures, FirstLSN on one): those come from the
+    // closing copy. What identifies the set must not change.
+    let checks: [(&str, bool); 7] = [
+        ("database name", set.database_name == closing.database_name),
+        ("server name", set.server_name == closing.server_name),
+        ("backup type", set.backup_type == closing.backup_type),
+        (
+            "DatabaseBackupLSN",
+            set.database_backup_lsn.unwrap_or(Lsn::ZERO) == closing.database_backup_lsn,
+        ),
+        (
+            "SQL Server version",
+            set.software_version == closing.software_version,
+        ),
+        (
+            "backup start date",
+            set.backup_start == closing.backup_start,
+        ),
+        ("collation", set.collation == closing.collation),
+    ];
+    if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
+        return Err(corrupt(
+            MSLS,
+            at,
+            format!(
+                "the closing copy of the set header disagrees with the opening copy on {field}"
+            ),
+        ));
+    }
+    set.first_lsn = closing.first_lsn;
+    set.last_lsn = closing.last_lsn;
+    set.checkpoint_lsn = closing.checkpoint_lsn;
+    set.backup_finish = closing.backup_finish;
+    set.backup_size = Some(closing.backup_size);
+    set.compressed_backup_size = closing.compressed_backup_size;
+    Ok(())
+}
+
+/// Reads the closing blocks from a tail. `start` is the logical offset of `buf[0]`: blocks sit at
+/// 512-byte multiples of it. The last MSLS is found by scanning those sectors; from it, the blocks
+/// are walked by their own sizes, and the set is complete when the walk passes an ESET and ends
+/// with a filemark exactly at the end of the bytes.
+fn parse_tail(buf: &[u8], start: u64) -> Result<TailFacts, Error> {
     const SECTOR: u64 = 512;
     let first = ((SECTOR - start % SECTOR) % SECTOR) as usize;
-    let mut blocks: Vec<(usize, Dblk<'_>)> = Vec::new();
+    let abs = |p: usize| start as usize + p;
+    let mut last_msls = None;
     let mut p = first;
     while p < buf.len() {
         match Dblk::parse(buf, p) {
-            Ok(d) => blocks.push((p, d)),
-            Err(BlockError::Corrupt { tag, detail }) => {
-                return Err(corrupt(tag, start as usize + p, detail));
-            }
-            Err(_) => {}
+            Ok(d) if d.tag == MSLS => last_msls = Some(d),
+            Ok(_) | Err(BlockError::Eof(_)) | Err(BlockError::NotABlock) => {}
+            Err(BlockError::Corrupt { tag, detail }) => return Err(corrupt(tag, abs(p), detail)),
         }
         p += SECTOR as usize;
     }
-    let last_msls = blocks.iter().rposition(|(_, d)| d.tag == MSLS);
-    let closing = match last_msls.and_then(|i| blocks.get(i).copied()) {
-        Some((at, d)) => match block_config(&d) {
-            Ok(c) => Some((start as usize + at, c)),
-            // Cut by the end of the file: the set is not closed yet.
-            Err(HeadError::Eof(_)) => None,
-            Err(HeadError::Fail(e)) => return Err(e),
+    let incomplete = TailFacts {
+        closing: None,
+        eset_position: None,
+        complete: false,
+    };
+    let Some(msls) = last_msls else {
+        return Ok(incomplete);
+    };
+    let closing = match block_config(&msls) {
+        Ok(c) => c,
+        // Cut by the end of the file: the set is not closed yet.
+        Err(HeadError::Eof(_)) => return Ok(incomplete),
+        Err(HeadError::Fail(e)) => return Err(relocate(e, start)),
+    };
+    let mut facts = TailFacts {
+        closing: Some((abs(msls.at), closing)),
+        eset_position: None,
+        complete: false,
+    };
+    let mut prev = msls;
+    loop {
+        let at = match prev.end() {
+            Ok(at) => at,
+            Err(BlockError::Eof(_)) => return Ok(facts),
+            Err(BlockError::NotABlock) => return Ok(facts),
+            Err(BlockError::Corrupt { tag, detail }) => {
+                return Err(corrupt(tag, abs(prev.at), detail));
+            }
+        };
+        if at == buf.len() {
+            facts.complete = prev.tag == SFMB && facts.eset_position.is_some();
+            return Ok(facts);
+        }
+        let d = match Dblk::parse(buf, at) {
+            Ok(d) => d,
+            Err(BlockError::Eof(_)) => return Ok(facts),
+            // Zero fill after the last block: written so far, not finished.
+            Err(BlockError::NotABlock)
+                if buf
+                    .get(at..)
+                    .is_some_and(|r| r.iter().take(512).all(|&b| b == 0)) =>
+            {
+                return Ok(facts);
+            }
+            Err(BlockError::NotABlock) => {
+                return Err(corrupt(
+                    prev.tag,
+                    abs(at),
+                    "no MTF block follows this one where it ends",
+                ));
+            }
+            Err(BlockError::Corrupt { tag, detail }) => return Err(corrupt(tag, abs(at), detail)),
+        };
+        match d.tag {
+            ESET => facts.eset_position = d.bytes().u16(78).ok(),
+            SFMB => {}
+            // Another set begins: this file holds more than the tail shows.
+            _ => {
+                facts.eset_position = None;
+                return Ok(facts);
+            }
+        }
+        prev = d;
+    }
+}
+
+/// Shifts an error's offset from a tail-relative one to the file's.
+fn relocate(e: Error, start: u64) -> Error {
+    match e {
+        Error::Corrupt {
+            block,
+            offset,
+            detail,
+        } => Error::Corrupt {
+            block,
+            offset: offset + start,
+            detail,
         },
-        None => None,
-    };
-    let after: &[(usize, Dblk<'_>)] = match last_msls {
-        Some(i) => blocks.get(i + 1..).unwrap_or(&[]),
-        None => &[],
-    };
-    let last_eset = after.iter().rev().find(|(_, d)| d.tag == ESET);
-    let eset_position = match last_eset {
-        Some((_, d)) => d.bytes().u16(78).ok(),
-        None => None,
-    };
-    let only_end_blocks = after.iter().all(|(_, d)| d.tag == ESET || d.tag == SFMB);
-    let ends = match ends_with_filemark {
-        Some(v) => v,
-        None => after
-            .last()
-            .is_some_and(|(at, d)| d.tag == SFMB && at + usize::from(d.first_stream) == buf.len()),
-    };
-    Ok(TailFacts {
-        complete: closing.is_some() && last_eset.is_some() && only_end_blocks && ends,
-        closing,
-        eset_position,
-    })
+        other => other,
+    }
 }

@@ -11,6 +11,7 @@ mod cutover;
 mod demo;
 mod inspect;
 mod rehearse;
+mod resolve;
 mod serve;
 mod simulate;
 mod status;
@@ -48,7 +49,13 @@ enum Command {
 /// (invalid file, blocking finding), 2 an error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let _telemetry = telemetry::init();
+    let servers = matches!(cli.command, Command::Serve(_) | Command::SimulateLrs(_));
+    let filter = if servers {
+        "lrs_autopilot=info"
+    } else {
+        "lrs_autopilot=warn"
+    };
+    let _telemetry = telemetry::init(filter, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Inspect(args) => inspect::run(args),
         Command::Check(args) => check::run(args),
@@ -68,7 +75,6 @@ pub fn main() -> ExitCode {
     }
 }
 
-#[allow(dead_code)] // used by the network commands as they land
 /// A multi-threaded tokio runtime for the commands that do network or file watching work.
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()

@@ -1,13 +1,213 @@
-//! `lrs-autopilot simulate`.
+//! `lrs-autopilot simulate-lrs`: run the ARM-compatible LRS simulator as an HTTP server, over a
+//! local folder laid out as `<root>/<container>/<folder>/<backups>`.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Arguments of `simulate`.
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context;
 
-/// Runs `simulate`.
+use crate::sim::{Faults, SimConfig, Storage};
+
+/// Arguments of `simulate-lrs`. Every flag can also come from the environment variable named.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Address to listen on, such as `127.0.0.1:8080` (`:0` picks a free port, printed on start).
+    #[arg(long, env = "LRS_SIM_LISTEN", default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Folder holding `<container>/<database folder>/<backup files>`.
+    #[arg(
+        long,
+        env = "LRS_SIM_STORAGE_ROOT",
+        required_unless_present = "storage_url"
+    )]
+    storage_root: Option<PathBuf>,
+    /// Blob service URL (Azure or Azurite), read in the same layout: with a SAS in its query, or
+    /// with a token from the environment (managed identity, Azure CLI).
+    #[arg(long, env = "LRS_SIM_STORAGE_URL", conflicts_with = "storage_root")]
+    storage_url: Option<String>,
+    /// Restore speed in MiB/s.
+    #[arg(long, env = "LRS_SIM_RESTORE_MBPS", default_value_t = 500.0)]
+    restore_mbps: f64,
+    /// The region every managed instance reports.
+    #[arg(long, env = "LRS_SIM_LOCATION", default_value = "westeurope")]
+    location: String,
+    /// Seconds a start or delete operation runs.
+    #[arg(long, env = "LRS_SIM_OPERATION_SECS", default_value_t = 1.0)]
+    operation_secs: f64,
+    /// Seconds completeRestore runs before the database is Online.
+    #[arg(long, env = "LRS_SIM_COMPLETE_SECS", default_value_t = 2.0)]
+    complete_secs: f64,
+    /// Rate (0..1) of 429 answers with Retry-After.
+    #[arg(long, env = "LRS_SIM_THROTTLE_RATE", default_value_t = 0.0)]
+    throttle_rate: f64,
+    /// Retry-After seconds on injected 429s.
+    #[arg(long, env = "LRS_SIM_RETRY_AFTER_SECS", default_value_t = 1)]
+    retry_after_secs: u64,
+    /// Rate (0..1) of 500 answers.
+    #[arg(long, env = "LRS_SIM_SERVER_ERROR_RATE", default_value_t = 0.0)]
+    server_error_rate: f64,
+    /// Latency added to every ARM request, in milliseconds.
+    #[arg(long, env = "LRS_SIM_LATENCY_MS", default_value_t = 0)]
+    latency_ms: u64,
+    /// Rate (0..1) of 409 ConflictingDatabaseOperation answers to writes.
+    #[arg(long, env = "LRS_SIM_CONFLICT_RATE", default_value_t = 0.0)]
+    conflict_rate: f64,
+    /// Make storage unreadable: jobs stall and show it in blockReason.
+    #[arg(long, env = "LRS_SIM_STORAGE_FAILURE")]
+    storage_failure: bool,
+    /// Seed for the fault generator (the same seed replays the same faults).
+    #[arg(long, env = "LRS_SIM_FAULT_SEED", default_value_t = 0)]
+    fault_seed: u64,
+}
+
+/// Resolves the arguments into the simulator's settings.
+fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
+    let storage = match (&args.storage_root, &args.storage_url) {
+        (Some(root), None) => {
+            anyhow::ensure!(
+                root.is_dir(),
+                "the storage root {} is not a folder",
+                root.display()
+            );
+            Storage::Folder(root.clone())
+        }
+        (None, Some(url)) => {
+            let parsed = url::Url::parse(url.trim())
+                .map_err(|e| anyhow::anyhow!("--storage-url is not a url: {e}"))?;
+            anyhow::ensure!(
+                parsed.path_segments().is_some(),
+                "--storage-url must be a blob service url such as https://<account>.blob.core.windows.net?<sas>"
+            );
+            Storage::BlobService(url.trim().to_owned())
+        }
+        _ => anyhow::bail!("give exactly one of --storage-root or --storage-url"),
+    };
+    anyhow::ensure!(
+        args.restore_mbps.is_finite() && args.restore_mbps > 0.0,
+        "--restore-mbps must be a positive number, not {}",
+        args.restore_mbps
+    );
+    for (name, secs) in [
+        ("--operation-secs", args.operation_secs),
+        ("--complete-secs", args.complete_secs),
+    ] {
+        anyhow::ensure!(
+            secs.is_finite() && secs >= 0.0,
+            "{name} must be zero or more seconds, not {secs}"
+        );
+    }
+    let faults = Faults {
+        throttle_rate: args.throttle_rate,
+        retry_after_secs: args.retry_after_secs,
+        server_error_rate: args.server_error_rate,
+        latency_ms: args.latency_ms,
+        conflict_rate: args.conflict_rate,
+        storage_failure: args.storage_failure,
+        seed: args.fault_seed,
+    };
+    faults.validate().map_err(anyhow::Error::msg)?;
+    let mut config = SimConfig::folder(PathBuf::new());
+    config.storage = storage;
+    config.restore_mbps = args.restore_mbps;
+    config.location = args.location.clone();
+    config.operation_secs = args.operation_secs;
+    config.complete_secs = args.complete_secs;
+    config.faults = faults;
+    Ok(config)
+}
+
+/// Runs `simulate-lrs` until interrupted.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`simulate` is not implemented yet")
+    let config = resolve(&args)?;
+    if !args.listen.ip().is_loopback() {
+        tracing::warn!(listen = %args.listen, "the simulator has no authentication; anyone who can reach this address can drive it");
+    }
+    let runtime = super::runtime()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", args.listen))?;
+        let addr = listener
+            .local_addr()
+            .context("cannot read the bound address")?;
+        let state = crate::sim::SimState::from_config(config)
+            .context("cannot open the simulator's storage")?;
+        println!("lrs simulator listening on http://{addr}");
+        tracing::info!(%addr, "lrs simulator started");
+        tokio::select! {
+            result = crate::sim::serve_state(listener, state) => result.context("the simulator stopped")?,
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: stopping the simulator"),
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Cli {
+        #[command(flatten)]
+        args: Args,
+    }
+
+    fn parse(extra: &[&str]) -> anyhow::Result<SimConfig> {
+        let dir = std::env::temp_dir();
+        let root = dir.to_string_lossy().into_owned();
+        let mut argv = vec!["x", "--storage-root", root.as_str()];
+        argv.extend_from_slice(extra);
+        let cli = Cli::try_parse_from(argv)?;
+        resolve(&cli.args)
+    }
+
+    #[test]
+    fn flags_become_settings() {
+        let config = parse(&[
+            "--restore-mbps",
+            "2.5",
+            "--throttle-rate",
+            "0.25",
+            "--latency-ms",
+            "7",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.restore_mbps, 2.5);
+        assert_eq!(config.faults.throttle_rate, 0.25);
+        assert_eq!(config.faults.latency_ms, 7);
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_flag_name() {
+        let err = parse(&["--restore-mbps", "0"]).expect_err("refused");
+        assert!(err.to_string().contains("--restore-mbps"), "{err}");
+        let err = parse(&["--conflict-rate", "2"]).expect_err("refused");
+        assert!(err.to_string().contains("conflict rate"), "{err}");
+        let err = Cli::try_parse_from(["x", "--storage-root", "/definitely/not/here"])
+            .map_err(anyhow::Error::from)
+            .and_then(|c| resolve(&c.args))
+            .expect_err("refused");
+        assert!(err.to_string().contains("is not a folder"), "{err}");
+    }
+
+    #[test]
+    fn a_storage_url_is_kept_and_never_shown_with_its_sas() {
+        let cli = Cli::try_parse_from([
+            "x",
+            "--storage-url",
+            "http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=SECRET",
+        ])
+        .expect("parses");
+        let config = resolve(&cli.args).expect("valid");
+        assert!(matches!(config.storage, Storage::BlobService(_)));
+        assert!(!format!("{config:?}").contains("SECRET"));
+        let cli = Cli::try_parse_from(["x", "--storage-url", "not a url"]).expect("parses");
+        let err = resolve(&cli.args).expect_err("refused");
+        assert!(
+            err.to_string().contains("--storage-url is not a url"),
+            "{err}"
+        );
+    }
 }

@@ -1,13 +1,90 @@
-//! `lrs-autopilot status`.
+//! `lrs-autopilot status`: every database's migration, from the deployed pipeline's state
+//! container (same `LRS_*` variables as `serve`) or from a rehearsal root (`--local`).
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+
+use anyhow::Context as _;
+use serde_json::json;
+
+use super::{resolve, runtime};
+use crate::chain::Severity;
+use crate::migration::Phase;
+use crate::pipeline::DatabaseSummary;
 
 /// Arguments of `status`.
 #[derive(Debug, clap::Args)]
-pub struct Args {}
+pub struct Args {
+    /// Read a rehearsal's state (`<root>/.lrs-autopilot`) instead of the deployed pipeline's.
+    #[arg(long, value_name = "ROOT")]
+    local: Option<PathBuf>,
+    /// With --local: the state folder, if `rehearse --state` moved it.
+    #[arg(long, requires = "local")]
+    state: Option<PathBuf>,
+    /// Print `{"databases":[...]}` as JSON.
+    #[arg(long)]
+    json: bool,
+}
 
-/// Runs `status`.
+/// Runs `status`. Exit 0 unless a database is blocked, failed or expired.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let _ = args;
-    anyhow::bail!("`status` is not implemented yet")
+    let rt = runtime()?;
+    let states = rt.block_on(async {
+        let (pipeline, _staging) =
+            resolve::pipeline_for(args.local.as_deref(), args.state.as_deref())?;
+        pipeline
+            .list()
+            .await
+            .context("cannot read the state documents")
+    })?;
+    let mut summaries: Vec<DatabaseSummary> = states.iter().map(DatabaseSummary::from).collect();
+    summaries.sort_by(|a, b| (&a.container, &a.folder).cmp(&(&b.container, &b.folder)));
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({ "databases": summaries }))?
+        );
+    } else if summaries.is_empty() {
+        println!("no migrations recorded yet");
+    } else {
+        println!(
+            "{:<28} {:<24} {:<15} {:>9}  TAIL / WHY",
+            "FOLDER", "DATABASE", "PHASE", "RESTORED"
+        );
+        for s in &summaries {
+            let blocking = s
+                .findings
+                .iter()
+                .filter(|f| f.severity == Severity::Blocking)
+                .count();
+            let note = s
+                .reason
+                .clone()
+                .or_else(|| s.tail.clone().map(|t| format!("tail {t}")))
+                .unwrap_or_else(|| {
+                    if blocking > 0 {
+                        format!("{blocking} blocking finding(s)")
+                    } else {
+                        String::new()
+                    }
+                });
+            println!(
+                "{:<28} {:<24} {:<15} {:>4}/{:<4}  {}",
+                format!("{}/{}", s.container, s.folder),
+                s.database_name,
+                s.phase.as_str(),
+                s.files_restored,
+                s.files_planned,
+                note
+            );
+        }
+    }
+    let bad = summaries
+        .iter()
+        .any(|s| matches!(s.phase, Phase::Blocked | Phase::Failed | Phase::Expired));
+    Ok(if bad {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

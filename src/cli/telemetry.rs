@@ -1,7 +1,9 @@
-//! Logs, traces and metrics. Only the binary installs a subscriber: logs go to stderr (the
-//! Functions host captures them), filtered by `RUST_LOG` (default `lrs_autopilot=info`), as JSON
-//! lines with `LRS_LOG_FORMAT=json`. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set, spans and the
-//! pipeline's metrics also go out over OTLP/HTTP (the standard `OTEL_*` variables apply).
+//! Logs, traces and metrics. Only the binary installs a subscriber. Logs go to stdout for `serve`
+//! (the Functions host records stderr as errors) and to stderr otherwise, so tables and JSON stay
+//! clean; `RUST_LOG` filters them (default `lrs_autopilot=info` for the servers, `=warn` for the
+//! rest), as JSON lines with `LRS_LOG_FORMAT=json`. When `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+//! spans and the pipeline's metrics also go out over OTLP/HTTP (the standard `OTEL_*` variables
+//! apply).
 
 use std::sync::{Arc, OnceLock};
 
@@ -39,11 +41,23 @@ static METER: OnceLock<SdkMeterProvider> = OnceLock::new();
 
 /// Installs the subscriber. Call once, before any runtime starts: the OTLP HTTP exporter uses a
 /// blocking client that must be built off the async runtime's threads.
-pub fn init() -> Guard {
+///
+/// `to_stdout`: the Functions host records a handler's stderr as errors, so `serve` logs to stdout.
+/// `default_filter` applies when `RUST_LOG` is unset: `info` for the servers, `warn` for the
+/// interactive commands, whose own output is the point.
+pub fn init(default_filter: &str, to_stdout: bool) -> Guard {
     let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("lrs_autopilot=info"));
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let json = std::env::var("LRS_LOG_FORMAT").is_ok_and(|v| v.eq_ignore_ascii_case("json"));
-    let fmt = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_ansi(false)
+        .with_writer(move || -> Box<dyn std::io::Write> {
+            if to_stdout {
+                Box::new(std::io::stdout())
+            } else {
+                Box::new(std::io::stderr())
+            }
+        });
     let fmt = if json {
         fmt.json().boxed_layer()
     } else {
@@ -99,11 +113,14 @@ pub fn init() -> Guard {
     guard
 }
 
+/// A counter's name, description and how to read it.
+type Instrument = (&'static str, &'static str, fn(&Metrics) -> u64);
+
 /// Publishes a pipeline's counters as OpenTelemetry instruments (no-op without OTLP).
 pub fn export_metrics(metrics: Arc<Metrics>) {
     let Some(provider) = METER.get() else { return };
     let meter = provider.meter("lrs-autopilot");
-    let counters: [(&'static str, &'static str, fn(&Metrics) -> u64); 8] = [
+    let counters: [Instrument; 8] = [
         ("lrs.events.processed", "events recorded", |m| {
             m.events_processed.get()
         }),

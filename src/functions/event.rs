@@ -169,6 +169,11 @@ pub enum ScopeError {
         "the blob {0:?} is not inside a database folder: put each database's backups in <container>/<database>/"
     )]
     NoFolder(String),
+    /// A database folder whose name starts with `.`: state documents cannot be keyed by it.
+    #[error(
+        "the database folder {0:?} starts with '.': rename it (hidden folder names are not supported)"
+    )]
+    HiddenFolder(String),
     /// Path tricks (`..`, empty segments).
     #[error("the blob path {0:?} has empty or relative segments")]
     BadPath(String),
@@ -190,6 +195,16 @@ impl StorageScope {
     /// The account URL, without query string.
     pub fn account(&self) -> &Url {
         &self.account
+    }
+
+    /// A database folder's URL (`<account>/<container>/<folder>`, no query string): the storage
+    /// container URI LRS is given.
+    pub fn folder_url(&self, container: &str, folder: &str) -> Url {
+        let mut url = self.account.clone();
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.pop_if_empty().push(container).push(folder);
+        }
+        url
     }
 
     /// The watched containers.
@@ -220,7 +235,7 @@ impl StorageScope {
         let segments: Vec<String> = rest
             .trim_start_matches('/')
             .split('/')
-            .map(|s| percent_decode(s))
+            .map(percent_decode)
             .collect();
         let path = segments.join("/");
         if segments
@@ -237,6 +252,9 @@ impl StorageScope {
         }
         if name.is_empty() {
             return Err(ScopeError::NoFolder(folder.clone()));
+        }
+        if folder.starts_with('.') {
+            return Err(ScopeError::HiddenFolder(folder.clone()));
         }
         Ok(BlobLocation {
             container: container.clone(),
@@ -370,15 +388,36 @@ mod tests {
             s.locate("https://acct.blob.core.windows.net/backups/x.bak"),
             Err(ScopeError::NoFolder(_))
         ));
-        assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net/backups/db/../x.bak"),
-            Err(_)
-        ));
+        assert!(
+            s.locate("https://acct.blob.core.windows.net/backups/db/../x.bak")
+                .is_err()
+        );
         assert!(matches!(
             s.locate("https://acct.blob.core.windows.net/backups//x.bak"),
             Err(ScopeError::BadPath(_))
         ));
         assert!(matches!(s.locate("not a url"), Err(ScopeError::Malformed)));
+        assert!(matches!(
+            s.locate("https://acct.blob.core.windows.net/backups/.state/x.bak"),
+            Err(ScopeError::HiddenFolder(_))
+        ));
+    }
+
+    #[test]
+    fn folder_urls_carry_no_query_and_encode_names() {
+        let url = scope().folder_url("backups", "db 1");
+        assert_eq!(
+            url.as_str(),
+            "https://acct.blob.core.windows.net/backups/db%201"
+        );
+        let s = StorageScope::new(
+            &Url::parse("http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=x").unwrap(),
+            vec![],
+        );
+        assert_eq!(
+            s.folder_url("c", "db").as_str(),
+            "http://127.0.0.1:10000/devstoreaccount1/c/db"
+        );
     }
 
     #[test]

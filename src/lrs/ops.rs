@@ -511,6 +511,15 @@ pub fn arm_error(status: u16, headers: &Headers, body: &[u8]) -> Error {
 }
 
 fn decode<T: DeserializeOwned>(status: u16, headers: &Headers, body: &[u8]) -> Result<T, Error> {
+    // serde would read `[]` as a struct of defaults; ARM answers objects.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(Error::Decode {
+            status,
+            path: ".".into(),
+            detail: "expected a json object".into(),
+            request_id: request_id(headers),
+        });
+    }
     let de = &mut serde_json::Deserializer::from_slice(body);
     serde_path_to_error::deserialize(de).map_err(|e| Error::Decode {
         status,
@@ -804,6 +813,47 @@ mod tests {
                 .path()
                 .ends_with("/databases/db1/restoreDetails/Default")
         );
+    }
+
+    #[test]
+    fn hostile_bodies_are_errors_not_panics() {
+        let bodies: [&[u8]; 6] = [
+            b"",
+            b"{",
+            b"\xff\xfe\x00garbage",
+            b"[]",
+            b"{\"properties\": 5}",
+            b"{\"properties\":{\"fullBackupSets\":[1,2]}}",
+        ];
+        for body in bodies {
+            let err = GetRestoreDetails::parse_response(200, &Headers::new(), body)
+                .expect_err("not a restoreDetails body");
+            assert!(matches!(err, Error::Decode { .. }), "{body:?}: {err:?}");
+        }
+        for body in &bodies[..5] {
+            assert!(
+                GetDatabase::parse_response(200, &Headers::new(), body).is_err(),
+                "{body:?}"
+            );
+        }
+        let op = PollOperation {
+            poll: PollKind::AsyncOperation(Url::parse("https://m/aop/1").expect("static")),
+        };
+        assert!(
+            op.parse_response(200, &Headers::new(), b"not json")
+                .is_err()
+        );
+        let h = headers(&[("retry-after", "Wed, 21 Oct 2015 07:28:00 GMT")]);
+        assert_eq!(
+            retry_after(&h),
+            None,
+            "an http date falls back to the default interval"
+        );
+        let h = headers(&[("retry-after", "-5")]);
+        assert_eq!(retry_after(&h), None);
+        let err = GetDatabase::parse_response(404, &Headers::new(), b"{\"error\":{\"code\":null}}")
+            .expect_err("404");
+        assert_eq!(err.code(), Some("NotFound"));
     }
 
     #[test]

@@ -10,6 +10,8 @@
 
 mod io;
 mod state;
+#[cfg(test)]
+mod tests;
 
 use time::{Duration, OffsetDateTime};
 
@@ -30,6 +32,10 @@ pub const LIMIT_WARNING: Duration = Duration::days(25);
 pub const START_RECONCILE_AFTER: Duration = Duration::minutes(5);
 /// Files queued with no restore progress for this long raise a stall alert.
 pub const STALL_AFTER: Duration = Duration::hours(1);
+/// How long after the newest file a finding that more files may resolve (a gap, a missing stripe,
+/// a file still uploading) waits before it blocks and alerts: AzCopy uploads a folder in parallel
+/// and Event Grid reorders events, so such findings are often only a moment old.
+pub const SETTLE_GRACE: Duration = Duration::minutes(10);
 /// Alert when the SAS token expires within this many days.
 pub const SAS_WARNING_DAYS: i64 = 3;
 
@@ -54,6 +60,10 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     let now = ctx.now;
     let mut actions = Vec::new();
     let was = state.phase;
+    let input_kind = match &input {
+        Input::StartFailed { .. } | Input::CompleteFailed { .. } => InputKind::Failure,
+        _ => InputKind::Other,
+    };
     match input {
         Input::FileSeen(record) => {
             let name = record.file.name.clone();
@@ -179,8 +189,11 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         }
     }
 
+    // After a failed start or completion, decide again on the next tick, not in this same breath:
+    // an immediate retry would spin against an LRS that just said "not now".
+    let hold = matches!(input_kind, InputKind::Failure);
     replan(state, ctx, &mut actions);
-    decide(state, ctx, &mut actions);
+    decide(state, ctx, &mut actions, hold);
     if state.phase != was {
         state.audit(now, format!("phase {was} -> {}", state.phase));
         if state.phase == Phase::Blocked {
@@ -450,8 +463,17 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
             });
         }
     }
+    let settling = is_settling(state, ctx.now);
     for finding in &plan.findings {
-        let key = format!("finding:{:?}:{}", finding.code, finding.files.join(","));
+        if settling && may_resolve_itself(finding.code) {
+            continue;
+        }
+        // Warnings and notes alert once per kind; a blocking finding alerts again when it concerns
+        // other files (a second gap is news, a growing list of files without checksums is not).
+        let key = match finding.severity {
+            Severity::Blocking => format!("finding:{:?}:{}", finding.code, finding.files.join(",")),
+            Severity::Warning | Severity::Info => format!("finding:{:?}", finding.code),
+        };
         let detail = format!("{}: {}", state.folder, finding.message);
         push_alert_once(
             state,
@@ -485,6 +507,44 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
     state.plan = Some(plan);
 }
 
+/// Findings that the next files to arrive may resolve.
+fn may_resolve_itself(code: FindingCode) -> bool {
+    matches!(
+        code,
+        FindingCode::NoFullBackup
+            | FindingCode::IncompleteFile
+            | FindingCode::LogChainGap
+            | FindingCode::MissingStripes
+            | FindingCode::OrphanDifferential
+    )
+}
+
+/// The newest file arrived less than [`SETTLE_GRACE`] ago.
+fn is_settling(state: &MigrationState, now: OffsetDateTime) -> bool {
+    state
+        .files
+        .values()
+        .map(|r| r.first_seen)
+        .max()
+        .is_some_and(|t| now < t + SETTLE_GRACE)
+}
+
+/// When the settling grace ends, while a finding waits on it.
+fn settle_deadline(state: &MigrationState, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let waiting = state
+        .findings()
+        .iter()
+        .any(|f| f.severity == Severity::Blocking && may_resolve_itself(f.code));
+    if !waiting || !is_settling(state, now) {
+        return None;
+    }
+    state
+        .files
+        .values()
+        .map(|r| r.first_seen + SETTLE_GRACE)
+        .max()
+}
+
 /// Findings that mean "wait for more files" rather than "a person must act".
 fn is_waiting_finding(code: FindingCode) -> bool {
     matches!(
@@ -493,12 +553,22 @@ fn is_waiting_finding(code: FindingCode) -> bool {
     )
 }
 
-/// Derives the phase and decides on start and completion.
-fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+enum InputKind {
+    Failure,
+    Other,
+}
+
+/// Derives the phase and decides on start and completion (unless `hold`).
+fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, hold: bool) {
+    let settling = is_settling(state, ctx.now);
     let blocking = state
         .findings()
         .iter()
-        .find(|f| f.severity == Severity::Blocking && !is_waiting_finding(f.code))
+        .find(|f| {
+            f.severity == Severity::Blocking
+                && !is_waiting_finding(f.code)
+                && !(settling && may_resolve_itself(f.code))
+        })
         .map(|f| f.message.clone());
 
     state.phase = if state.lrs.online_at.is_some() {
@@ -541,6 +611,9 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         state.reason = None;
     }
 
+    if hold {
+        return;
+    }
     match state.phase {
         Phase::Ready if ctx.slot_available => {
             if let Some(action) = start_action(state, ctx) {
@@ -643,6 +716,14 @@ fn push_alert_once(
 /// When the timer should next look: by phase, spread over the interval by the folder name so that
 /// a thousand databases do not all poll on the same tick.
 fn next_poll(state: &MigrationState, now: OffsetDateTime) -> Option<OffsetDateTime> {
+    let by_phase = next_poll_by_phase(state, now);
+    match (by_phase, settle_deadline(state, now)) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+fn next_poll_by_phase(state: &MigrationState, now: OffsetDateTime) -> Option<OffsetDateTime> {
     let pending = state.files.values().any(|r| r.pending);
     let interval = match poll_interval(state.phase) {
         Some(i) => i,

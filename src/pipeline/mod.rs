@@ -505,8 +505,9 @@ impl Pipeline {
                     }
                 }
                 let uri = self
-                    .blobs
-                    .url(&format!("{}/{}", state.container, state.folder))?;
+                    .settings
+                    .scope
+                    .folder_url(&state.container, &state.folder);
                 let request = StartRequest {
                     database_name,
                     storage_container_uri: uri.to_string(),

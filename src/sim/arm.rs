@@ -19,10 +19,11 @@ use uuid::Uuid;
 use super::clock::Clock;
 use super::faults::{FaultState, Faults, Injected};
 use super::restore::{RestoreJob, timestamp};
-use super::source::{BackupSource, read_file};
+use super::source::{list_folder, read_file};
 use super::{LoggedRequest, SimConfig};
 use crate::chain::{self, PlanInput, TailRule};
 use crate::lrs::ops::is_loopback_host;
+use crate::storage::BlobStore;
 
 const API_VERSION: &str = "2025-01-01";
 const MAX_BODY: usize = 1024 * 1024;
@@ -117,18 +118,26 @@ struct World {
 }
 
 /// Everything the routes share.
-#[derive(Debug)]
 pub(crate) struct Inner {
     pub config: SimConfig,
     pub clock: Arc<dyn Clock>,
-    source: Arc<dyn BackupSource>,
+    source: Arc<dyn BlobStore>,
     world: tokio::sync::Mutex<World>,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<FaultState>,
 }
 
+impl std::fmt::Debug for Inner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Inner")
+            .field("config", &self.config)
+            .field("clock", &self.clock)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Inner {
-    pub fn new(config: SimConfig, source: Arc<dyn BackupSource>, clock: Arc<dyn Clock>) -> Self {
+    pub fn new(config: SimConfig, source: Arc<dyn BlobStore>, clock: Arc<dyn Clock>) -> Self {
         let faults = FaultState::new(config.faults.clone());
         Inner {
             config,
@@ -201,7 +210,7 @@ impl Inner {
             );
             return;
         }
-        let listed = match self.source.list(&db.container, &db.folder).await {
+        let listed = match list_folder(self.source.as_ref(), &db.container, &db.folder).await {
             Ok(listed) => listed,
             Err(e) => {
                 db.job.handle_storage_error(e.0);
@@ -264,6 +273,9 @@ impl Inner {
             if let Ok(v) = HeaderValue::from_str(&value) {
                 headers.insert(name, v);
             }
+        }
+        if !self.config.send_async_operation {
+            headers.remove("azure-asyncoperation");
         }
         headers
     }
@@ -569,11 +581,10 @@ fn container_and_folder(uri: &url::Url) -> Option<(String, String)> {
                 .into_owned()
         })
         .collect();
-    let n = segments.len();
-    if n < 2 {
-        return None;
+    match segments.as_slice() {
+        [.., container, folder] => Some((container.clone(), folder.clone())),
+        _ => None,
     }
-    Some((segments[n - 2].clone(), segments[n - 1].clone()))
 }
 
 async fn put_database(

@@ -23,16 +23,35 @@ use axum::Router;
 use serde::Serialize;
 use tokio::net::TcpListener;
 
+use crate::storage::BlobStore;
+use crate::storage::azure::AzureBlobStore;
+use crate::storage::folder::FolderStore;
+
 pub use clock::{Clock, SystemClock, VirtualClock};
 pub use faults::Faults;
 pub use restore::RestoreJob;
-pub use source::{BackupSource, FolderSource, ListedFile, SourceError};
+pub use source::{ListedFile, SourceError};
 
 /// Where the simulator reads backups.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub enum Storage {
     /// A local folder laid out as `<root>/<container>/<folder>/<files>`.
     Folder(PathBuf),
+    /// A blob service URL (Azure or Azurite), with a SAS in its query or a token from the
+    /// environment. `Debug` never shows the query.
+    BlobService(String),
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Storage::Folder(root) => f.debug_tuple("Folder").field(root).finish(),
+            Storage::BlobService(url) => {
+                let shown = url.split('?').next().unwrap_or_default();
+                f.debug_tuple("BlobService").field(&shown).finish()
+            }
+        }
+    }
 }
 
 /// The simulator's settings.
@@ -50,6 +69,9 @@ pub struct SimConfig {
     pub complete_secs: f64,
     /// `Retry-After` on polling answers, in seconds.
     pub poll_retry_after_secs: u64,
+    /// Send `Azure-AsyncOperation` beside `Location` on long-running operations. The SQL spec
+    /// declares only `Location`; turning this off checks that clients follow either.
+    pub send_async_operation: bool,
     /// After how long LRS cancels a job that was not completed (30 days).
     pub cancel_after: time::Duration,
     /// Faults to inject.
@@ -66,6 +88,7 @@ impl SimConfig {
             operation_secs: 1.0,
             complete_secs: 2.0,
             poll_retry_after_secs: 1,
+            send_async_operation: true,
             cancel_after: time::Duration::days(30),
             faults: Faults::default(),
         }
@@ -94,19 +117,20 @@ pub struct SimState {
 }
 
 impl SimState {
-    /// Builds a state over a backup source and a clock.
-    pub fn new(config: SimConfig, source: Arc<dyn BackupSource>, clock: Arc<dyn Clock>) -> Self {
+    /// Builds a state over a blob store and a clock.
+    pub fn new(config: SimConfig, source: Arc<dyn BlobStore>, clock: Arc<dyn Clock>) -> Self {
         SimState {
             inner: Arc::new(arm::Inner::new(config, source, clock)),
         }
     }
 
     /// Builds a state from the settings, on the real clock.
-    pub fn from_config(config: SimConfig) -> Self {
-        let source: Arc<dyn BackupSource> = match &config.storage {
-            Storage::Folder(root) => Arc::new(FolderSource::new(root.clone())),
-        };
-        SimState::new(config, source, Arc::new(SystemClock::new()))
+    ///
+    /// # Errors
+    /// When the store cannot be set up (a bad folder or URL, no credential for the URL).
+    pub fn from_config(config: SimConfig) -> Result<Self, crate::storage::Error> {
+        let source = open_storage(&config.storage)?;
+        Ok(SimState::new(config, source, Arc::new(SystemClock::new())))
     }
 
     /// The simulator's clock.
@@ -130,6 +154,17 @@ impl SimState {
     }
 }
 
+/// Opens the blob store the settings name.
+///
+/// # Errors
+/// When the folder or URL is not usable.
+pub fn open_storage(storage: &Storage) -> Result<Arc<dyn BlobStore>, crate::storage::Error> {
+    Ok(match storage {
+        Storage::Folder(root) => Arc::new(FolderStore::new(root)?),
+        Storage::BlobService(url) => Arc::new(AzureBlobStore::from_url(url)?),
+    })
+}
+
 /// The simulator's HTTP app.
 pub fn router(state: SimState) -> Router {
     arm::router(state.inner)
@@ -139,9 +174,10 @@ pub fn router(state: SimState) -> Router {
 /// second so new files are picked up even when nobody polls.
 ///
 /// # Errors
-/// When the server fails.
+/// When the storage cannot be opened or the server fails.
 pub async fn serve(listener: TcpListener, config: SimConfig) -> std::io::Result<()> {
-    serve_state(listener, SimState::from_config(config)).await
+    let state = SimState::from_config(config).map_err(std::io::Error::other)?;
+    serve_state(listener, state).await
 }
 
 /// Serves an existing state (tests and rehearsals that keep a handle on it).

@@ -10,6 +10,7 @@
 //! that works on a folder works on Azure too. State documents are keyed by a relative path inside
 //! the state container (`backups/db1.json`).
 
+pub mod azure;
 mod error;
 pub mod file;
 pub mod folder;

@@ -1,0 +1,136 @@
+//! Turns configuration into adapters: the same pipeline for `serve`, `status` and `cutover`
+//! (against a deployed pipeline) and for rehearsals (against a folder and the simulator).
+
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use anyhow::Context as _;
+use url::Url;
+
+use crate::config::{Config, is_loopback};
+use crate::functions::event::StorageScope;
+use crate::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions};
+use crate::migration::LrsSnapshot;
+use crate::pipeline::{
+    ArmLrs, LrsApi, LrsCallError, Pipeline, Settings, StartRequest, system_clock,
+};
+use crate::storage::azure::{AzureBlobStore, AzureStateStore, credential_from_env};
+use crate::storage::folder::FolderStateStore;
+
+/// The pipeline's settings from its configuration.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        scope: StorageScope::new(&config.storage_account_url, config.containers.clone()),
+        tail_pattern: Some(config.tail_pattern.clone()),
+        default_collation: config.default_collation.clone(),
+        max_concurrent_restores: config.max_concurrent_restores,
+        database_name_map: config.database_name_map.clone(),
+        storage_identity: config.storage_identity.clone(),
+    }
+}
+
+/// An ARM client for an endpoint: no token for the simulator on loopback http, else the managed
+/// identity (in Azure) or the developer tools credential (locally).
+pub fn lrs_client(endpoint: &Url, options: LrsClientOptions) -> anyhow::Result<LrsClient> {
+    let auth = if endpoint.scheme() == "http" && is_loopback(endpoint) {
+        Auth::UnauthenticatedLoopback
+    } else {
+        Auth::Token(credential_from_env().context("no credential for Azure Resource Manager")?)
+    };
+    LrsClient::new(endpoint.as_str(), auth, options).context("LRS_ARM_ENDPOINT")
+}
+
+/// The production pipeline: Azure Blob Storage for backups and state, ARM for LRS.
+pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+    let url = config.storage_account_url.as_str();
+    let blobs = AzureBlobStore::from_url(url).context("LRS_STORAGE_ACCOUNT_URL")?;
+    let state =
+        AzureStateStore::from_url(url, &config.state_container).context("LRS_STATE_CONTAINER")?;
+    let t = &config.target;
+    let instance = InstanceId::new(&t.subscription_id, &t.resource_group, &t.managed_instance)
+        .context("LRS_SUBSCRIPTION_ID / LRS_RESOURCE_GROUP / LRS_MANAGED_INSTANCE")?;
+    let lrs = ArmLrs::new(
+        lrs_client(&t.arm_endpoint, LrsClientOptions::default())?,
+        instance,
+    );
+    Ok(Pipeline::new(
+        Arc::new(blobs),
+        Arc::new(state),
+        Arc::new(lrs),
+        settings(config),
+        system_clock(),
+    ))
+}
+
+/// The deployed pipeline (`None`), or a rehearsal root's state with no LRS attached: commands
+/// record what they decide, and the running rehearsal (or timer) carries it out. The temporary
+/// staging folder must outlive the pipeline.
+pub fn pipeline_for(
+    local: Option<&Path>,
+    state: Option<&Path>,
+) -> anyhow::Result<(Pipeline, Option<tempfile::TempDir>)> {
+    let Some(root) = local else {
+        let config = Config::from_env().context("bad configuration")?;
+        return Ok((azure_pipeline(&config)?, None));
+    };
+    let root = std::fs::canonicalize(root)
+        .with_context(|| format!("{} cannot be read", root.display()))?;
+    let dir = super::rehearse::state_dir(&root, state);
+    anyhow::ensure!(
+        dir.is_dir(),
+        "no rehearsal state in {}: run `lrs-autopilot rehearse {}` first",
+        dir.display(),
+        root.display()
+    );
+    let (staging, blobs) = super::rehearse::stage(&root)?;
+    let settings = Settings {
+        scope: StorageScope::new(
+            &Url::parse("http://127.0.0.1/rehearsal-account")?,
+            vec![super::rehearse::CONTAINER.into()],
+        ),
+        tail_pattern: None,
+        default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+        max_concurrent_restores: 100,
+        database_name_map: Default::default(),
+        storage_identity: crate::config::StorageIdentity::ManagedIdentity,
+    };
+    let pipeline = Pipeline::new(
+        Arc::new(blobs),
+        Arc::new(FolderStateStore::new(&dir)?),
+        Arc::new(Detached),
+        settings,
+        system_clock(),
+    );
+    Ok((pipeline, Some(staging)))
+}
+
+/// LRS for a command run beside a rehearsal: every call fails as retryable, so the decision is
+/// recorded and the rehearsal's own LRS carries it out on its next tick.
+struct Detached;
+
+fn detached() -> LrsCallError {
+    LrsCallError {
+        status: None,
+        code: None,
+        message: "LRS is driven by the running rehearsal, not by this command".into(),
+        retryable: true,
+    }
+}
+
+#[async_trait]
+impl LrsApi for Detached {
+    async fn start(&self, _: &StartRequest) -> Result<(), LrsCallError> {
+        Err(detached())
+    }
+    async fn restore_details(&self, _: &str) -> Result<LrsSnapshot, LrsCallError> {
+        Err(detached())
+    }
+    async fn complete(&self, _: &str, _: &str) -> Result<(), LrsCallError> {
+        Err(detached())
+    }
+    async fn database_status(&self, _: &str) -> Result<String, LrsCallError> {
+        Err(detached())
+    }
+}
