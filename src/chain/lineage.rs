@@ -30,9 +30,24 @@ pub(crate) fn choose(
     groups: &[SetGroup<'_>],
     findings: &mut Vec<Finding>,
 ) -> Database {
-    let mut names: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    // By exact name first (no allocation per set), then merged case-insensitively, as SQL Server
+    // compares names under the default collations.
+    let mut exact: HashMap<&str, Vec<usize>> = HashMap::new();
     for (i, g) in groups.iter().enumerate() {
-        names.entry(g.name_key.as_str()).or_default().push(i);
+        exact
+            .entry(g.set.database_name.as_str())
+            .or_default()
+            .push(i);
+    }
+    let mut names: BTreeMap<String, Vec<usize>> = BTreeMap::new();
+    for (name, members) in exact {
+        names
+            .entry(name.to_lowercase())
+            .or_default()
+            .extend(members);
+    }
+    for members in names.values_mut() {
+        members.sort_unstable();
     }
     let display = |key: &str| -> String {
         names
@@ -66,7 +81,7 @@ pub(crate) fn choose(
                     // On a tie the alphabetically first name wins.
                     .then_with(|| b.0.cmp(a.0))
             })
-            .map(|(k, _)| *k)
+            .map(|(k, _)| k.as_str())
     };
     let Some(primary) = primary else {
         return Database {
@@ -75,10 +90,14 @@ pub(crate) fn choose(
         };
     };
     if names.len() > 1 {
-        let others: Vec<&str> = names.keys().copied().filter(|k| *k != primary).collect();
+        let others: Vec<&str> = names
+            .keys()
+            .map(String::as_str)
+            .filter(|k| *k != primary)
+            .collect();
         let files: Vec<String> = others
             .iter()
-            .filter_map(|k| names.get(k))
+            .filter_map(|k| names.get(*k))
             .flatten()
             .filter_map(|&i| groups.get(i))
             .flat_map(|g| g.all_files().map(str::to_owned))

@@ -99,12 +99,8 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
     let can_start = base.is_some() && !blocked(&findings);
     let can_complete = can_start && tail_ok && !blocked(&cutover_only);
     findings.extend(cutover_only);
-    findings.sort_by(|a, b| {
-        b.severity
-            .cmp(&a.severity)
-            .then(a.code.cmp(&b.code))
-            .then_with(|| a.files.cmp(&b.files))
-    });
+    // Stable: within one code the findings keep their order (gaps in LSN order, files by name).
+    findings.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.code.cmp(&b.code)));
     skipped.sort();
     skipped.dedup();
 

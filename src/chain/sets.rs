@@ -1,7 +1,7 @@
 //! Backup sets: the stripe files of one backup (same media set GUID, families 1..n) gathered into one
 //! unit, the way LRS counts `numberOfStripes` and names a set by its first stripe.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 
 use time::PrimitiveDateTime;
 use uuid::Uuid;
@@ -18,12 +18,11 @@ pub(crate) struct SetGroup<'a> {
     pub set: &'a BackupSet,
     /// How many stripes the media set has.
     pub family_count: u16,
-    /// The stripes present, by family number; the first file seen wins a family.
-    pub stripes: BTreeMap<u16, Entry<'a>>,
+    /// The stripes present, sorted by family number (1..=n, each once); the first file seen wins a
+    /// family. A short vector: sets have a handful of stripes.
+    pub stripes: Vec<(u16, Entry<'a>)>,
     /// Further copies of a family already present (the same stripe uploaded under another name).
     pub duplicates: Vec<&'a str>,
-    /// The database name, lowercased: SQL Server compares names case-insensitively by default.
-    pub name_key: String,
 }
 
 impl<'a> SetGroup<'a> {
@@ -54,35 +53,39 @@ impl<'a> SetGroup<'a> {
 
     /// Every stripe is present and written to the end.
     pub fn is_complete(&self) -> bool {
-        self.missing_families().is_empty() && self.stripes.values().all(|e| e.usable)
+        // Families are unique and within 1..=n (screened), so a full count means none is missing.
+        self.stripes.len() == usize::from(self.family_count)
+            && self.stripes.iter().all(|s| s.1.usable)
     }
 
     /// The families (1..=n) with no file at all, at most the first 100 of them (enough to say so).
     pub fn missing_families(&self) -> Vec<u16> {
         (1..=self.family_count)
-            .filter(|k| !self.stripes.contains_key(k))
+            .filter(|k| self.stripes.binary_search_by_key(k, |s| s.0).is_err())
             .take(100)
             .collect()
     }
 
-    /// The stripe files present, in family order: the first is LRS's `firstStripeName`.
+    /// The stripe files present and written to the end, in family order: the first is LRS's
+    /// `firstStripeName`. An unfinished file is never planned from.
     pub fn files(&self) -> Vec<String> {
-        self.stripes.values().map(|e| e.file.name.clone()).collect()
+        self.stripes
+            .iter()
+            .filter(|s| s.1.usable)
+            .map(|s| s.1.file.name.clone())
+            .collect()
     }
 
     /// The first stripe's name, for messages.
     pub fn first_name(&self) -> &'a str {
-        self.stripes
-            .values()
-            .next()
-            .map_or("", |e| e.file.name.as_str())
+        self.stripes.first().map_or("", |s| s.1.file.name.as_str())
     }
 
     /// Every file of the set, duplicates included.
     pub fn all_files(&self) -> impl Iterator<Item = &'a str> + '_ {
         self.stripes
-            .values()
-            .map(|e| e.file.name.as_str())
+            .iter()
+            .map(|s| s.1.file.name.as_str())
             .chain(self.duplicates.iter().copied())
     }
 
@@ -96,8 +99,9 @@ impl<'a> SetGroup<'a> {
             last_lsn: self.last(),
             size: self
                 .stripes
-                .values()
-                .fold(0u64, |sum, e| sum.saturating_add(e.file.size)),
+                .iter()
+                .filter(|s| s.1.usable)
+                .fold(0u64, |sum, s| sum.saturating_add(s.1.file.size)),
             backup_time: self.set.backup_finish.or(self.set.backup_start),
         }
     }
@@ -123,27 +127,29 @@ pub(crate) fn group<'a>(entries: &[Entry<'a>]) -> Vec<SetGroup<'a>> {
             groups.push(SetGroup {
                 set: entry.set,
                 family_count: media.family_count,
-                stripes: BTreeMap::new(),
+                stripes: Vec::with_capacity(usize::from(media.family_count.min(8))),
                 duplicates: Vec::new(),
-                name_key: entry.set.database_name.to_lowercase(),
             });
             groups.len() - 1
         });
         let Some(group) = groups.get_mut(at) else {
             continue;
         };
-        match group.stripes.get(&media.family_sequence) {
+        let family = media.family_sequence;
+        match group.stripes.binary_search_by_key(&family, |s| s.0) {
             // A complete copy replaces an unfinished one of the same stripe.
-            Some(held) if !held.usable && entry.usable => {
-                group.duplicates.push(held.file.name.as_str());
-                group.stripes.insert(media.family_sequence, *entry);
-            }
-            Some(_) => group.duplicates.push(entry.file.name.as_str()),
-            None => {
-                if group.stripes.is_empty() || media.family_sequence == 1 {
+            Ok(at) => match group.stripes.get_mut(at) {
+                Some(held) if !held.1.usable && entry.usable => {
+                    group.duplicates.push(held.1.file.name.as_str());
+                    held.1 = *entry;
+                }
+                _ => group.duplicates.push(entry.file.name.as_str()),
+            },
+            Err(at) => {
+                if group.stripes.is_empty() || family == 1 {
                     group.set = entry.set;
                 }
-                group.stripes.insert(media.family_sequence, *entry);
+                group.stripes.insert(at, (family, *entry));
             }
         }
     }

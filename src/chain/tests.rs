@@ -616,6 +616,41 @@ fn an_impossible_media_header_is_corrupt() {
 }
 
 #[test]
+fn a_header_without_a_backup_set_or_with_zero_stripes_is_corrupt() {
+    let chain = Chain::new();
+    let mut files = chain.files(false, &[1]);
+    let mut empty = chain.logs[1].file("empty.trn");
+    if let FileRead::Read { facts } = &mut empty.read {
+        facts.backup_sets.clear();
+    }
+    files.push(empty);
+    files.push(chain.logs[2].stripe("zero.trn", 0, 0));
+    let plan = run(&files);
+    let corrupt: Vec<_> = plan
+        .findings
+        .iter()
+        .filter(|f| f.code == FindingCode::CorruptFile)
+        .map(|f| f.files.clone())
+        .collect();
+    assert_eq!(corrupt, [vec!["empty.trn"], vec!["zero.trn"]]);
+    assert_eq!(step_names(&plan), ["Sales_full.bak", "Sales_log_1.trn"]);
+    assert!(!plan.can_start);
+}
+
+#[test]
+fn a_fixed_base_with_an_unfinished_stripe_never_plans_that_stripe() {
+    let chain = Chain::new();
+    let mut files = chain.full.striped(&["f1.bak", "f2.bak"]);
+    if let FileRead::Read { facts } = &mut files[1].read {
+        facts.complete = Some(false);
+    }
+    files.push(chain.log_file(1));
+    let plan = plan_with(&files, &TailRule::default(), Some(chain.full.guid()));
+    assert_eq!(step_names(&plan), ["f1.bak", "Sales_log_1.trn"]);
+    assert!(codes(&plan).contains(&FindingCode::IncompleteFile));
+}
+
+#[test]
 fn a_recognised_tail_at_the_end_of_the_chain_completes() {
     let chain = Chain::new();
     let mut files = chain.files(true, &[3]);

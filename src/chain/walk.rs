@@ -118,8 +118,9 @@ pub(crate) fn walk(
 struct Walker<'o> {
     order: &'o [(Lsn, Lsn, &'o str, usize)],
     used: Vec<bool>,
-    /// Positions by FirstLSN, each list in LastLSN order, with a cursor past the dead entries.
-    by_first: HashMap<Lsn, (Vec<usize>, usize)>,
+    /// For each FirstLSN, the positions holding it (contiguous in `order`, in LastLSN order) as a
+    /// cursor past the dead entries and an end.
+    by_first: HashMap<Lsn, (usize, usize)>,
     /// Logs with FirstLSN < P, largest LastLSN on top.
     started: BinaryHeap<(Lsn, Reverse<usize>)>,
     /// How many logs (in order) are in `started`.
@@ -128,9 +129,9 @@ struct Walker<'o> {
 
 impl<'o> Walker<'o> {
     fn new(order: &'o [(Lsn, Lsn, &'o str, usize)]) -> Self {
-        let mut by_first: HashMap<Lsn, (Vec<usize>, usize)> = HashMap::with_capacity(order.len());
+        let mut by_first: HashMap<Lsn, (usize, usize)> = HashMap::with_capacity(order.len());
         for (p, o) in order.iter().enumerate() {
-            by_first.entry(o.0).or_default().0.push(p);
+            by_first.entry(o.0).or_insert((p, p)).1 = p + 1;
         }
         Walker {
             order,
@@ -166,8 +167,9 @@ impl<'o> Walker<'o> {
             self.started.push((last, Reverse(self.pushed)));
             self.pushed += 1;
         }
-        if let Some((list, cursor)) = self.by_first.get_mut(&cur) {
-            while let Some(&p) = list.get(*cursor) {
+        if let Some((cursor, end)) = self.by_first.get_mut(&cur) {
+            while *cursor < *end {
+                let p = *cursor;
                 let dead = self.used.get(p).copied().unwrap_or(true)
                     || self.order.get(p).is_none_or(|o| o.1 < cur);
                 if !dead {
