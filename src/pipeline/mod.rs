@@ -255,7 +255,8 @@ impl Pipeline {
         if item.size == 0 {
             return Ok(EventOutcome::Ignored(format!("{blob_name} is empty")));
         }
-        let (read, bytes_read) = read_header(self.blobs.as_ref(), &blob_name, item.size).await?;
+        let outcome = storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size).await?;
+        let (read, bytes_read) = (outcome.result, outcome.bytes_read);
         self.metrics.bytes_read.add(bytes_read);
         let record = file_record(location, &item, read, bytes_read, (self.clock)());
         if let FileRead::Failed { kind, message } = &record.file.read {
@@ -585,8 +586,9 @@ impl Pipeline {
                     Err(storage::Error::NotFound { .. }) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 };
-                let (read, bytes_read) =
-                    read_header(self.blobs.as_ref(), &blob_name, item.size).await?;
+                let outcome =
+                    storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size).await?;
+                let (read, bytes_read) = (outcome.result, outcome.bytes_read);
                 self.metrics.bytes_read.add(bytes_read);
                 Some(Input::FileSeen(Box::new(file_record(
                     &location,
@@ -610,69 +612,6 @@ impl Pipeline {
     }
 }
 
-/// Reads a blob's header with ranged reads: the head, the tail, and a longer head when the reader
-/// asks for one. Returns the reader's result and the bytes read.
-///
-/// # Errors
-/// Storage errors only; what the bytes are is in the first value.
-pub async fn read_header(
-    blobs: &dyn BlobStore,
-    blob_name: &str,
-    size: u64,
-) -> Result<(Result<BackupFile, backup::Error>, u64), storage::Error> {
-    let tail_len = (backup::TAIL_LEN as u64).min(size);
-    let head_fut = blobs.read_range(blob_name, 0, backup::HEAD_LEN as u64);
-    let tail_fut = blobs.read_range(blob_name, size - tail_len, tail_len);
-    let ((mut head, _), (tail, total)) = futures::try_join!(head_fut, tail_fut)?;
-    let mut bytes_read = head.len() as u64 + tail.len() as u64;
-    for _ in 0..4 {
-        let result = backup::read(
-            &head,
-            Some(backup::Tail {
-                bytes: &tail,
-                file_size: total,
-            }),
-        );
-        match result {
-            Err(backup::Error::NeedMoreHead { needed })
-                if (needed as u64) > head.len() as u64 && (head.len() as u64) < total =>
-            {
-                let (more, _) = blobs.read_range(blob_name, 0, needed as u64).await?;
-                bytes_read += more.len() as u64;
-                head = more;
-            }
-            other => return Ok((other, bytes_read)),
-        }
-    }
-    Ok((
-        Err(backup::Error::Unsupported {
-            what: "the header keeps asking for more bytes".into(),
-        }),
-        bytes_read,
-    ))
-}
-
-/// The reader's verdict as the planner and the state document keep it.
-pub fn file_read(result: Result<BackupFile, backup::Error>) -> FileRead {
-    match result {
-        Ok(facts) => FileRead::Read { facts },
-        Err(e) => {
-            let kind = match &e {
-                backup::Error::NotABackup { .. } => FailureKind::NotABackup,
-                backup::Error::Truncated { .. } | backup::Error::NeedMoreHead { .. } => {
-                    FailureKind::Incomplete
-                }
-                backup::Error::Corrupt { .. } => FailureKind::Corrupt,
-                backup::Error::Unsupported { .. } => FailureKind::Unsupported,
-            };
-            FileRead::Failed {
-                kind,
-                message: e.to_string(),
-            }
-        }
-    }
-}
-
 fn file_record(
     location: &BlobLocation,
     item: &BlobItem,
@@ -680,7 +619,7 @@ fn file_record(
     bytes_read: u64,
     now: OffsetDateTime,
 ) -> FileRecord {
-    let read = file_read(read);
+    let read = FileRead::from_result(read);
     let incomplete = match &read {
         FileRead::Read { facts } => facts.complete == Some(false),
         FileRead::Failed { kind, .. } => *kind == FailureKind::Incomplete,

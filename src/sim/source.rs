@@ -4,8 +4,7 @@
 
 use time::OffsetDateTime;
 
-use crate::backup::{self, Tail};
-use crate::chain::{FailureKind, FileRead, FolderFile};
+use crate::chain::{FileRead, FolderFile};
 use crate::storage::BlobStore;
 
 /// One file of a database folder, before it is read.
@@ -54,9 +53,6 @@ pub async fn list_folder(
         .collect())
 }
 
-/// The most head bytes the simulator reads for one header, however much the reader asks for.
-const MAX_HEAD: usize = 16 * 1024 * 1024;
-
 /// Reads a file's header the way the pipeline does: a ranged read of the head and one of the tail.
 ///
 /// # Errors
@@ -69,43 +65,8 @@ pub async fn read_file(
     file: &ListedFile,
 ) -> Result<FolderFile, SourceError> {
     let blob = format!("{container}/{folder}/{}", file.name);
-    let tail_len = (backup::TAIL_LEN as u64).min(file.size);
-    let (tail, size) = store
-        .read_range(&blob, file.size - tail_len, tail_len)
-        .await?;
-    let mut head_len = backup::HEAD_LEN;
-    let read = loop {
-        let (head, _) = store.read_range(&blob, 0, head_len as u64).await?;
-        let got = backup::read(
-            &head,
-            Some(Tail {
-                bytes: &tail,
-                file_size: size,
-            }),
-        );
-        match got {
-            Ok(facts) => break FileRead::Read { facts },
-            Err(backup::Error::NeedMoreHead { needed })
-                if needed > head_len && needed <= MAX_HEAD && (head_len as u64) < size =>
-            {
-                head_len = needed;
-            }
-            Err(e) => {
-                let kind = match e {
-                    backup::Error::NotABackup { .. } => FailureKind::NotABackup,
-                    backup::Error::Truncated { .. } => FailureKind::Incomplete,
-                    backup::Error::Corrupt { .. } => FailureKind::Corrupt,
-                    backup::Error::NeedMoreHead { .. } | backup::Error::Unsupported { .. } => {
-                        FailureKind::Unsupported
-                    }
-                };
-                break FileRead::Failed {
-                    kind,
-                    message: e.to_string(),
-                };
-            }
-        }
-    };
+    let outcome = crate::storage::read_backup_blob(store, &blob, file.size).await?;
+    let read = FileRead::from_result(outcome.result);
     Ok(FolderFile {
         name: file.name.clone(),
         size: file.size,
@@ -117,6 +78,7 @@ pub async fn read_file(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::chain::FailureKind;
     use crate::storage::folder::FolderStore;
 
     #[tokio::test]

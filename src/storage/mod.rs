@@ -149,6 +149,27 @@ pub trait BlobWriter: BlobStore {
     ) -> Result<ETag, Error>;
 }
 
+/// Reads a backup blob's header with the ranged reads [`crate::backup::Fetch`] asks for (head, tail,
+/// a longer head if needed), never the whole blob: the pipeline and the simulator read alike, and
+/// local files the same way ([`file::read_backup_file`]).
+///
+/// # Errors
+/// Storage errors only; what the bytes mean is in the outcome.
+pub async fn read_backup_blob(
+    store: &dyn BlobStore,
+    name: &str,
+    size: u64,
+) -> Result<crate::backup::FetchOutcome, Error> {
+    let mut fetch = crate::backup::Fetch::new(size);
+    while let Some(range) = fetch.poll_read() {
+        let (bytes, _) = store
+            .read_range(name, range.offset, range.len as u64)
+            .await?;
+        fetch.handle_read(range, &bytes);
+    }
+    Ok(fetch.finish())
+}
+
 /// The condition a state document write depends on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Precondition {
