@@ -238,17 +238,18 @@ fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
 
 /// Finds the last chunks in a compressed tail and reads the end blocks from them.
 fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
-    // The closing header copy and the end blocks usually sit in the last chunk; widen if not.
+    let Some(records) = compressed::scan_tail(raw) else {
+        return Ok(None);
+    };
+    // The closing header copy and the end blocks usually sit in the last two chunks; widen if
+    // not. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
     let mut best = None;
-    // Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
-    for chunks in [1, 2, 4, 8] {
-        let Some(unpacked) =
-            compressed::unpack_tail(raw, chunks).map_err(|e| unpack_error(e, false))?
-        else {
-            return Ok(None);
-        };
-        let found = parse_tail(&unpacked.logical, 0)?;
-        let done = found.closing.is_some();
+    for chunks in [2, 4, 8] {
+        let logical = records
+            .unpack_last(chunks)
+            .map_err(|e| unpack_error(e, false))?;
+        let found = parse_tail(&logical, 0)?;
+        let done = found.closing.is_some() || chunks >= records.chunk_count();
         best = Some(found);
         if done {
             break;
