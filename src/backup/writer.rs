@@ -43,7 +43,7 @@ const MQTL: [u8; 4] = *b"MQTL";
 const VENDOR: u16 = 0x1200;
 /// SCIN fixed part of SQL Server 2012 and later.
 const SCIN_FIXED: usize = 0x190;
-/// The MaxSize SQL Server writes for an unlimited data file.
+/// The software name in the media header.
 const SOFTWARE_NAME: &str = "Microsoft SQL Server";
 
 /// Writes a backup file holding `file`'s media and sets.
@@ -59,7 +59,7 @@ pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     let last = file.backup_sets.len().saturating_sub(1);
     for (i, set) in file.backup_sets.iter().enumerate() {
         let set_start = out.len();
-        sset(&mut out, set, block_size);
+        sset(&mut out, set);
         volb(&mut out, set);
         config_block(&mut out, MSCI, set, false, set_start);
         data(&mut out, set, options.data_len, set_start);
@@ -211,7 +211,7 @@ fn filemark(out: &mut Vec<u8>, block_size: usize) {
     b.seal(out);
 }
 
-fn sset(out: &mut Vec<u8>, set: &BackupSet, block_size: usize) {
+fn sset(out: &mut Vec<u8>, set: &BackupSet) {
     let pba = out.len() as u64;
     let mut b = Block::new(SSET, 121);
     let differential = matches!(
@@ -234,7 +234,6 @@ fn sset(out: &mut Vec<u8>, set: &BackupSet, block_size: usize) {
     b.string(68, set.description.as_deref());
     b.string(76, set.user_name.as_deref());
     b.start_streams();
-    let _ = block_size;
     b.finish(out, FLB);
 }
 
