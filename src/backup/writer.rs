@@ -75,6 +75,43 @@ pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     out
 }
 
+/// Little-endian field writes into a growing buffer (blocks and MQCI records alike).
+trait Fields {
+    fn buf(&mut self) -> &mut Vec<u8>;
+
+    fn put(&mut self, at: usize, v: &[u8]) {
+        let buf = self.buf();
+        if buf.len() < at + v.len() {
+            buf.resize(at + v.len(), 0);
+        }
+        buf[at..at + v.len()].copy_from_slice(v);
+    }
+
+    fn u16(&mut self, at: usize, v: u16) {
+        self.put(at, &v.to_le_bytes());
+    }
+
+    fn u32(&mut self, at: usize, v: u32) {
+        self.put(at, &v.to_le_bytes());
+    }
+
+    fn u64(&mut self, at: usize, v: u64) {
+        self.put(at, &v.to_le_bytes());
+    }
+}
+
+impl Fields for Block {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl Fields for Record {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
 /// Builds one DBLK: a 52-byte header, a fixed part, strings, then streams, padded to `pad_to`.
 struct Block {
     bytes: Vec<u8>,
@@ -88,25 +125,6 @@ impl Block {
         bytes[11] = 1;
         bytes[48] = 2; // strings are UTF-16LE
         Block { bytes }
-    }
-
-    fn put(&mut self, at: usize, v: &[u8]) {
-        if self.bytes.len() < at + v.len() {
-            self.bytes.resize(at + v.len(), 0);
-        }
-        self.bytes[at..at + v.len()].copy_from_slice(v);
-    }
-
-    fn u16(&mut self, at: usize, v: u16) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u32(&mut self, at: usize, v: u32) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u64(&mut self, at: usize, v: u64) {
-        self.put(at, &v.to_le_bytes());
     }
 
     /// Appends raw bytes and points the MTF_TAPE_ADDRESS at `field` to them.
@@ -321,22 +339,6 @@ impl Record {
         let mut bytes = vec![0u8; fixed_len];
         bytes[..4].copy_from_slice(&tag);
         Record { bytes }
-    }
-
-    fn put(&mut self, at: usize, v: &[u8]) {
-        self.bytes[at..at + v.len()].copy_from_slice(v);
-    }
-
-    fn u16(&mut self, at: usize, v: u16) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u32(&mut self, at: usize, v: u32) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u64(&mut self, at: usize, v: u64) {
-        self.put(at, &v.to_le_bytes());
     }
 
     fn lsn(&mut self, at: usize, l: Lsn) {
