@@ -25,6 +25,8 @@ pub(crate) const PAD_HEADER_LEN: usize = 24;
 const STORED_SFMB_LEN: usize = 512;
 /// Zero bytes appended to a chunk payload before decoding (see [`expand`]).
 const DECODER_PADDING: usize = 8;
+/// How many bytes of a chunk found by scanning are decoded to confirm it.
+const PROBE_LEN: usize = 64;
 /// The largest chunk: 0x80 units of 512 bytes.
 const UNIT: usize = 512;
 
@@ -210,24 +212,24 @@ impl<'a> Unpacker<'a> {
     }
 }
 
-/// The logical bytes at the end of a compressed file, found from a tail that starts anywhere.
+/// The records found in a raw tail that starts anywhere, in file order.
 #[derive(Debug)]
-pub(crate) struct UnpackedTail {
-    /// The logical bytes of the chunks found (their start is 512-aligned in the logical stream).
-    pub logical: Vec<u8>,
+pub(crate) struct TailRecords<'a> {
+    raw: &'a [u8],
+    records: Vec<(usize, Record)>,
 }
 
-/// Finds the records in a raw tail that starts anywhere, and unpacks the last `chunks` chunks
-/// (with the filemarks among and after them).
+/// Finds the records in a raw tail that starts anywhere.
 ///
 /// The tail holds runs of records separated by bytes that are not records (the index, zero fill).
-/// A run starts at a chunk that decompresses to exactly its stated size, or at a filemark with a
-/// valid checksum, and goes on while well-formed records follow one another.
-pub(crate) fn unpack_tail(tail: &[u8], chunks: usize) -> Result<Option<UnpackedTail>, UnpackError> {
+/// A run starts at a chunk whose Huffman table is valid and whose first bytes decode, or at a
+/// filemark with a valid checksum, and goes on while well-formed records follow one another.
+/// `None` when the tail holds no chunk.
+pub(crate) fn scan_tail(raw: &[u8]) -> Option<TailRecords<'_>> {
     let mut records = Vec::new();
     let mut p = 0;
-    while p < tail.len() {
-        match run(tail, p) {
+    while p < raw.len() {
+        match run(raw, p) {
             Some((found, end)) => {
                 records.extend(found);
                 p = end.max(p + 1);
@@ -235,29 +237,66 @@ pub(crate) fn unpack_tail(tail: &[u8], chunks: usize) -> Result<Option<UnpackedT
             None => p += 1,
         }
     }
-    if !records
+    records
         .iter()
         .any(|(_, r)| matches!(r, Record::Chunk { .. }))
-    {
-        return Ok(None);
+        .then_some(TailRecords { raw, records })
+}
+
+impl TailRecords<'_> {
+    /// Unpacks the records from the `chunks`-th chunk from the end on, so the logical start is
+    /// sector-aligned. A first chunk that does not decompress is dropped (a false start found by
+    /// scanning); any later one is corruption.
+    pub fn unpack_last(&self, chunks: usize) -> Result<Vec<u8>, UnpackError> {
+        let mut seen = 0;
+        let mut first = self.records.len();
+        for (i, (_, rec)) in self.records.iter().enumerate().rev() {
+            if matches!(rec, Record::Chunk { .. }) {
+                seen += 1;
+                first = i;
+                if seen == chunks {
+                    break;
+                }
+            }
+        }
+        let mut logical = Vec::new();
+        for (i, (at, rec)) in self.records.iter().enumerate().skip(first) {
+            match expand(self.raw, *at, *rec, &mut logical) {
+                Err(_) if i == 0 => logical.clear(),
+                other => other?,
+            }
+        }
+        Ok(logical)
     }
-    // Start at the `chunks`-th chunk from the end, so the logical start is sector-aligned.
-    let mut seen = 0;
-    let mut first = records.len();
-    for (i, (_, rec)) in records.iter().enumerate().rev() {
-        if matches!(rec, Record::Chunk { .. }) {
-            seen += 1;
-            first = i;
-            if seen == chunks {
-                break;
+
+    /// How many chunks were found.
+    pub fn chunk_count(&self) -> usize {
+        self.records
+            .iter()
+            .filter(|(_, r)| matches!(r, Record::Chunk { .. }))
+            .count()
+    }
+}
+
+/// Whether a payload starts with a Huffman code-length table that is not over-subscribed (Kraft
+/// sum at most 1): a cheap test that rejects almost every false chunk start before decoding.
+fn table_fits(payload: &[u8]) -> bool {
+    const FULL: u32 = 1 << 15;
+    let Some(table) = payload.get(..256) else {
+        return false;
+    };
+    let mut sum = 0u32;
+    for &b in table {
+        for len in [b & 0x0F, b >> 4] {
+            if len > 0 {
+                sum += FULL >> len;
+                if sum > FULL {
+                    return false;
+                }
             }
         }
     }
-    let mut logical = Vec::new();
-    for (at, rec) in records.iter().skip(first) {
-        expand(tail, *at, *rec, &mut logical)?;
-    }
-    Ok(Some(UnpackedTail { logical }))
+    sum > 0
 }
 
 /// The run of records starting at `p`, and where scanning should resume, if `p` starts one.
@@ -268,10 +307,17 @@ fn run(tail: &[u8], p: usize) -> Option<(Vec<(usize, Record)>, usize)> {
     }
     let (first, mut at) = record(tail, p).ok()?;
     match first {
-        Record::Chunk { .. } => {
-            // Confirm a chunk found by scanning: it must decompress to exactly its size.
-            let mut probe = Vec::new();
-            expand(tail, p, first, &mut probe).ok()?;
+        Record::Chunk { payload, .. } => {
+            // Confirm a chunk found by scanning: its Huffman table must be valid and its first
+            // bytes decode (random bytes almost never give a valid table).
+            let data = tail.get(payload.0..payload.0 + payload.1)?;
+            if !table_fits(data) {
+                return None;
+            }
+            let probe = xpress_huffman::decompress(data, PROBE_LEN).ok()?;
+            if probe.len() < PROBE_LEN {
+                return None;
+            }
         }
         Record::Filemark { .. } => {}
         Record::Pad | Record::End => return None,
@@ -294,6 +340,18 @@ fn run(tail: &[u8], p: usize) -> Option<(Vec<(usize, Record)>, usize)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn over_subscribed_tables_are_not_chunk_starts() {
+        // All 512 symbols with length 1: a Kraft sum of 256.
+        assert!(!table_fits(&[0x11; 256]));
+        // Two symbols of length 1: a complete code.
+        let mut t = [0u8; 256];
+        t[0] = 0x11;
+        assert!(table_fits(&t));
+        assert!(!table_fits(&[0u8; 256]));
+        assert!(!table_fits(&t[..100]));
+    }
 
     #[test]
     fn unknown_record_is_corrupt() {

@@ -81,6 +81,23 @@ pub fn read(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
     }
 }
 
+/// What to read after this head: `Ok(tail length)` ([`TAIL_LEN`], or more when the set's header
+/// copy is so long, with thousands of database files, that the closing copy would not fit), or
+/// `Err(head length)` when the head must grow first.
+pub(crate) fn plan_tail(head: &[u8]) -> Result<usize, usize> {
+    let parsed = match container(head) {
+        Ok(Container::Plain) => parse_head(head).map_err(HeadError::into_error),
+        Ok(Container::Compressed) => read_compressed_head(head),
+        Err(e) => Err(e),
+    };
+    match parsed {
+        // The closing copy, then the end blocks (a few KiB, 16 KiB with 4 KiB blocks).
+        Ok(h) => Ok(TAIL_LEN.max(h.config_block_len.saturating_add(32 * 1024))),
+        Err(Error::NeedMoreHead { needed }) => Err(needed),
+        Err(_) => Ok(TAIL_LEN),
+    }
+}
+
 /// Which container the file is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Container {
@@ -128,7 +145,15 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
         Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
         Container::Compressed => read_compressed_head(head)?,
     };
-    let Head { tape, sets, closed } = parsed;
+    let Head {
+        tape,
+        sets,
+        closed,
+        config_block_len,
+    } = parsed;
+    // The closing copy is as long as the opening one; with several sets in the head the last
+    // set's copy may differ in length, so the check that needs it is left out.
+    let closing_len = (sets.len() == 1).then_some(config_block_len);
     let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
     for (index, at, closing) in &closed {
         if let Some(set) = backup_sets.get_mut(*index) {
@@ -141,9 +166,9 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
             let found = match kind {
                 Container::Plain => {
                     let start = t.file_size.saturating_sub(t.bytes.len() as u64);
-                    Some(parse_tail(t.bytes, start)?)
+                    Some(parse_tail(t.bytes, start, closing_len)?)
                 }
-                Container::Compressed => read_compressed_tail(t.bytes)?,
+                Container::Compressed => read_compressed_tail(t.bytes, closing_len)?,
             };
             if let Some(found) = &found {
                 if let (true, Some(position)) = (found.complete, found.eset_position) {
@@ -237,18 +262,22 @@ fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
 }
 
 /// Finds the last chunks in a compressed tail and reads the end blocks from them.
-fn read_compressed_tail(raw: &[u8]) -> Result<Option<TailFacts>, Error> {
-    // The closing header copy and the end blocks usually sit in the last chunk; widen if not.
+fn read_compressed_tail(
+    raw: &[u8],
+    closing_len: Option<usize>,
+) -> Result<Option<TailFacts>, Error> {
+    let Some(records) = compressed::scan_tail(raw) else {
+        return Ok(None);
+    };
+    // The closing header copy and the end blocks usually sit in the last two chunks; widen if
+    // not. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
     let mut best = None;
-    // Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
-    for chunks in [1, 2, 4, 8] {
-        let Some(unpacked) =
-            compressed::unpack_tail(raw, chunks).map_err(|e| unpack_error(e, false))?
-        else {
-            return Ok(None);
-        };
-        let found = parse_tail(&unpacked.logical, 0)?;
-        let done = found.closing.is_some();
+    for chunks in [2, 4, 8] {
+        let logical = records
+            .unpack_last(chunks)
+            .map_err(|e| unpack_error(e, false))?;
+        let found = parse_tail(&logical, 0, closing_len)?;
+        let done = found.closing.is_some() || chunks >= records.chunk_count();
         best = Some(found);
         if done {
             break;
@@ -265,6 +294,8 @@ struct Head {
     /// Closing copies (MSLS, confirmed by the ESET that follows) of sets that end in the head:
     /// the set's index in `sets`, the block offset, the copy.
     closed: Vec<(usize, usize, Config)>,
+    /// The length of the last set's MSCI block: its closing copy (MSLS) is as long.
+    config_block_len: usize,
 }
 
 #[derive(Debug)]
@@ -400,6 +431,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     // The set whose SSET (and maybe VOLB) has been read but not yet its MSCI.
     let mut open: Option<(Sset, Option<String>)> = None;
     let mut closed = Vec::new();
+    let mut config_block_len = 0;
     // The last set's closing copy, until its ESET confirms it.
     let mut closing: Option<(usize, Config)> = None;
     loop {
@@ -439,6 +471,7 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
                         "configuration block outside a set",
                     )));
                 };
+                config_block_len = d.end().map_or(0, |end| end - d.at);
                 sets.push(SetHead {
                     sset,
                     machine_name,
@@ -487,7 +520,12 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
         // Only reachable when the loop breaks, which needs a set: keep the invariant explicit.
         return Err(HeadError::Eof(buf.len() + 1));
     }
-    Ok(Head { tape, sets, closed })
+    Ok(Head {
+        tape,
+        sets,
+        closed,
+        config_block_len,
+    })
 }
 
 /// What the tail says about the last set.
@@ -560,43 +598,73 @@ fn close_set(set: &mut facts::BackupSet, at: usize, closing: &Config) -> Result<
 }
 
 /// Reads the closing blocks from a tail. `start` is the logical offset of `buf[0]`: blocks sit at
-/// 512-byte multiples of it. The last MSLS is found by scanning those sectors; from it, the blocks
-/// are walked by their own sizes, and the set is complete when the walk passes an ESET and ends
-/// with a filemark exactly at the end of the bytes.
-fn parse_tail(buf: &[u8], start: u64) -> Result<TailFacts, Error> {
+/// 512-byte multiples of it. The last MSLS is found by scanning those sectors; from it (or, when
+/// it starts before the tail, from the first ESET), the blocks are walked by their own sizes, and
+/// the set is complete when the walk passes an ESET and ends with a filemark exactly at the end
+/// of the bytes. `closing_len`, the opening copy's block length when known, tells whether a
+/// missing MSLS should have been in the tail (then it is corruption).
+fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<TailFacts, Error> {
     const SECTOR: u64 = 512;
     let first = ((SECTOR - start % SECTOR) % SECTOR) as usize;
     let abs = |p: usize| start as usize + p;
     let mut last_msls = None;
+    let mut first_eset = None;
+    // The filemark that ends the closing copy: the one right before the first ESET.
+    let mut last_sfmb: Option<Dblk<'_>> = None;
+    let mut closing_end = None;
     let mut p = first;
     while p < buf.len() {
         match Dblk::parse(buf, p) {
-            Ok(d) if d.tag == MSLS => last_msls = Some(d),
+            Ok(d) if d.tag == MSLS => {
+                last_msls = Some(d);
+                first_eset = None;
+            }
+            Ok(d) if d.tag == SFMB => last_sfmb = Some(d),
+            Ok(d) if d.tag == ESET && first_eset.is_none() => {
+                first_eset = Some(d);
+                closing_end = last_sfmb
+                    .filter(|f| f.at + usize::from(f.first_stream) == d.at)
+                    .map(|f| f.at);
+            }
             Ok(_) | Err(BlockError::Eof(_)) | Err(BlockError::NotABlock) => {}
             Err(BlockError::Corrupt { tag, detail }) => return Err(corrupt(tag, abs(p), detail)),
         }
         p += SECTOR as usize;
     }
-    let incomplete = TailFacts {
+    let mut facts = TailFacts {
         closing: None,
         eset_position: None,
         complete: false,
     };
-    let Some(msls) = last_msls else {
-        return Ok(incomplete);
+    // Walk the end blocks from the closing copy; when that copy starts before the tail (a large
+    // file list), from the first ESET after it, so completeness does not depend on its size.
+    let mut prev = match (last_msls, first_eset) {
+        (Some(msls), _) => {
+            match block_config(&msls) {
+                Ok(c) => facts.closing = Some((abs(msls.at), c)),
+                // Cut by the end of the file: the set is not closed yet.
+                Err(HeadError::Eof(_)) => return Ok(facts),
+                Err(HeadError::Fail(e)) => return Err(relocate(e, start)),
+            }
+            msls
+        }
+        (None, Some(eset)) => {
+            // The closing copy is as long as the opening one: if it should start inside the
+            // tail, it is missing or damaged.
+            if let (Some(end), Some(len)) = (closing_end, closing_len) {
+                if let Some(msls_at) = end.checked_sub(len).filter(|&a| a >= first) {
+                    return Err(corrupt(
+                        MSLS,
+                        abs(msls_at),
+                        "the closing copy of the set header is missing before the end blocks",
+                    ));
+                }
+            }
+            facts.eset_position = eset.bytes().u16(78).ok();
+            eset
+        }
+        (None, None) => return Ok(facts),
     };
-    let closing = match block_config(&msls) {
-        Ok(c) => c,
-        // Cut by the end of the file: the set is not closed yet.
-        Err(HeadError::Eof(_)) => return Ok(incomplete),
-        Err(HeadError::Fail(e)) => return Err(relocate(e, start)),
-    };
-    let mut facts = TailFacts {
-        closing: Some((abs(msls.at), closing)),
-        eset_position: None,
-        complete: false,
-    };
-    let mut prev = msls;
     loop {
         let at = match prev.end() {
             Ok(at) => at,

@@ -43,7 +43,7 @@ const MQTL: [u8; 4] = *b"MQTL";
 const VENDOR: u16 = 0x1200;
 /// SCIN fixed part of SQL Server 2012 and later.
 const SCIN_FIXED: usize = 0x190;
-/// The MaxSize SQL Server writes for an unlimited data file.
+/// The software name in the media header.
 const SOFTWARE_NAME: &str = "Microsoft SQL Server";
 
 /// Writes a backup file holding `file`'s media and sets.
@@ -59,7 +59,7 @@ pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     let last = file.backup_sets.len().saturating_sub(1);
     for (i, set) in file.backup_sets.iter().enumerate() {
         let set_start = out.len();
-        sset(&mut out, set, block_size);
+        sset(&mut out, set);
         volb(&mut out, set);
         config_block(&mut out, MSCI, set, false, set_start);
         data(&mut out, set, options.data_len, set_start);
@@ -75,6 +75,43 @@ pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     out
 }
 
+/// Little-endian field writes into a growing buffer (blocks and MQCI records alike).
+trait Fields {
+    fn buf(&mut self) -> &mut Vec<u8>;
+
+    fn put(&mut self, at: usize, v: &[u8]) {
+        let buf = self.buf();
+        if buf.len() < at + v.len() {
+            buf.resize(at + v.len(), 0);
+        }
+        buf[at..at + v.len()].copy_from_slice(v);
+    }
+
+    fn u16(&mut self, at: usize, v: u16) {
+        self.put(at, &v.to_le_bytes());
+    }
+
+    fn u32(&mut self, at: usize, v: u32) {
+        self.put(at, &v.to_le_bytes());
+    }
+
+    fn u64(&mut self, at: usize, v: u64) {
+        self.put(at, &v.to_le_bytes());
+    }
+}
+
+impl Fields for Block {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
+impl Fields for Record {
+    fn buf(&mut self) -> &mut Vec<u8> {
+        &mut self.bytes
+    }
+}
+
 /// Builds one DBLK: a 52-byte header, a fixed part, strings, then streams, padded to `pad_to`.
 struct Block {
     bytes: Vec<u8>,
@@ -88,25 +125,6 @@ impl Block {
         bytes[11] = 1;
         bytes[48] = 2; // strings are UTF-16LE
         Block { bytes }
-    }
-
-    fn put(&mut self, at: usize, v: &[u8]) {
-        if self.bytes.len() < at + v.len() {
-            self.bytes.resize(at + v.len(), 0);
-        }
-        self.bytes[at..at + v.len()].copy_from_slice(v);
-    }
-
-    fn u16(&mut self, at: usize, v: u16) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u32(&mut self, at: usize, v: u32) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u64(&mut self, at: usize, v: u64) {
-        self.put(at, &v.to_le_bytes());
     }
 
     /// Appends raw bytes and points the MTF_TAPE_ADDRESS at `field` to them.
@@ -211,7 +229,7 @@ fn filemark(out: &mut Vec<u8>, block_size: usize) {
     b.seal(out);
 }
 
-fn sset(out: &mut Vec<u8>, set: &BackupSet, block_size: usize) {
+fn sset(out: &mut Vec<u8>, set: &BackupSet) {
     let pba = out.len() as u64;
     let mut b = Block::new(SSET, 121);
     let differential = matches!(
@@ -234,7 +252,6 @@ fn sset(out: &mut Vec<u8>, set: &BackupSet, block_size: usize) {
     b.string(68, set.description.as_deref());
     b.string(76, set.user_name.as_deref());
     b.start_streams();
-    let _ = block_size;
     b.finish(out, FLB);
 }
 
@@ -322,22 +339,6 @@ impl Record {
         let mut bytes = vec![0u8; fixed_len];
         bytes[..4].copy_from_slice(&tag);
         Record { bytes }
-    }
-
-    fn put(&mut self, at: usize, v: &[u8]) {
-        self.bytes[at..at + v.len()].copy_from_slice(v);
-    }
-
-    fn u16(&mut self, at: usize, v: u16) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u32(&mut self, at: usize, v: u32) {
-        self.put(at, &v.to_le_bytes());
-    }
-
-    fn u64(&mut self, at: usize, v: u64) {
-        self.put(at, &v.to_le_bytes());
     }
 
     fn lsn(&mut self, at: usize, l: Lsn) {
