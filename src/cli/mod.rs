@@ -50,10 +50,13 @@ enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let servers = matches!(cli.command, Command::Serve(_) | Command::SimulateLrs(_));
-    let filter = if servers {
-        "lrs_autopilot=info"
-    } else {
-        "lrs_autopilot=warn"
+    // A rehearsal reports every alert in its own report; its log lines would only repeat them
+    // (`RUST_LOG=lrs_autopilot=info` shows what the deployed pipeline would log).
+    let rehearsal = matches!(cli.command, Command::Rehearse(_) | Command::Demo(_));
+    let filter = match (servers, rehearsal) {
+        (true, _) => "lrs_autopilot=info",
+        (false, true) => "lrs_autopilot=error,lrs_autopilot::pipeline=off,lrs_autopilot::sim=off",
+        (false, false) => "lrs_autopilot=warn",
     };
     let _telemetry = telemetry::init(filter, matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {

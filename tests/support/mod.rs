@@ -10,14 +10,19 @@ use std::path::PathBuf;
 /// Returns `None` when the folder is missing, so a developer without it can still run the rest;
 /// under `CI=true` a missing folder panics, so CI fails rather than skips.
 pub fn fixtures_dir() -> Option<PathBuf> {
-    let dir = std::env::var_os("LRS_FIXTURES").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/backups")
-    });
+    let dir = std::env::var_os("LRS_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/backups")
+        });
     if dir.join("EXPECTED.json").is_file() {
         return Some(dir);
     }
     if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!("backup fixtures not found at {} (CI=true: failing, not skipping)", dir.display());
+        panic!(
+            "backup fixtures not found at {} (CI=true: failing, not skipping)",
+            dir.display()
+        );
     }
     eprintln!("skipping: backup fixtures not found at {}", dir.display());
     None
