@@ -1,0 +1,252 @@
+//! The fault matrix: duplicated, reordered and concurrent events, state document conflicts, ARM
+//! throttling and server errors, and a handler killed and restarted between steps. Every run must
+//! end with 0 lost files, exactly 1 accepted start, 0 early completes and 0 deletes, read from the
+//! simulator's request log ([`pipeline_support::assert_migrated`]).
+
+mod pipeline_support;
+mod support;
+
+use lrs_autopilot::migration::Phase;
+use lrs_autopilot::sim::Faults;
+use pipeline_support::{
+    CLEAN, CLEAN_TAIL, Encoding, Rig, RigOptions, Schema, Serve, Uploaded, assert_migrated, ledger,
+};
+
+const FOLDER: &str = "RestoreTimeClean";
+
+fn schema(i: usize) -> Schema {
+    if i % 2 == 0 {
+        Schema::EventGrid
+    } else {
+        Schema::CloudEvents
+    }
+}
+
+async fn rig_with_clean(options: RigOptions) -> Option<(Rig, Vec<Uploaded>)> {
+    let fixtures = support::fixtures_dir()?;
+    let rig = Rig::new(options).await;
+    let uploaded = rig.upload_clean(&fixtures, FOLDER, true).await;
+    Some((rig, uploaded))
+}
+
+async fn complete(rig: &Rig) {
+    rig.drive(rig.endpoint(), FOLDER, 60, |s| s.phase == Phase::Completed)
+        .await;
+    assert_migrated(rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// Every event three times (as Service Bus may redeliver, and as Event Grid may send twice): the
+/// repeats are recognised by the blob's ETag and read nothing; a fourth round after completion
+/// changes nothing at ARM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_three_times() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let endpoint = rig.endpoint();
+    for (i, blob) in uploaded.iter().enumerate() {
+        let event = rig.event(blob, schema(i));
+        let first = endpoint.deliver(&event, Encoding::Twice).await;
+        assert_eq!(first.status, 200, "{first:?}");
+        assert!(first.log_text().starts_with("recorded "), "{first:?}");
+        let reads = rig.blobs.snapshot().1;
+        for encoding in [Encoding::Once, Encoding::Object] {
+            let again = endpoint.deliver(&event, encoding).await;
+            assert_eq!(again.status, 200, "{again:?}");
+            assert!(
+                again.log_text().starts_with("already recorded"),
+                "a repeated event with the same ETag is a duplicate: {again:?}"
+            );
+        }
+        assert_eq!(
+            rig.blobs.snapshot().1,
+            reads,
+            "a duplicate event reads no blob"
+        );
+    }
+    complete(&rig).await;
+    let before = rig.requests().len();
+    for (i, blob) in uploaded.iter().enumerate() {
+        let reply = endpoint
+            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let writes = rig.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 0, "late duplicates cause no ARM write");
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// The events in reverse order: the tail first, the full backup last. LRS starts only when the
+/// full backup is recorded, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_reverse_order() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    for (i, blob) in uploaded.iter().enumerate().rev() {
+        let reply = rig
+            .endpoint()
+            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let starts = ledger(&rig.requests(), FOLDER).start_attempts;
+        assert_eq!(starts, usize::from(i == 0), "after {}", blob.name);
+    }
+    complete(&rig).await;
+}
+
+/// Twenty invocations for one database at the same moment (the eight events and twelve repeats),
+/// as `maxConcurrentCalls` allows: racing writers re-read and re-decide, and only one start leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_invocations_for_one_database() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let endpoint = rig.endpoint().clone();
+    let events: Vec<_> = (0..20)
+        .map(|i| rig.event(&uploaded[i % uploaded.len()], schema(i)))
+        .collect();
+    let replies = futures::future::join_all(events.iter().map(|event| {
+        let endpoint = endpoint.clone();
+        async move { endpoint.deliver_until_ok(event, Encoding::Twice).await }
+    }))
+    .await;
+    assert_eq!(replies.len(), 20);
+    let conflicts = rig.handler.pipeline.metrics().state_conflicts.get();
+    assert!(
+        conflicts > 0,
+        "twenty writers on one document must have raced at least once"
+    );
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+    complete(&rig).await;
+}
+
+/// A second writer rewrites the state document just before every other write of the pipeline, so
+/// Azurite answers 412 to half of them; and two handler instances share the storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_document_conflicts() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        race_state: true,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let other = pipeline_support::InProcess::serve(rig.pipeline()).await;
+    let endpoints = [rig.endpoint().clone(), other.endpoint.clone()];
+    let deliveries = uploaded.iter().enumerate().map(|(i, blob)| {
+        let endpoint = endpoints[i % 2].clone();
+        let event = rig.event(blob, schema(i));
+        async move { endpoint.deliver_until_ok(&event, Encoding::Once).await }
+    });
+    futures::future::join_all(deliveries).await;
+    let raced = rig
+        .racing
+        .as_ref()
+        .map(|r| r.raced.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap_or_default();
+    let retried = rig.handler.pipeline.metrics().state_conflicts.get()
+        + other.pipeline.metrics().state_conflicts.get();
+    assert!(raced > 0, "the racing writer ran");
+    assert!(
+        retried >= raced,
+        "every raced write was retried: {retried} < {raced}"
+    );
+    // The timer alternates between the two instances.
+    for i in 0..60 {
+        let state = rig.state_of(FOLDER).await.expect("state");
+        if state.phase == Phase::Completed {
+            break;
+        }
+        rig.advance(pipeline_support::TICK);
+        let reply = endpoints[i % 2].timer().await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// ARM answers 429 (with Retry-After) and 500 to a third of the requests each: the client retries,
+/// a start or completion that still fails is decided again on a later tick, never sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arm_throttling_and_server_errors() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        faults: Faults {
+            throttle_rate: 0.3,
+            retry_after_secs: 0,
+            server_error_rate: 0.3,
+            seed: 7,
+            ..Faults::default()
+        },
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    for (i, blob) in uploaded.iter().enumerate() {
+        rig.endpoint()
+            .deliver_until_ok(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+    }
+    complete(&rig).await;
+    let requests = rig.requests();
+    let statuses = |code: u16| requests.iter().filter(|r| r.status == code).count();
+    assert!(statuses(429) > 0, "throttling was injected");
+    assert!(statuses(500) > 0, "server errors were injected");
+    let writes_refused = requests
+        .iter()
+        .filter(|r| r.method != "GET" && matches!(r.status, 429 | 500))
+        .count();
+    assert!(writes_refused > 0, "a start or completion met a fault");
+}
+
+/// The binary killed (SIGKILL) and restarted between steps: after the first half of the events,
+/// after the second half (one message redelivered, as Service Bus does for an invocation that
+/// died), and between timer passes. The state lives in Azurite, so each new process carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_killed_and_restarted_between_steps() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
+    let env = rig.env();
+
+    let (first, _) = Serve::start(binary, &env).await;
+    for (i, blob) in uploaded.iter().enumerate().take(4) {
+        let reply = first
+            .endpoint
+            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    first.kill();
+    assert_eq!(ledger(&rig.requests(), FOLDER).starts_accepted, 1);
+
+    let (second, _) = Serve::start(binary, &env).await;
+    for (i, blob) in uploaded.iter().enumerate().skip(3) {
+        let reply = second
+            .endpoint
+            .deliver(&rig.event(blob, schema(i)), Encoding::Once)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    // One timer pass: LRS has not restored the tail yet, so nothing completes.
+    let reply = second.endpoint.timer().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    second.kill();
+    let state = rig.state_of(FOLDER).await.expect("state");
+    assert_eq!(state.phase, Phase::CutoverPending, "{:?}", state.reason);
+    assert_eq!(state.files.len(), CLEAN.len());
+
+    let (third, _) = Serve::start(binary, &env).await;
+    rig.drive(&third.endpoint, FOLDER, 60, |s| s.phase == Phase::Completed)
+        .await;
+    let logs = third.kill();
+    assert!(logs.contains("lrs completion sent"), "{logs}");
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
