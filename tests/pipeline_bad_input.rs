@@ -356,10 +356,7 @@ async fn malformed_envelopes_and_messages() {
             "lowercase, no trailing period: {logs}"
         );
     }
-    let message_id_logged = endpoint
-        .post(&bad[4].0.to_owned(), bad[4].1.clone())
-        .await
-        .log_text();
+    let message_id_logged = endpoint.post(bad[4].0, bad[4].1.clone()).await.log_text();
     assert!(message_id_logged.contains("m-1"), "{message_id_logged}");
 
     // Events that are fine as messages but not for this pipeline: 200, ignored.

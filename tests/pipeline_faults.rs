@@ -6,10 +6,14 @@
 mod pipeline_support;
 mod support;
 
-use lrs_autopilot::migration::Phase;
+use std::sync::Arc;
+
+use lrs_autopilot::migration::{LrsSnapshot, Phase};
+use lrs_autopilot::pipeline::{ArmLrs, LrsApi, LrsCallError, StartRequest};
 use lrs_autopilot::sim::Faults;
 use pipeline_support::{
-    CLEAN, CLEAN_TAIL, Encoding, Rig, RigOptions, Schema, Serve, Uploaded, assert_migrated, ledger,
+    CLEAN, CLEAN_TAIL, Encoding, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
+    assert_migrated, ledger,
 };
 
 const FOLDER: &str = "RestoreTimeClean";
@@ -137,7 +141,7 @@ async fn state_document_conflicts() {
     else {
         return;
     };
-    let other = pipeline_support::InProcess::serve(rig.pipeline()).await;
+    let other = InProcess::serve(rig.pipeline()).await;
     let endpoints = [rig.endpoint().clone(), other.endpoint.clone()];
     let deliveries = uploaded.iter().enumerate().map(|(i, blob)| {
         let endpoint = endpoints[i % 2].clone();
@@ -249,4 +253,140 @@ async fn handler_killed_and_restarted_between_steps() {
     let logs = third.kill();
     assert!(logs.contains("lrs completion sent"), "{logs}");
     assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// What a [`CutOff`] does to the first call of one kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Nothing.
+    Pass,
+    /// The request never reaches ARM (the worker died before sending it).
+    Request,
+    /// ARM acts on it but the answer is lost (the connection dropped, the worker died after).
+    Answer,
+}
+
+/// The ARM port with one start or completion cut off, as a worker that dies mid-call leaves it.
+struct CutOff {
+    inner: ArmLrs,
+    start: Cut,
+    complete: Cut,
+    used: std::sync::Mutex<(bool, bool)>,
+}
+
+fn lost() -> LrsCallError {
+    LrsCallError {
+        status: None,
+        code: None,
+        message: "the connection was reset (cut off by the test)".into(),
+        retryable: true,
+    }
+}
+
+impl CutOff {
+    /// The cut for this call, once per kind.
+    fn take(&self, complete: bool) -> Cut {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let (flag, cut) = if complete {
+            (&mut used.1, self.complete)
+        } else {
+            (&mut used.0, self.start)
+        };
+        if std::mem::replace(flag, true) {
+            Cut::Pass
+        } else {
+            cut
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LrsApi for CutOff {
+    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError> {
+        match self.take(false) {
+            Cut::Pass => self.inner.start(request).await,
+            Cut::Request => Err(lost()),
+            Cut::Answer => self.inner.start(request).await.and(Err(lost())),
+        }
+    }
+    async fn restore_details(&self, db: &str) -> Result<LrsSnapshot, LrsCallError> {
+        self.inner.restore_details(db).await
+    }
+    async fn complete(&self, db: &str, last: &str) -> Result<(), LrsCallError> {
+        match self.take(true) {
+            Cut::Pass => self.inner.complete(db, last).await,
+            Cut::Request => Err(lost()),
+            Cut::Answer => self.inner.complete(db, last).await.and(Err(lost())),
+        }
+    }
+    async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
+        self.inner.database_status(db).await
+    }
+}
+
+/// Runs the clean chain through a handler whose first start or completion is cut off.
+async fn migrate_with_cut(start: Cut, complete: Cut) -> Option<Rig> {
+    let (rig, uploaded) = rig_with_clean(RigOptions::default()).await?;
+    let lrs = CutOff {
+        inner: ArmLrs::new(rig.sim.client(), pipeline_support::instance()),
+        start,
+        complete,
+        used: std::sync::Mutex::new((false, false)),
+    };
+    let handler = InProcess::serve(rig.pipeline_with(Arc::new(lrs))).await;
+    for (i, blob) in uploaded.iter().enumerate() {
+        let (reply, _) = handler
+            .endpoint
+            .deliver_until_ok(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    if start != Cut::Pass {
+        let state = rig.state_of(FOLDER).await.expect("state");
+        assert_eq!(
+            state.phase,
+            Phase::Starting,
+            "the claim stays until reconciled"
+        );
+    }
+    // Reconciling a claimed start waits `START_RECONCILE_AFTER` of (simulated) time.
+    rig.drive(&handler.endpoint, FOLDER, 60, |s| {
+        s.phase == Phase::Completed
+    })
+    .await;
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+    Some(rig)
+}
+
+/// ARM accepted the start but the answer was lost: the timer finds LRS restoring and adopts it;
+/// no second PUT is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_is_adopted_not_repeated() {
+    let Some(rig) = migrate_with_cut(Cut::Answer, Cut::Pass).await else {
+        return;
+    };
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+}
+
+/// The start never reached ARM: the timer finds no LRS job and sends it (once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_never_reached_arm_is_sent_by_the_timer() {
+    let Some(rig) = migrate_with_cut(Cut::Request, Cut::Pass).await else {
+        return;
+    };
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+}
+
+/// ARM accepted completeRestore but the answer was lost: the second request the next tick sends is
+/// refused as already signalled; the database still ends online with one accepted complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_answer_was_lost_is_not_accepted_twice() {
+    let Some(rig) = migrate_with_cut(Cut::Pass, Cut::Answer).await else {
+        return;
+    };
+    let l = ledger(&rig.requests(), FOLDER);
+    assert_eq!(
+        l.completes_refused, 1,
+        "the repeat was refused as already signalled: {l:?}"
+    );
 }
