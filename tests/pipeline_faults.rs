@@ -150,7 +150,7 @@ async fn state_document_conflicts() {
     });
     futures::future::join_all(deliveries).await;
     let raced = rig
-        .racing
+        .wrapped_state
         .as_ref()
         .map(|r| r.raced.load(std::sync::atomic::Ordering::SeqCst))
         .unwrap_or_default();

@@ -212,18 +212,21 @@ impl BlobStore for CountingBlobs {
     }
 }
 
-/// The production state store with a second writer that races every other conditional write: it
-/// rewrites the document just before the pipeline's write, so Azurite answers 412 to the pipeline
-/// (a real conflict, not a simulated one).
-pub struct RacingState {
+/// The production state store, optionally slowed down (every write waits first, as on a busy
+/// account) and raced by a second writer that rewrites the document just before every other
+/// conditional write of the pipeline, so Azurite answers 412 to it (a real conflict, not a
+/// simulated one).
+pub struct StateWrapper {
     inner: AzureStateStore,
+    race: bool,
+    delay: Option<StdDuration>,
     writes: AtomicU64,
     /// Conflicts caused.
     pub raced: AtomicU64,
 }
 
 #[async_trait]
-impl StateStore for RacingState {
+impl StateStore for StateWrapper {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, storage::Error> {
         self.inner.get(key).await
     }
@@ -233,7 +236,11 @@ impl StateStore for RacingState {
         bytes: Vec<u8>,
         precondition: Precondition,
     ) -> Result<ETag, storage::Error> {
-        if matches!(precondition, Precondition::IfMatch(_))
+        if let Some(delay) = self.delay {
+            tokio::time::sleep(delay).await;
+        }
+        if self.race
+            && matches!(precondition, Precondition::IfMatch(_))
             && self.writes.fetch_add(1, Ordering::SeqCst) % 2 == 0
         {
             if let Some((current, etag)) = self.inner.get(key).await? {
@@ -821,12 +828,16 @@ pub struct RigOptions {
     pub tail_pattern: Option<String>,
     /// Give LRS a read+list SAS (`SharedAccessSignature`) instead of the managed identity.
     pub lrs_sas: bool,
-    /// Race every other state write with a second writer ([`RacingState`]).
+    /// Race every other state write with a second writer ([`StateWrapper`]).
     pub race_state: bool,
     /// Faults the simulator injects.
     pub faults: Faults,
     /// `LRS_DATABASE_NAME_MAP`.
     pub name_map: BTreeMap<String, String>,
+    /// `LRS_MAX_CONCURRENT_RESTORES`.
+    pub max_concurrent_restores: usize,
+    /// Delay every state document write by this long (a slow storage account).
+    pub slow_state_writes: Option<StdDuration>,
 }
 
 impl Default for RigOptions {
@@ -837,6 +848,8 @@ impl Default for RigOptions {
             race_state: false,
             faults: Faults::default(),
             name_map: BTreeMap::new(),
+            max_concurrent_restores: 100,
+            slow_state_writes: None,
         }
     }
 }
@@ -861,8 +874,9 @@ pub struct Rig {
     pub sim: Sim,
     /// The in-process pipeline's blob store, counted.
     pub blobs: Arc<CountingBlobs>,
-    /// The racing writer, when [`RigOptions::race_state`].
-    pub racing: Option<Arc<RacingState>>,
+    /// The wrapped state store, when [`RigOptions::race_state`] or
+    /// [`RigOptions::slow_state_writes`].
+    pub wrapped_state: Option<Arc<StateWrapper>>,
     /// The handler in this process.
     pub handler: InProcess,
     /// The options it was built with.
@@ -884,18 +898,21 @@ impl Rig {
         let sim = Sim::start(source, options.faults.clone()).await;
         let lrs_sas = options.lrs_sas.then(lrs_sas_token);
         let blobs = Arc::new(CountingBlobs::new(az.blob_store()));
-        let racing = options.race_state.then(|| {
-            Arc::new(RacingState {
-                inner: az.state_store(&state_container),
-                writes: AtomicU64::new(0),
-                raced: AtomicU64::new(0),
-            })
-        });
+        let wrapped_state =
+            (options.race_state || options.slow_state_writes.is_some()).then(|| {
+                Arc::new(StateWrapper {
+                    inner: az.state_store(&state_container),
+                    race: options.race_state,
+                    delay: options.slow_state_writes,
+                    writes: AtomicU64::new(0),
+                    raced: AtomicU64::new(0),
+                })
+            });
         let settings = settings(&account_url, &backups, &options, lrs_sas.as_deref());
         let lrs = Arc::new(ArmLrs::new(sim.client(), instance()));
         let pipeline = build_pipeline(
             &blobs,
-            racing.as_ref(),
+            wrapped_state.as_ref(),
             &state_container,
             lrs,
             sim.clock.clone(),
@@ -912,7 +929,7 @@ impl Rig {
             state,
             sim,
             blobs,
-            racing,
+            wrapped_state,
             handler,
             options,
         }
@@ -938,7 +955,7 @@ impl Rig {
         );
         build_pipeline(
             &self.blobs,
-            self.racing.as_ref(),
+            self.wrapped_state.as_ref(),
             &self.state_container,
             lrs,
             self.sim.clock.clone(),
@@ -959,6 +976,10 @@ impl Rig {
             (
                 "LRS_DATABASE_NAME_MAP",
                 serde_json::to_string(&self.options.name_map).expect("a map serialises"),
+            ),
+            (
+                "LRS_MAX_CONCURRENT_RESTORES",
+                self.options.max_concurrent_restores.to_string(),
             ),
             ("RUST_LOG", "debug".to_owned()),
         ];
@@ -1104,13 +1125,13 @@ impl Rig {
 
 fn build_pipeline(
     blobs: &Arc<CountingBlobs>,
-    racing: Option<&Arc<RacingState>>,
+    wrapped_state: Option<&Arc<StateWrapper>>,
     state_container: &str,
     lrs: Arc<dyn LrsApi>,
     clock: Arc<VirtualClock>,
     settings: Settings,
 ) -> Pipeline {
-    let state: Arc<dyn StateStore> = match racing {
+    let state: Arc<dyn StateStore> = match wrapped_state {
         Some(r) => r.clone(),
         None => Arc::new(azurite::azurite().state_store(state_container)),
     };
@@ -1136,7 +1157,7 @@ fn settings(
         ),
         tail_pattern: options.tail_pattern.clone(),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
-        max_concurrent_restores: 100,
+        max_concurrent_restores: options.max_concurrent_restores,
         database_name_map: options.name_map.clone(),
         storage_identity: match lrs_sas {
             Some(token) => StorageIdentity::SharedAccessSignature(token.to_owned()),
