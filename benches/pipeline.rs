@@ -5,8 +5,9 @@
 //! Against Azurite and the LRS simulator on this machine, through the test rig
 //! (`tests/pipeline_support`): the handler in process over real HTTP, or the built binary.
 //! - BackupCreated: events/s, p50 and p99 latency, for new files (header read, state write, LRS
-//!   start on each full backup) with 16 invocations in flight (the default `maxConcurrentCalls`)
-//!   and one at a time, and for redelivered events (duplicates); bytes read per new file;
+//!   start on each full backup) with 16 invocations in flight (the default `maxConcurrentCalls`),
+//!   one at a time on a fresh account, and one at a time for databases waiting for an LRS slot;
+//!   for redelivered events (duplicates); bytes read per new file and the state document's size;
 //! - a CutoverTimer pass over 1,000 restoring databases, all due, with 50 ms added to every ARM
 //!   request by the simulator's latency fault (and a pass with none due);
 //! - cold start of `serve` to the first answered `GET /`, and its RSS when idle.
@@ -134,7 +135,12 @@ async fn upload_estate(rig: &Rig, fixtures: &Path, prefix: &str, n: usize) -> Ve
 }
 
 async fn backup_created(fixtures: &Path, databases: usize) {
-    let rig = Rig::new(RigOptions::default()).await;
+    // The slot limit is the number of databases: the waves below fill it exactly.
+    let rig = Rig::new(RigOptions {
+        max_concurrent_restores: databases,
+        ..RigOptions::default()
+    })
+    .await;
     let t = Instant::now();
     let estate = upload_estate(&rig, fixtures, "db", databases).await;
     let serial = upload_estate(&rig, fixtures, "serial", (databases / 4).max(1)).await;
@@ -180,13 +186,35 @@ async fn backup_created(fixtures: &Path, databases: usize) {
     let reads = rig.blobs.snapshot().1 - after.1;
     println!("blob reads for the redelivered events: {reads}");
 
+    let doc = rig.raw_state("db0000").await.unwrap_or_default();
+    println!(
+        "state document of a restoring database: {} bytes",
+        doc.len()
+    );
+
+    // One at a time, on a fresh account (the first invocations of a migration wave).
+    let fresh = Rig::new(RigOptions::default()).await;
+    let lone = upload_estate(&fresh, fixtures, "lone", (databases / 4).max(1)).await;
+    let lone_events: Vec<Value> = lone
+        .iter()
+        .enumerate()
+        .map(|(i, b)| fresh.event(b, schema(i)))
+        .collect();
+    let (lat, elapsed) = deliver(fresh.endpoint(), &lone_events, 1).await;
+    lat.line("BackupCreated, new files, 1 in flight", elapsed);
+
+    // One at a time while the instance's LRS slots are all taken: every event of a database
+    // waiting in Ready counts the active restores anew.
     let serial_events: Vec<Value> = serial
         .iter()
         .enumerate()
         .map(|(i, b)| rig.event(b, schema(i)))
         .collect();
     let (lat, elapsed) = deliver(endpoint, &serial_events, 1).await;
-    lat.line("BackupCreated, new files, 1 in flight", elapsed);
+    lat.line(
+        &format!("BackupCreated, new files, 1 in flight, {databases} restores active, these wait in Ready"),
+        elapsed,
+    );
     let metrics = rig.handler.pipeline.metrics();
     println!(
         "pipeline metrics: {} processed, {} duplicates, {} state conflicts retried",
