@@ -13,7 +13,7 @@ use lrs_autopilot::chain::{FailureKind, FileRead, FindingCode};
 use lrs_autopilot::migration::Phase;
 use pipeline_support::{
     CLEAN, Encoding, Rig, RigOptions, Schema, Trap, blob_created_at, clean_dir, ledger,
-    postgres_dump,
+    postgres_dump, rig_with_fixtures,
 };
 use serde_json::json;
 
@@ -27,17 +27,11 @@ fn no_meta() -> BTreeMap<String, String> {
 /// for the other account sees no connection.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_for_another_account_is_refused_without_reading_anything() {
-    let Some(fixtures) = support::fixtures_dir() else {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
         return;
     };
-    let rig = Rig::new(RigOptions::default()).await;
     let blob = rig
-        .upload_file(
-            "db1",
-            "RestoreTimeClean.bak",
-            &clean_dir(&fixtures).join("RestoreTimeClean.bak"),
-            &no_meta(),
-        )
+        .upload_clean_full(&fixtures, "db1", "RestoreTimeClean.bak")
         .await;
     let trap = Trap::start().await;
     let path = format!("{}/db1/RestoreTimeClean.bak", rig.backups);
@@ -80,14 +74,12 @@ async fn an_event_for_another_account_is_refused_without_reading_anything() {
     ];
     let before = rig.blobs.snapshot();
     for (i, (url, why)) in cases.iter().enumerate() {
-        let schema = if i % 2 == 0 {
-            Schema::EventGrid
-        } else {
-            Schema::CloudEvents
-        };
         let reply = rig
             .endpoint()
-            .deliver(&blob_created_at(url, &blob, schema), Encoding::Twice)
+            .deliver(
+                &blob_created_at(url, &blob, Schema::alternate(i)),
+                Encoding::Twice,
+            )
             .await;
         assert_eq!(reply.status, 200, "a refusal is not retried: {reply:?}");
         let logs = reply.log_text();
@@ -112,17 +104,11 @@ async fn an_event_for_another_account_is_refused_without_reading_anything() {
 /// subfolders, so the file is recorded with a `nested_path` finding and LRS is not started on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_nested_path_is_recorded_as_a_finding() {
-    let Some(fixtures) = support::fixtures_dir() else {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
         return;
     };
-    let rig = Rig::new(RigOptions::default()).await;
     let blob = rig
-        .upload_file(
-            "Nested",
-            "FULL/RestoreTimeClean.bak",
-            &clean_dir(&fixtures).join("RestoreTimeClean.bak"),
-            &no_meta(),
-        )
+        .upload_clean_full(&fixtures, "Nested", "FULL/RestoreTimeClean.bak")
         .await;
     let reply = rig
         .endpoint()
@@ -146,10 +132,9 @@ async fn a_nested_path_is_recorded_as_a_finding() {
 /// as `multiple_databases` naming the file, and the migration blocks rather than completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_foreign_database_file_blocks_the_folder() {
-    let Some(fixtures) = support::fixtures_dir() else {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
         return;
     };
-    let rig = Rig::new(RigOptions::default()).await;
     let folder = "RestoreTimeClean";
     let uploaded = rig.upload_clean(&fixtures, folder, false).await;
     let foreign = fixtures
@@ -195,10 +180,9 @@ async fn a_foreign_database_file_blocks_the_folder() {
 /// finding, and LRS is never started for its folder.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_postgresql_dump_is_recorded_as_not_a_backup() {
-    let Some(fixtures) = support::fixtures_dir() else {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
         return;
     };
-    let rig = Rig::new(RigOptions::default()).await;
     let blob = rig
         .upload_file(
             "AdventureWorks",
@@ -249,10 +233,9 @@ async fn a_postgresql_dump_is_recorded_as_not_a_backup() {
 /// the pending file. LRS starts only on the complete file.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_truncated_file_that_later_becomes_complete() {
-    let Some(fixtures) = support::fixtures_dir() else {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
         return;
     };
-    let rig = Rig::new(RigOptions::default()).await;
     let full = std::fs::read(clean_dir(&fixtures).join(CLEAN[0])).expect("fixture");
     let half = Bytes::copy_from_slice(full.get(..full.len() / 2).expect("half"));
 

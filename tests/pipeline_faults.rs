@@ -13,22 +13,17 @@ use lrs_autopilot::pipeline::{ArmLrs, LrsApi, LrsCallError, StartRequest};
 use lrs_autopilot::sim::Faults;
 use pipeline_support::{
     CLEAN, CLEAN_TAIL, Encoding, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
-    assert_migrated, ledger,
+    assert_migrated, ledger, rig_with_fixtures,
 };
 
 const FOLDER: &str = "RestoreTimeClean";
 
 fn schema(i: usize) -> Schema {
-    if i % 2 == 0 {
-        Schema::EventGrid
-    } else {
-        Schema::CloudEvents
-    }
+    Schema::alternate(i)
 }
 
 async fn rig_with_clean(options: RigOptions) -> Option<(Rig, Vec<Uploaded>)> {
-    let fixtures = support::fixtures_dir()?;
-    let rig = Rig::new(options).await;
+    let (rig, fixtures) = rig_with_fixtures(options).await?;
     let uploaded = rig.upload_clean(&fixtures, FOLDER, true).await;
     Some((rig, uploaded))
 }
@@ -221,24 +216,22 @@ async fn handler_killed_and_restarted_between_steps() {
     let env = rig.env();
 
     let (first, _) = Serve::start(binary, &env).await;
-    for (i, blob) in uploaded.iter().enumerate().take(4) {
-        let reply = first
-            .endpoint
-            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
-            .await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-    }
+    rig.deliver_each(
+        &first.endpoint,
+        uploaded.iter().enumerate().take(4),
+        Encoding::Twice,
+    )
+    .await;
     first.kill();
     assert_eq!(ledger(&rig.requests(), FOLDER).starts_accepted, 1);
 
     let (second, _) = Serve::start(binary, &env).await;
-    for (i, blob) in uploaded.iter().enumerate().skip(3) {
-        let reply = second
-            .endpoint
-            .deliver(&rig.event(blob, schema(i)), Encoding::Once)
-            .await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-    }
+    rig.deliver_each(
+        &second.endpoint,
+        uploaded.iter().enumerate().skip(3),
+        Encoding::Once,
+    )
+    .await;
     // One timer pass: LRS has not restored the tail yet, so nothing completes.
     let reply = second.endpoint.timer().await;
     assert_eq!(reply.status, 200, "{reply:?}");

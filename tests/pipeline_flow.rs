@@ -11,17 +11,13 @@ use std::collections::BTreeMap;
 use lrs_autopilot::chain::FindingCode;
 use lrs_autopilot::migration::{Phase, TailSource};
 use pipeline_support::{
-    CLEAN, CLEAN_TAIL, Encoding, Rig, RigOptions, Schema, Serve, assert_migrated, ledger,
-    stripe_files,
+    CLEAN, CLEAN_TAIL, Encoding, RigOptions, Schema, Serve, assert_migrated, ledger,
+    rig_with_fixtures, stripe_files,
 };
 
 /// Every event goes through a different schema and encoding, in turn.
 fn delivery(i: usize) -> (Schema, Encoding) {
-    let schema = if i % 2 == 0 {
-        Schema::EventGrid
-    } else {
-        Schema::CloudEvents
-    };
+    let schema = Schema::alternate(i);
     let encoding = match i % 4 {
         0 => Encoding::Twice,
         1 => Encoding::Once,
@@ -36,8 +32,9 @@ fn delivery(i: usize) -> (Schema, Encoding) {
 /// sent with the tail once LRS reports it restored, and the database ends `Online`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_time_clean_migrates_to_online_in_process() {
-    let fixtures = fixtures_or_skip!();
-    let rig = Rig::new(RigOptions::default()).await;
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
     let folder = "RestoreTimeClean";
     let uploaded = rig.upload_clean(&fixtures, folder, true).await;
     let endpoint = rig.endpoint();
@@ -136,13 +133,15 @@ async fn restore_time_clean_migrates_to_online_in_process() {
 /// read+list SAS, and the binary's logs never show either SAS.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_time_clean_migrates_to_online_through_the_binary() {
-    let fixtures = fixtures_or_skip!();
-    let rig = Rig::new(RigOptions {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
         tail_pattern: Some("*2_3.trn".into()),
         lrs_sas: true,
         ..RigOptions::default()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let folder = "RestoreTimeClean";
     let uploaded = rig.upload_clean(&fixtures, folder, false).await;
     let binary = std::path::Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
@@ -207,8 +206,9 @@ async fn restore_time_clean_migrates_to_online_through_the_binary() {
 /// findings, and never completes or deletes anything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_time_stripe_flattened_blocks_after_one_start_and_never_completes() {
-    let fixtures = fixtures_or_skip!();
-    let rig = Rig::new(RigOptions::default()).await;
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
     let folder = "RestoreTimeStripe";
     let files = stripe_files(&fixtures);
     assert_eq!(files.len(), 32);
@@ -251,8 +251,9 @@ async fn restore_time_stripe_flattened_blocks_after_one_start_and_never_complete
 /// start: LRS is started once only when both stripes are there, and restores the set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_time_stripe_full_backup_starts_once_both_stripes_arrived() {
-    let fixtures = fixtures_or_skip!();
-    let rig = Rig::new(RigOptions::default()).await;
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
     let folder = "RestoreTimeStripe";
     let files: BTreeMap<String, std::path::PathBuf> = stripe_files(&fixtures).into_iter().collect();
     let stripes = ["RestoreTimeStripe2.bak", "RestoreTimeStripe2a.bak"];

@@ -8,28 +8,24 @@ use std::time::Duration;
 
 use lrs_autopilot::migration::Phase;
 use pipeline_support::{
-    CLEAN, CLEAN_TAIL, Encoding, Rig, RigOptions, Schema, assert_migrated, ledger,
+    CLEAN, CLEAN_TAIL, Encoding, RigOptions, Schema, assert_migrated, ledger, rig_with_fixtures,
 };
 
 /// One slot: the second database waits in `Ready` until the first completes, then starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_database_waits_in_ready_for_a_free_lrs_slot() {
-    let Some(fixtures) = support::fixtures_dir() else {
-        return;
-    };
-    let rig = Rig::new(RigOptions {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
         max_concurrent_restores: 1,
         ..RigOptions::default()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     for folder in ["First", "Second"] {
-        for blob in rig.upload_clean(&fixtures, folder, true).await {
-            let reply = rig
-                .endpoint()
-                .deliver(&rig.event(&blob, Schema::EventGrid), Encoding::Twice)
-                .await;
-            assert_eq!(reply.status, 200, "{reply:?}");
-        }
+        let uploaded = rig.upload_clean(&fixtures, folder, true).await;
+        rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+            .await;
     }
     let second = rig.state_of("Second").await.expect("state");
     assert_eq!(second.phase, Phase::Ready, "{:?}", second.reason);
@@ -55,21 +51,18 @@ async fn a_database_waits_in_ready_for_a_free_lrs_slot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 #[ignore = "known bug: the LRS slot limit is checked and claimed without a shared lock (see the doc comment)"]
 async fn the_slot_limit_holds_when_two_databases_become_ready_at_once() {
-    let Some(fixtures) = support::fixtures_dir() else {
-        return;
-    };
-    let rig = Rig::new(RigOptions {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
         max_concurrent_restores: 1,
         slow_state_writes: Some(Duration::from_millis(150)),
         ..RigOptions::default()
     })
-    .await;
-    let full = pipeline_support::clean_dir(&fixtures).join(CLEAN[0]);
+    .await
+    else {
+        return;
+    };
     let mut events = Vec::new();
     for folder in ["Left", "Right"] {
-        let blob = rig
-            .upload_file(folder, CLEAN[0], &full, &Default::default())
-            .await;
+        let blob = rig.upload_clean_full(&fixtures, folder, CLEAN[0]).await;
         events.push(rig.event(&blob, Schema::CloudEvents));
     }
     let endpoint = rig.endpoint();

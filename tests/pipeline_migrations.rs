@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use lrs_autopilot::migration::{Phase, TailSource};
 use pipeline_support::{
-    CLEAN, CLEAN_TAIL, Encoding, Rig, RigOptions, Schema, assert_migrated, ledger,
+    CLEAN, CLEAN_TAIL, Encoding, RigOptions, assert_migrated, ledger, rig_with_fixtures,
 };
 use serde_json::{Value, json};
 
@@ -18,26 +18,19 @@ const TARGET: &str = "RTC_Target";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_show_pause_cutover_resume() {
-    let Some(fixtures) = support::fixtures_dir() else {
-        return;
-    };
-    let rig = Rig::new(RigOptions {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
         name_map: BTreeMap::from([(FOLDER.to_owned(), TARGET.to_owned())]),
         ..RigOptions::default()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     // No metadata and no file matching `*tail*`: the tail is for the operator to declare.
     let uploaded = rig.upload_clean(&fixtures, FOLDER, false).await;
     let api = rig.endpoint();
-    for (i, blob) in uploaded.iter().enumerate() {
-        let schema = if i % 2 == 0 {
-            Schema::EventGrid
-        } else {
-            Schema::CloudEvents
-        };
-        let reply = api.deliver(&rig.event(blob, schema), Encoding::Twice).await;
-        assert_eq!(reply.status, 200, "{reply:?}");
-    }
+    rig.deliver_each(api, uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
     assert_eq!(ledger(&rig.requests(), TARGET).starts_accepted, 1);
 
     let (status, list) = api.migrations("GET", None, None, None).await;

@@ -683,6 +683,17 @@ pub enum Schema {
     CloudEvents,
 }
 
+impl Schema {
+    /// The schemas in turn by position: even Event Grid, odd CloudEvents.
+    pub fn alternate(i: usize) -> Schema {
+        if i % 2 == 0 {
+            Schema::EventGrid
+        } else {
+            Schema::CloudEvents
+        }
+    }
+}
+
 /// How the event sits in `Data.message`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -852,6 +863,12 @@ impl Default for RigOptions {
             slow_state_writes: None,
         }
     }
+}
+
+/// The fixtures and a fresh rig, or `None` (skip) when the fixtures are missing outside CI.
+pub async fn rig_with_fixtures(options: RigOptions) -> Option<(Rig, PathBuf)> {
+    let fixtures = crate::support::fixtures_dir()?;
+    Some((Rig::new(options).await, fixtures))
 }
 
 /// Azurite containers, the simulator and an in-process handler, ready for events.
@@ -1051,6 +1068,29 @@ impl Rig {
             out.push(self.upload_file(folder, name, &dir.join(name), &meta).await);
         }
         out
+    }
+
+    /// Uploads the `RestoreTimeClean` full backup as `<folder>/<name>`.
+    pub async fn upload_clean_full(&self, fixtures: &Path, folder: &str, name: &str) -> Uploaded {
+        let path = clean_dir(fixtures).join(CLEAN[0]);
+        self.upload_file(folder, name, &path, &BTreeMap::new())
+            .await
+    }
+
+    /// Delivers the event of each blob to `endpoint` in turn, the schema alternating by position,
+    /// and checks each answer is 200.
+    pub async fn deliver_each<'a>(
+        &self,
+        endpoint: &Endpoint,
+        blobs: impl IntoIterator<Item = (usize, &'a Uploaded)>,
+        encoding: Encoding,
+    ) {
+        for (i, blob) in blobs {
+            let reply = endpoint
+                .deliver(&self.event(blob, Schema::alternate(i)), encoding)
+                .await;
+            assert_eq!(reply.status, 200, "{}: {reply:?}", blob.name);
+        }
     }
 
     /// The BlobCreated event for an uploaded blob.
