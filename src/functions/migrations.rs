@@ -67,7 +67,12 @@ async fn respond(state: &AppState, req: &HttpRequestData) -> Result<(u16, Value)
         ("POST", Some(db), Some(action)) => {
             let input = match action.as_str() {
                 "cutover" => {
-                    let body = req.json_body().map_err(HandlerError::BadMessage)?;
+                    // The caller's mistake, answered to the caller: a failed invocation would
+                    // reach them as a bare 500.
+                    let body = match req.json_body() {
+                        Ok(body) => body,
+                        Err(e) => return Ok((400, json!({ "error": e }))),
+                    };
                     let last_backup = body
                         .get("lastBackupName")
                         .and_then(Value::as_str)

@@ -234,7 +234,11 @@ impl Pipeline {
         let key = MigrationState::key(&location.container, &location.folder);
         if let Some((state, _)) = self.load(&key).await? {
             if let Some(existing) = state.files.get(&location.name) {
-                if !existing.pending && etag.is_some() && existing.etag.as_deref() == etag {
+                // Azure quotes ETags in headers (what we record); Event Grid sends them bare.
+                let same = etag
+                    .zip(existing.etag.as_deref())
+                    .is_some_and(|(a, b)| a.trim_matches('"') == b.trim_matches('"'));
+                if !existing.pending && same {
                     self.metrics.events_duplicate.inc();
                     return Ok(EventOutcome::Duplicate {
                         file: location.blob_name(),

@@ -1,0 +1,370 @@
+//! The pipeline's benchmark, a bench binary (not criterion: it measures throughput, tail latency,
+//! bytes and memory of a system of processes, which criterion's per-iteration model does not fit).
+//! Run with `cargo bench --bench pipeline`; it prints one line per figure.
+//!
+//! Against Azurite and the LRS simulator on this machine, through the test rig
+//! (`tests/pipeline_support`): the handler in process over real HTTP, or the built binary.
+//! - BackupCreated: events/s, p50 and p99 latency, for new files (header read, state write, LRS
+//!   start on each full backup) with 16 invocations in flight (the default `maxConcurrentCalls`),
+//!   one at a time on a fresh account, and one at a time for databases waiting for an LRS slot;
+//!   for redelivered events (duplicates); bytes read per new file and the state document's size;
+//! - a CutoverTimer pass over 1,000 restoring databases, all due, with 50 ms added to every ARM
+//!   request by the simulator's latency fault (and a pass with none due);
+//! - cold start of `serve` to the first answered `GET /`, and its RSS when idle.
+//!
+//! `PIPELINE_BENCH_DATABASES` (default 100, 8 files each) and `PIPELINE_BENCH_TIMER_DATABASES`
+//! (default 1000) scale the runs.
+
+#[path = "../tests/pipeline_support/mod.rs"]
+mod pipeline_support;
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use lrs_autopilot::lrs::ops::{StartRestore, StorageAuth};
+use lrs_autopilot::migration::{MigrationState, Phase};
+use lrs_autopilot::sim::Faults;
+use lrs_autopilot::storage::{Precondition, StateStore};
+use pipeline_support::{
+    CLEAN, Encoding, Endpoint, Rig, RigOptions, Schema, Serve, Uploaded, clean_dir, instance,
+    ledger,
+};
+use serde_json::Value;
+
+fn env_usize(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(run());
+}
+
+async fn run() {
+    let Some(fixtures) = support::fixtures_dir() else {
+        eprintln!("the benchmark needs the backup fixtures");
+        return;
+    };
+    let databases = env_usize("PIPELINE_BENCH_DATABASES", 100);
+    let timer_databases = env_usize("PIPELINE_BENCH_TIMER_DATABASES", 1000);
+    backup_created(&fixtures, databases).await;
+    cutover_timer(&fixtures, timer_databases).await;
+    binary(&fixtures).await;
+}
+
+/// Latencies, sorted.
+struct Latencies(Vec<Duration>);
+
+impl Latencies {
+    fn new(mut v: Vec<Duration>) -> Self {
+        v.sort();
+        Latencies(v)
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let i = ((self.0.len() as f64 - 1.0) * p).round() as usize;
+        self.0.get(i).copied().unwrap_or_default()
+    }
+    fn line(&self, what: &str, elapsed: Duration) {
+        println!(
+            "{what}: {} events in {:.2} s = {:.0} events/s; p50 {:.2} ms, p99 {:.2} ms",
+            self.0.len(),
+            elapsed.as_secs_f64(),
+            self.0.len() as f64 / elapsed.as_secs_f64(),
+            self.pct(0.5).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3,
+        );
+    }
+}
+
+/// Delivers `events` with `in_flight` invocations at a time; every answer must be 200.
+async fn deliver(endpoint: &Endpoint, events: &[Value], in_flight: usize) -> (Latencies, Duration) {
+    let began = Instant::now();
+    let times: Vec<Duration> = futures::stream::iter(events.iter().map(|event| {
+        let endpoint = endpoint.clone();
+        async move {
+            let t = Instant::now();
+            let reply = endpoint.deliver(event, Encoding::Twice).await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            t.elapsed()
+        }
+    }))
+    .buffer_unordered(in_flight)
+    .collect()
+    .await;
+    (Latencies::new(times), began.elapsed())
+}
+
+/// Uploads the RestoreTimeClean chain into `db0000`..`db{n}` (16 uploads in flight) and returns
+/// the blobs, file index major (every database's full backup first, then every first log, ...),
+/// as many databases uploading at once would produce them.
+async fn upload_estate(rig: &Rig, fixtures: &Path, prefix: &str, n: usize) -> Vec<Uploaded> {
+    let dir = clean_dir(fixtures);
+    let files: Vec<(&str, Bytes)> = CLEAN
+        .iter()
+        .map(|name| {
+            let data = std::fs::read(dir.join(name)).expect("a fixture");
+            (*name, Bytes::from(data))
+        })
+        .collect();
+    let meta = BTreeMap::new();
+    let jobs: Vec<(String, &str, Bytes)> = files
+        .iter()
+        .flat_map(|(name, data)| {
+            (0..n).map(move |i| (format!("{prefix}{i:04}"), *name, data.clone()))
+        })
+        .collect();
+    futures::stream::iter(jobs.into_iter().map(|(folder, name, data)| {
+        let meta = &meta;
+        async move { rig.upload(&folder, name, data, meta).await }
+    }))
+    .buffered(16)
+    .collect()
+    .await
+}
+
+async fn backup_created(fixtures: &Path, databases: usize) {
+    // The slot limit is the number of databases: the waves below fill it exactly.
+    let rig = Rig::new(RigOptions {
+        max_concurrent_restores: databases,
+        ..RigOptions::default()
+    })
+    .await;
+    let t = Instant::now();
+    let estate = upload_estate(&rig, fixtures, "db", databases).await;
+    let serial = upload_estate(&rig, fixtures, "serial", (databases / 4).max(1)).await;
+    eprintln!(
+        "uploaded {} blobs in {:.1} s",
+        estate.len() + serial.len(),
+        t.elapsed().as_secs_f64()
+    );
+    let schema = |i: usize| {
+        if i % 2 == 0 {
+            Schema::EventGrid
+        } else {
+            Schema::CloudEvents
+        }
+    };
+    let events: Vec<Value> = estate
+        .iter()
+        .enumerate()
+        .map(|(i, b)| rig.event(b, schema(i)))
+        .collect();
+    let endpoint = rig.endpoint();
+    let before = rig.blobs.snapshot();
+    let (lat, elapsed) = deliver(endpoint, &events, 16).await;
+    let after = rig.blobs.snapshot();
+    lat.line("BackupCreated, new files, 16 in flight", elapsed);
+    let per_event = (after.2 - before.2) as f64 / events.len() as f64;
+    println!(
+        "bytes read per new file: {:.0} ({:.1} ranged reads, {:.1} storage calls)",
+        per_event,
+        (after.1 - before.1) as f64 / events.len() as f64,
+        (after.0 - before.0) as f64 / events.len() as f64,
+    );
+    let starts: usize = (0..databases)
+        .map(|i| ledger(&rig.requests(), &format!("db{i:04}")).starts_accepted)
+        .sum();
+    assert_eq!(starts, databases, "every database was started once");
+
+    let (lat, elapsed) = deliver(endpoint, &events, 16).await;
+    lat.line(
+        "BackupCreated, redelivered (duplicates), 16 in flight",
+        elapsed,
+    );
+    let reads = rig.blobs.snapshot().1 - after.1;
+    println!("blob reads for the redelivered events: {reads}");
+
+    let doc = rig.raw_state("db0000").await.unwrap_or_default();
+    println!(
+        "state document of a restoring database: {} bytes",
+        doc.len()
+    );
+
+    // One at a time, on a fresh account (the first invocations of a migration wave).
+    let fresh = Rig::new(RigOptions::default()).await;
+    let lone = upload_estate(&fresh, fixtures, "lone", (databases / 4).max(1)).await;
+    let lone_events: Vec<Value> = lone
+        .iter()
+        .enumerate()
+        .map(|(i, b)| fresh.event(b, schema(i)))
+        .collect();
+    let (lat, elapsed) = deliver(fresh.endpoint(), &lone_events, 1).await;
+    lat.line("BackupCreated, new files, 1 in flight", elapsed);
+
+    // One at a time while the instance's LRS slots are all taken: every event of a database
+    // waiting in Ready counts the active restores anew.
+    let serial_events: Vec<Value> = serial
+        .iter()
+        .enumerate()
+        .map(|(i, b)| rig.event(b, schema(i)))
+        .collect();
+    let (lat, elapsed) = deliver(endpoint, &serial_events, 1).await;
+    lat.line(
+        &format!("BackupCreated, new files, 1 in flight, {databases} restores active, these wait in Ready"),
+        elapsed,
+    );
+    let metrics = rig.handler.pipeline.metrics();
+    println!(
+        "pipeline metrics: {} processed, {} duplicates, {} state conflicts retried",
+        metrics.events_processed.get(),
+        metrics.events_duplicate.get(),
+        metrics.state_conflicts.get()
+    );
+}
+
+/// One database driven through the real pipeline to `Restoring`, then its state document cloned
+/// into `n` databases (each with its own LRS job in the simulator, restoring the same folder), all
+/// due: one timer invocation polls every one of them.
+async fn cutover_timer(fixtures: &Path, n: usize) {
+    let rig = Rig::new(RigOptions::default()).await;
+    let folder = "RestoreTimeClean";
+    let uploaded = rig.upload_clean(fixtures, folder, false).await;
+    for blob in &uploaded {
+        let reply = rig
+            .endpoint()
+            .deliver(&rig.event(blob, Schema::EventGrid), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+    let template = rig.state_of(folder).await.expect("a state document");
+    assert_eq!(template.phase, Phase::Restoring);
+    let client = rig.sim.client();
+    let uri = format!("{}/{}/{folder}", rig.account, rig.backups);
+    let t = Instant::now();
+    futures::stream::iter((0..n).map(|i| {
+        let (client, uri, rig, template) = (&client, &uri, &rig, &template);
+        async move {
+            let name = format!("tdb{i:04}");
+            let mut state: MigrationState = template.clone();
+            state.folder = name.clone();
+            state.database_name = name.clone();
+            let bytes = serde_json::to_vec_pretty(&state).expect("serialises");
+            rig.state
+                .put(
+                    &MigrationState::key(&rig.backups, &name),
+                    bytes,
+                    Precondition::IfNoneMatch,
+                )
+                .await
+                .expect("write a state document");
+            let start = StartRestore::new(
+                instance().database(&name).expect("a name"),
+                "westeurope",
+                uri,
+                StorageAuth::ManagedIdentity,
+                "SQL_Latin1_General_CP1_CI_AS",
+            )
+            .expect("a start");
+            client.start(&start).await.expect("the simulator starts it");
+        }
+    }))
+    .buffer_unordered(16)
+    .collect::<Vec<()>>()
+    .await;
+    eprintln!(
+        "prepared {n} restoring databases in {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+
+    rig.sim.state.set_faults(Faults {
+        latency_ms: 50,
+        ..Faults::default()
+    });
+    let mut passes = Vec::new();
+    for _ in 0..3 {
+        // Past every database's next poll (3 min + spread).
+        rig.advance(time::Duration::minutes(4));
+        let arm_before = rig.requests().len();
+        let t = Instant::now();
+        let reply = rig.endpoint().timer().await;
+        let took = t.elapsed();
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let line = reply.logs().first().cloned().unwrap_or_default();
+        assert!(
+            line.contains(&format!("{} handled", n + 1)),
+            "every database was due and handled: {line}"
+        );
+        passes.push(took);
+        println!(
+            "CutoverTimer pass, {} databases all due, 50 ms ARM latency: {:.2} s, {} ARM requests",
+            n + 1,
+            took.as_secs_f64(),
+            rig.requests().len() - arm_before
+        );
+    }
+    passes.sort();
+    println!(
+        "CutoverTimer pass, all due, median of 3: {:.2} s",
+        passes[1].as_secs_f64()
+    );
+    let t = Instant::now();
+    let reply = rig.endpoint().timer().await;
+    assert!(reply.log_text().contains(" 0 handled"), "{reply:?}");
+    println!(
+        "CutoverTimer pass, {} databases none due: {:.2} s",
+        n + 1,
+        t.elapsed().as_secs_f64()
+    );
+}
+
+/// Cold start of the built binary to its first answered `GET /`, and its idle RSS before and after
+/// some work.
+async fn binary(fixtures: &Path) {
+    let rig = Rig::new(RigOptions::default()).await;
+    let binary = Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
+    let mut env = rig.env();
+    env.retain(|(k, _)| k != "RUST_LOG");
+    env.push(("RUST_LOG".into(), "info".into()));
+    let mut starts = Vec::new();
+    let mut idle = Vec::new();
+    for _ in 0..10 {
+        let (serve, took) = Serve::start(binary, &env).await;
+        starts.push(took);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        idle.push(serve.rss_kib().unwrap_or_default());
+        serve.kill();
+    }
+    starts.sort();
+    idle.sort();
+    println!(
+        "cold start to first GET /: median {:.1} ms (min {:.1}, max {:.1}, 10 runs)",
+        starts[5].as_secs_f64() * 1e3,
+        starts[0].as_secs_f64() * 1e3,
+        starts[9].as_secs_f64() * 1e3
+    );
+    println!("idle RSS after start: median {} KiB", idle[5]);
+
+    let (serve, _) = Serve::start(binary, &env).await;
+    let uploaded = rig.upload_clean(fixtures, "RestoreTimeClean", true).await;
+    for blob in &uploaded {
+        let reply = serve
+            .endpoint
+            .deliver(&rig.event(blob, Schema::CloudEvents), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200);
+    }
+    for _ in 0..20 {
+        rig.advance(pipeline_support::TICK);
+        assert_eq!(serve.endpoint.timer().await.status, 200);
+    }
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    println!(
+        "idle RSS after a migration (8 events, 20 timer passes): {} KiB",
+        serve.rss_kib().unwrap_or_default()
+    );
+    let calls = rig.blobs.calls.load(Ordering::SeqCst);
+    assert_eq!(calls, 0, "the binary used its own store");
+    serve.kill();
+}

@@ -1,0 +1,385 @@
+//! The fault matrix: duplicated, reordered and concurrent events, state document conflicts, ARM
+//! throttling and server errors, and a handler killed and restarted between steps. Every run must
+//! end with 0 lost files, exactly 1 accepted start, 0 early completes and 0 deletes, read from the
+//! simulator's request log ([`pipeline_support::assert_migrated`]).
+
+mod pipeline_support;
+mod support;
+
+use std::sync::Arc;
+
+use lrs_autopilot::migration::{LrsSnapshot, Phase};
+use lrs_autopilot::pipeline::{ArmLrs, LrsApi, LrsCallError, StartRequest};
+use lrs_autopilot::sim::Faults;
+use pipeline_support::{
+    CLEAN, CLEAN_TAIL, Encoding, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
+    assert_migrated, ledger, rig_with_fixtures,
+};
+
+const FOLDER: &str = "RestoreTimeClean";
+
+fn schema(i: usize) -> Schema {
+    Schema::alternate(i)
+}
+
+async fn rig_with_clean(options: RigOptions) -> Option<(Rig, Vec<Uploaded>)> {
+    let (rig, fixtures) = rig_with_fixtures(options).await?;
+    let uploaded = rig.upload_clean(&fixtures, FOLDER, true).await;
+    Some((rig, uploaded))
+}
+
+async fn complete(rig: &Rig) {
+    rig.drive(rig.endpoint(), FOLDER, 60, |s| s.phase == Phase::Completed)
+        .await;
+    assert_migrated(rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// Every event three times (as Service Bus may redeliver, and as Event Grid may send twice): the
+/// repeats are recognised by the blob's ETag and read nothing; a fourth round after completion
+/// changes nothing at ARM.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_event_three_times() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let endpoint = rig.endpoint();
+    for (i, blob) in uploaded.iter().enumerate() {
+        let event = rig.event(blob, schema(i));
+        let first = endpoint.deliver(&event, Encoding::Twice).await;
+        assert_eq!(first.status, 200, "{first:?}");
+        assert!(first.log_text().starts_with("recorded "), "{first:?}");
+        let reads = rig.blobs.snapshot().1;
+        for encoding in [Encoding::Once, Encoding::Object] {
+            let again = endpoint.deliver(&event, encoding).await;
+            assert_eq!(again.status, 200, "{again:?}");
+            assert!(
+                again.log_text().starts_with("already recorded"),
+                "a repeated event with the same ETag is a duplicate: {again:?}"
+            );
+        }
+        assert_eq!(
+            rig.blobs.snapshot().1,
+            reads,
+            "a duplicate event reads no blob"
+        );
+    }
+    complete(&rig).await;
+    let before = rig.requests().len();
+    for (i, blob) in uploaded.iter().enumerate() {
+        let reply = endpoint
+            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    let writes = rig.requests()[before..]
+        .iter()
+        .filter(|r| r.method != "GET")
+        .count();
+    assert_eq!(writes, 0, "late duplicates cause no ARM write");
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// The events in reverse order: the tail first, the full backup last. LRS starts only when the
+/// full backup is recorded, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_in_reverse_order() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    for (i, blob) in uploaded.iter().enumerate().rev() {
+        let reply = rig
+            .endpoint()
+            .deliver(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+        let starts = ledger(&rig.requests(), FOLDER).start_attempts;
+        assert_eq!(starts, usize::from(i == 0), "after {}", blob.name);
+    }
+    complete(&rig).await;
+}
+
+/// Twenty invocations for one database at the same moment (the eight events and twelve repeats),
+/// as `maxConcurrentCalls` allows: racing writers re-read and re-decide, and only one start leaves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn twenty_concurrent_invocations_for_one_database() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let endpoint = rig.endpoint().clone();
+    let events: Vec<_> = (0..20)
+        .map(|i| rig.event(&uploaded[i % uploaded.len()], schema(i)))
+        .collect();
+    let replies = futures::future::join_all(events.iter().map(|event| {
+        let endpoint = endpoint.clone();
+        async move { endpoint.deliver_until_ok(event, Encoding::Twice).await }
+    }))
+    .await;
+    assert_eq!(replies.len(), 20);
+    let conflicts = rig.handler.pipeline.metrics().state_conflicts.get();
+    assert!(
+        conflicts > 0,
+        "twenty writers on one document must have raced at least once"
+    );
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+    complete(&rig).await;
+}
+
+/// A second writer rewrites the state document just before every other write of the pipeline, so
+/// Azurite answers 412 to half of them; and two handler instances share the storage.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn state_document_conflicts() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        race_state: true,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let other = InProcess::serve(rig.pipeline()).await;
+    let endpoints = [rig.endpoint().clone(), other.endpoint.clone()];
+    let deliveries = uploaded.iter().enumerate().map(|(i, blob)| {
+        let endpoint = endpoints[i % 2].clone();
+        let event = rig.event(blob, schema(i));
+        async move { endpoint.deliver_until_ok(&event, Encoding::Once).await }
+    });
+    futures::future::join_all(deliveries).await;
+    let raced = rig
+        .wrapped_state
+        .as_ref()
+        .map(|r| r.raced.load(std::sync::atomic::Ordering::SeqCst))
+        .unwrap_or_default();
+    let retried = rig.handler.pipeline.metrics().state_conflicts.get()
+        + other.pipeline.metrics().state_conflicts.get();
+    assert!(raced > 0, "the racing writer ran");
+    assert!(
+        retried >= raced,
+        "every raced write was retried: {retried} < {raced}"
+    );
+    // The timer alternates between the two instances.
+    for i in 0..60 {
+        let state = rig.state_of(FOLDER).await.expect("state");
+        if state.phase == Phase::Completed {
+            break;
+        }
+        rig.advance(pipeline_support::TICK);
+        let reply = endpoints[i % 2].timer().await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// ARM answers 429 (with Retry-After) and 500 to a third of the requests each: the client retries,
+/// a start or completion that still fails is decided again on a later tick, never sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn arm_throttling_and_server_errors() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        faults: Faults {
+            throttle_rate: 0.3,
+            retry_after_secs: 0,
+            server_error_rate: 0.3,
+            seed: 7,
+            ..Faults::default()
+        },
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    for (i, blob) in uploaded.iter().enumerate() {
+        rig.endpoint()
+            .deliver_until_ok(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+    }
+    complete(&rig).await;
+    let requests = rig.requests();
+    let statuses = |code: u16| requests.iter().filter(|r| r.status == code).count();
+    assert!(statuses(429) > 0, "throttling was injected");
+    assert!(statuses(500) > 0, "server errors were injected");
+    let writes_refused = requests
+        .iter()
+        .filter(|r| r.method != "GET" && matches!(r.status, 429 | 500))
+        .count();
+    assert!(writes_refused > 0, "a start or completion met a fault");
+}
+
+/// The binary killed (SIGKILL) and restarted between steps: after the first half of the events,
+/// after the second half (one message redelivered, as Service Bus does for an invocation that
+/// died), and between timer passes. The state lives in Azurite, so each new process carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handler_killed_and_restarted_between_steps() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
+    let env = rig.env();
+
+    let (first, _) = Serve::start(binary, &env).await;
+    rig.deliver_each(
+        &first.endpoint,
+        uploaded.iter().enumerate().take(4),
+        Encoding::Twice,
+    )
+    .await;
+    first.kill();
+    assert_eq!(ledger(&rig.requests(), FOLDER).starts_accepted, 1);
+
+    let (second, _) = Serve::start(binary, &env).await;
+    rig.deliver_each(
+        &second.endpoint,
+        uploaded.iter().enumerate().skip(3),
+        Encoding::Once,
+    )
+    .await;
+    // One timer pass: LRS has not restored the tail yet, so nothing completes.
+    let reply = second.endpoint.timer().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    second.kill();
+    let state = rig.state_of(FOLDER).await.expect("state");
+    assert_eq!(state.phase, Phase::CutoverPending, "{:?}", state.reason);
+    assert_eq!(state.files.len(), CLEAN.len());
+
+    let (third, _) = Serve::start(binary, &env).await;
+    rig.drive(&third.endpoint, FOLDER, 60, |s| s.phase == Phase::Completed)
+        .await;
+    let logs = third.kill();
+    assert!(logs.contains("lrs completion sent"), "{logs}");
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+}
+
+/// What a [`CutOff`] does to the first call of one kind.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Cut {
+    /// Nothing.
+    Pass,
+    /// The request never reaches ARM (the worker died before sending it).
+    Request,
+    /// ARM acts on it but the answer is lost (the connection dropped, the worker died after).
+    Answer,
+}
+
+/// The ARM port with one start or completion cut off, as a worker that dies mid-call leaves it.
+struct CutOff {
+    inner: ArmLrs,
+    start: Cut,
+    complete: Cut,
+    used: std::sync::Mutex<(bool, bool)>,
+}
+
+fn lost() -> LrsCallError {
+    LrsCallError {
+        status: None,
+        code: None,
+        message: "the connection was reset (cut off by the test)".into(),
+        retryable: true,
+    }
+}
+
+impl CutOff {
+    /// The cut for this call, once per kind.
+    fn take(&self, complete: bool) -> Cut {
+        let mut used = self.used.lock().unwrap_or_else(|p| p.into_inner());
+        let (flag, cut) = if complete {
+            (&mut used.1, self.complete)
+        } else {
+            (&mut used.0, self.start)
+        };
+        if std::mem::replace(flag, true) {
+            Cut::Pass
+        } else {
+            cut
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl LrsApi for CutOff {
+    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError> {
+        match self.take(false) {
+            Cut::Pass => self.inner.start(request).await,
+            Cut::Request => Err(lost()),
+            Cut::Answer => self.inner.start(request).await.and(Err(lost())),
+        }
+    }
+    async fn restore_details(&self, db: &str) -> Result<LrsSnapshot, LrsCallError> {
+        self.inner.restore_details(db).await
+    }
+    async fn complete(&self, db: &str, last: &str) -> Result<(), LrsCallError> {
+        match self.take(true) {
+            Cut::Pass => self.inner.complete(db, last).await,
+            Cut::Request => Err(lost()),
+            Cut::Answer => self.inner.complete(db, last).await.and(Err(lost())),
+        }
+    }
+    async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
+        self.inner.database_status(db).await
+    }
+}
+
+/// Runs the clean chain through a handler whose first start or completion is cut off.
+async fn migrate_with_cut(start: Cut, complete: Cut) -> Option<Rig> {
+    let (rig, uploaded) = rig_with_clean(RigOptions::default()).await?;
+    let lrs = CutOff {
+        inner: ArmLrs::new(rig.sim.client(), pipeline_support::instance()),
+        start,
+        complete,
+        used: std::sync::Mutex::new((false, false)),
+    };
+    let handler = InProcess::serve(rig.pipeline_with(Arc::new(lrs))).await;
+    for (i, blob) in uploaded.iter().enumerate() {
+        let (reply, _) = handler
+            .endpoint
+            .deliver_until_ok(&rig.event(blob, schema(i)), Encoding::Twice)
+            .await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    if start != Cut::Pass {
+        let state = rig.state_of(FOLDER).await.expect("state");
+        assert_eq!(
+            state.phase,
+            Phase::Starting,
+            "the claim stays until reconciled"
+        );
+    }
+    // Reconciling a claimed start waits `START_RECONCILE_AFTER` of (simulated) time.
+    rig.drive(&handler.endpoint, FOLDER, 60, |s| {
+        s.phase == Phase::Completed
+    })
+    .await;
+    assert_migrated(&rig, FOLDER, FOLDER, &CLEAN, CLEAN_TAIL).await;
+    Some(rig)
+}
+
+/// ARM accepted the start but the answer was lost: the timer finds LRS restoring and adopts it;
+/// no second PUT is ever sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_is_adopted_not_repeated() {
+    let Some(rig) = migrate_with_cut(Cut::Answer, Cut::Pass).await else {
+        return;
+    };
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+}
+
+/// The start never reached ARM: the timer finds no LRS job and sends it (once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_never_reached_arm_is_sent_by_the_timer() {
+    let Some(rig) = migrate_with_cut(Cut::Request, Cut::Pass).await else {
+        return;
+    };
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+}
+
+/// ARM accepted completeRestore but the answer was lost: the second request the next tick sends is
+/// refused as already signalled; the database still ends online with one accepted complete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_whose_answer_was_lost_is_not_accepted_twice() {
+    let Some(rig) = migrate_with_cut(Cut::Pass, Cut::Answer).await else {
+        return;
+    };
+    let l = ledger(&rig.requests(), FOLDER);
+    assert_eq!(
+        l.completes_refused, 1,
+        "the repeat was refused as already signalled: {l:?}"
+    );
+}
