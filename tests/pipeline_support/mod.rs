@@ -2,7 +2,7 @@
 //! - Azurite (`support::azurite`) with a backups container and a state container, reached through a
 //!   SAS'd service URL (what `LRS_STORAGE_ACCOUNT_URL` is);
 //! - the LRS simulator in process on 127.0.0.1:0, reading the same Azurite account through
-//!   [`AzureSource`] (the simulator only ships a folder source today) on a [`VirtualClock`];
+//!   the production Azure blob store on a [`VirtualClock`];
 //! - the custom handler: `functions::router` on a real socket, over a pipeline whose clock is the
 //!   simulator's clock, or the built binary (`serve`) configured by `LRS_*` variables ([`Serve`]).
 //!
@@ -27,10 +27,7 @@ use lrs_autopilot::functions::{AppState, router};
 use lrs_autopilot::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions, RestoreDetails};
 use lrs_autopilot::migration::MigrationState;
 use lrs_autopilot::pipeline::{ArmLrs, LrsApi, Pipeline, Settings};
-use lrs_autopilot::sim::{
-    self, BackupSource, Clock, Faults, ListedFile, LoggedRequest, SimConfig, SimState, SourceError,
-    VirtualClock,
-};
+use lrs_autopilot::sim::{self, Clock, Faults, LoggedRequest, SimConfig, SimState, VirtualClock};
 use lrs_autopilot::storage::azure::{AzureBlobStore, AzureStateStore};
 use lrs_autopilot::storage::sas::{AccountSas, DEVSTORE_KEY};
 use lrs_autopilot::storage::{
@@ -103,56 +100,6 @@ pub fn postgres_dump(fixtures: &Path) -> PathBuf {
 }
 
 // ---- storage adapters for the rig --------------------------------------------------------------
-
-/// The simulator's backup source over the production Azure blob store, so the simulator restores
-/// exactly the blobs the pipeline read (the simulator itself only ships a folder source).
-#[derive(Clone)]
-pub struct AzureSource {
-    blobs: Arc<AzureBlobStore>,
-}
-
-impl std::fmt::Debug for AzureSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("AzureSource")
-    }
-}
-
-#[async_trait]
-impl BackupSource for AzureSource {
-    async fn list(&self, container: &str, folder: &str) -> Result<Vec<ListedFile>, SourceError> {
-        let prefix = format!("{container}/{folder}/");
-        let items = self
-            .blobs
-            .list(&prefix)
-            .await
-            .map_err(|e| SourceError(e.to_string()))?;
-        Ok(items
-            .into_iter()
-            .filter_map(|b| {
-                Some(ListedFile {
-                    name: b.name.strip_prefix(&prefix)?.to_owned(),
-                    size: b.size,
-                    last_modified: Some(b.last_modified),
-                })
-            })
-            .collect())
-    }
-
-    async fn read_range(
-        &self,
-        container: &str,
-        folder: &str,
-        name: &str,
-        offset: u64,
-        len: u64,
-    ) -> Result<Vec<u8>, SourceError> {
-        self.blobs
-            .read_range(&format!("{container}/{folder}/{name}"), offset, len)
-            .await
-            .map(|(b, _)| b.to_vec())
-            .map_err(|e| SourceError(e.to_string()))
-    }
-}
 
 /// The production blob store with a count of calls and bytes read: proves what was (not) read.
 pub struct CountingBlobs {
@@ -277,7 +224,7 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    async fn start(source: Arc<dyn BackupSource>, faults: Faults) -> Sim {
+    async fn start(source: Arc<dyn BlobStore>, faults: Faults) -> Sim {
         let mut config = SimConfig::folder("/nonexistent");
         config.restore_mbps = 20.0;
         config.operation_secs = 0.0;
@@ -559,7 +506,8 @@ impl Serve {
             .env("FUNCTIONS_CUSTOMHANDLER_PORT", port.to_string())
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            // `serve` logs to stdout (the Functions host records stderr as errors); keep both.
+            .stdout(Stdio::from(log.try_clone().expect("clone the log file")))
             .stderr(Stdio::from(log))
             .spawn()
             .unwrap_or_else(|e| panic!("cannot run {}: {e}", binary.display()));
@@ -594,7 +542,7 @@ impl Serve {
         self.child.id()
     }
 
-    /// Everything it wrote to stderr so far (its logs).
+    /// Everything it wrote so far (its logs, on stdout, and anything on stderr).
     pub fn stderr_text(&self) -> String {
         std::fs::read_to_string(&self.stderr).unwrap_or_default()
     }
@@ -909,9 +857,8 @@ impl Rig {
         let account = az.url.clone();
         let writer = az.blob_store();
         let state = az.state_store(&state_container);
-        let source = Arc::new(AzureSource {
-            blobs: Arc::new(az.blob_store()),
-        });
+        // The simulator reads the same Azurite blobs as the pipeline, through the production store.
+        let source: Arc<dyn BlobStore> = Arc::new(az.blob_store());
         let sim = Sim::start(source, options.faults.clone()).await;
         let lrs_sas = options.lrs_sas.then(lrs_sas_token);
         let blobs = Arc::new(CountingBlobs::new(az.blob_store()));
