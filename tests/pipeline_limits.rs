@@ -42,14 +42,10 @@ async fn a_database_waits_in_ready_for_a_free_lrs_slot() {
 }
 
 /// One slot and two databases whose full backups arrive at the same moment, on a storage account
-/// slow to write: only one may start.
-///
-/// Fails today: `Pipeline::slot_available` counts the claims in every state document, then each
-/// invocation writes its claim to its own document, so two invocations that count before either
-/// writes both start (here 2 starts for 1 slot). The count needs a shared, conditionally written
-/// record of the slots (or a re-check after the claim that one side always loses).
+/// slow to write: only one may start. (Counting the claims in every state document and then
+/// writing each claim to its own document let both start; slots are now one shared document
+/// written with If-Match.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-#[ignore = "known bug: the LRS slot limit is checked and claimed without a shared lock (see the doc comment)"]
 async fn the_slot_limit_holds_when_two_databases_become_ready_at_once() {
     let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
         max_concurrent_restores: 1,

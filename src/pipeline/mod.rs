@@ -9,6 +9,7 @@
 mod arm;
 mod lrs_port;
 mod metrics;
+mod slots;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -288,30 +289,41 @@ impl Pipeline {
     /// # Errors
     /// Only when the state documents cannot be listed; per-database failures are in the report.
     pub async fn tick(&self) -> Result<TickReport, PipelineError> {
-        let keys = self.state.list("").await?;
+        let keys = self.state_keys().await?;
         let now = (self.clock)();
         let results: Vec<_> = futures::stream::iter(keys)
             .map(|key| async move {
                 self.tick_one(&key, now)
                     .await
+                    .map(|(phase, handled, holds)| (key.clone(), phase, handled, holds))
                     .map_err(|e| format!("{key}: {e}"))
             })
             .buffer_unordered(TICK_PARALLELISM)
             .collect()
             .await;
         let mut report = TickReport::default();
+        let mut holders = std::collections::BTreeSet::new();
+        let mut complete = true;
         for result in results {
             report.examined += 1;
             match result {
-                Ok((phase, handled)) => {
+                Ok((key, phase, handled, holds)) => {
                     *report.phases.entry(phase).or_default() += 1;
                     report.handled += usize::from(handled);
+                    if holds {
+                        holders.insert(key);
+                    }
                 }
                 Err(e) => {
+                    complete = false;
                     error!(error = %e, "timer could not handle a database");
                     report.errors.push(e);
                 }
             }
+        }
+        if complete {
+            // Only a pass that saw every database may drop claims it did not see held.
+            slots::prune(self.state.as_ref(), &holders).await?;
         }
         self.metrics.set_phases(&report.phases);
         Ok(report)
@@ -321,13 +333,14 @@ impl Pipeline {
         &self,
         key: &str,
         now: OffsetDateTime,
-    ) -> Result<(Phase, bool), PipelineError> {
+    ) -> Result<(Phase, bool, bool), PipelineError> {
+        let holds = |s: &MigrationState| s.start_claimed() && !s.phase.is_final();
         let Some((state, _)) = self.load(key).await? else {
-            return Ok((Phase::Waiting, false));
+            return Ok((Phase::Waiting, false, false));
         };
         let due = state.next_poll_at.is_some_and(|t| t <= now);
         if !due {
-            return Ok((state.phase, false));
+            return Ok((state.phase, false, holds(&state)));
         }
         let state = self
             .drive(
@@ -337,7 +350,7 @@ impl Pipeline {
                 Input::Tick,
             )
             .await?;
-        Ok((state.phase, true))
+        Ok((state.phase, true, holds(&state)))
     }
 
     /// An operator's command (`cutover`, `pause`, `resume`) for a database, by folder or target name.
@@ -363,7 +376,7 @@ impl Pipeline {
     /// Storage trouble or an undecodable document.
     pub async fn list(&self) -> Result<Vec<MigrationState>, PipelineError> {
         let mut out = Vec::new();
-        for key in self.state.list("").await? {
+        for key in self.state_keys().await? {
             if let Some((state, _)) = self.load(&key).await? {
                 out.push(state);
             }
@@ -381,6 +394,14 @@ impl Pipeline {
                 || s.database_name == database
                 || format!("{}/{}", s.container, s.folder) == database
         }))
+    }
+
+    /// The keys of the databases' state documents (`<container>/<folder>.json`), leaving out the
+    /// instance-wide slots document.
+    async fn state_keys(&self) -> Result<Vec<String>, PipelineError> {
+        let mut keys = self.state.list("").await?;
+        keys.retain(|k| k.contains('/'));
+        Ok(keys)
     }
 
     async fn load(
@@ -442,6 +463,7 @@ impl Pipeline {
         input: &Input,
     ) -> Result<(MigrationState, Vec<Action>), PipelineError> {
         let mut slot_available = false;
+        let mut slot_denied = false;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -454,17 +476,24 @@ impl Pipeline {
                 ),
             };
             let actions = migration::handle(&mut state, input.clone(), &ctx);
-            if state.phase == Phase::Ready && !slot_available {
-                // Only now is it worth counting the instance's active restores.
-                if self.slot_available().await? {
+            if state.phase == Phase::Ready && !slot_available && !slot_denied {
+                // The database could start: take a slot on the instance first, then decide again.
+                let max = self.settings.max_concurrent_restores;
+                if slots::claim(self.state.as_ref(), key, max, ctx.now).await? {
                     slot_available = true;
                     continue;
                 }
+                slot_denied = true;
             }
             let bytes =
                 serde_json::to_vec_pretty(&state).expect("a state document always serialises");
             match self.state.put(key, bytes, precondition).await {
-                Ok(_) => return Ok((state, actions)),
+                Ok(_) => {
+                    if state.phase.is_final() || state.lrs.start_error.is_some() {
+                        slots::release(self.state.as_ref(), key).await?;
+                    }
+                    return Ok((state, actions));
+                }
                 Err(storage::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
                     self.metrics.state_conflicts.inc();
                     let jitter = rand::random::<u64>() % (5 * u64::from(attempt.min(10)) + 1);
@@ -473,17 +502,6 @@ impl Pipeline {
                 Err(e) => return Err(e.into()),
             }
         }
-    }
-
-    /// Whether the instance is under its LRS limit: counts databases LRS is working on.
-    async fn slot_available(&self) -> Result<bool, PipelineError> {
-        let active = self
-            .list()
-            .await?
-            .iter()
-            .filter(|s| s.start_claimed() && !s.phase.is_final())
-            .count();
-        Ok(active < self.settings.max_concurrent_restores)
     }
 
     /// Carries out one action; returns the input that reports its outcome, if any.
