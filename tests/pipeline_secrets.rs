@@ -6,8 +6,6 @@
 mod pipeline_support;
 mod support;
 
-use std::sync::Arc;
-
 use lrs_autopilot::migration::Phase;
 use lrs_autopilot::sim::Faults;
 use pipeline_support::{
@@ -15,22 +13,7 @@ use pipeline_support::{
     signature_forms,
 };
 
-/// A `Write` into a shared buffer, for capturing log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::Captured;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_sas_in_logs_state_or_answers() {

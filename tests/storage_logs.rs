@@ -4,7 +4,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use bytes::Bytes;
 use lrs_autopilot::storage::azure::{AzureBlobStore, AzureStateStore};
@@ -12,22 +11,7 @@ use lrs_autopilot::storage::sas::SasToken;
 use lrs_autopilot::storage::{BlobStore, BlobType, BlobWriter, Precondition, StateStore};
 use support::azurite;
 
-/// A `Write` into a shared buffer, for capturing log output.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::Captured;
 
 /// Everything the SDK and the adapters log at TRACE, on success and on failure, is free of the
 /// SAS: the SDK sanitises query strings, our spans carry names only.
