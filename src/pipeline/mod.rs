@@ -485,8 +485,7 @@ impl Pipeline {
                 }
                 slot_denied = true;
             }
-            let bytes =
-                serde_json::to_vec_pretty(&state).expect("a state document always serialises");
+            let bytes = serde_json::to_vec(&state).expect("a state document always serialises");
             match self.state.put(key, bytes, precondition).await {
                 Ok(_) => {
                     if state.phase.is_final() || state.lrs.start_error.is_some() {
