@@ -90,8 +90,7 @@ async fn no_sas_in_logs_state_or_answers() {
         "SharedAccessSignature"
     );
 
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("lrs started"),
         "the pipeline's logs were captured"

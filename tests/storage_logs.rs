@@ -67,8 +67,7 @@ async fn sas_never_appears_in_storage_logs() {
         "the etag is stale now"
     );
 
-    let logs =
-        String::from_utf8_lossy(&captured.0.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    let logs = captured.text();
     assert!(
         logs.contains("blob.read_range"),
         "the adapters' spans are logged: {logs}"
