@@ -614,11 +614,9 @@ fn flex_config_runs_the_custom_handler_from_the_deployment_container_with_the_ap
         "{config}"
     );
     assert!(!config.contains("alwaysReady"), "{config}");
-    // The site takes it on Flex only, on an FC1 plan; the classic-only site properties are left out on Flex.
+    // The site takes it on Flex only, on an FC1 plan.
     for expected in [
         "functionAppConfig: flex ? flexConfig : null",
-        "linuxFxVersion: flex ? null : ''",
-        "alwaysOn: flex ? null : !premium",
         "sku: flex ? flexPlanSku : (premium ? premiumPlanSku : dedicatedPlanSku)",
     ] {
         assert!(
@@ -812,6 +810,96 @@ fn checkov_reports_no_failed_checks_on_infra() {
             "suppression of {} on {} needs a reason: {reason:?}",
             check["check_id"],
             check["resource"]
+        );
+    }
+}
+
+/// Site properties Flex Consumption rejects, even when sent as null (error 51021 names linuxFxVersion, ftpsState,
+/// use32BitWorkerProcess, netFrameworkVersion, functionsRuntimeScaleMonitoringEnabled), or replaces with
+/// functionAppConfig (alwaysOn, minimumElasticInstanceCount, preWarmedInstanceCount, functionAppScaleLimit).
+const SITE_CONFIG_NOT_ON_FLEX: &[&str] = &[
+    "linuxFxVersion",
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "netFrameworkVersion",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "alwaysOn",
+    "minimumElasticInstanceCount",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+];
+
+/// checkov cannot read a siteConfig built with union() (its TLS, HTTP/2 and FTP checks are suppressed on the site
+/// for that reason), so this checks what they would: both parts of the site configuration, and which plans get which.
+#[test]
+fn site_config_is_secure_on_every_plan_and_keeps_classic_properties_off_flex() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    assert!(
+        text.lines()
+            .any(|l| l.trim()
+                == "siteConfig: union(secureSiteConfig, flex ? {} : classicSiteConfig, {"),
+        "the site's siteConfig must be secureSiteConfig, plus classicSiteConfig off Flex, plus the app settings"
+    );
+    let lines = |name: &str| -> Vec<String> {
+        var_block(&text, name)
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let secure = lines("secureSiteConfig");
+    for expected in [
+        "minTlsVersion: '1.2'",
+        "scmMinTlsVersion: '1.2'",
+        "http20Enabled: true",
+        "remoteDebuggingEnabled: false",
+    ] {
+        assert!(
+            secure.iter().any(|l| l == expected),
+            "secureSiteConfig lacks `{expected}`"
+        );
+    }
+    let classic = lines("classicSiteConfig");
+    for expected in [
+        "ftpsState: 'Disabled'",
+        "alwaysOn: !premium",
+        "linuxFxVersion: ''",
+    ] {
+        assert!(
+            classic.iter().any(|l| l == expected),
+            "classicSiteConfig lacks `{expected}`"
+        );
+    }
+    // What Flex gets must name none of the properties it rejects.
+    let key = |l: &String| l.split_once(':').map(|(k, _)| k.trim().to_owned());
+    for property in secure.iter().filter_map(key) {
+        assert!(
+            !SITE_CONFIG_NOT_ON_FLEX.contains(&property.as_str()),
+            "secureSiteConfig reaches Flex but sets {property}"
+        );
+    }
+    // And nothing else in the site sets them a second way.
+    let site = &text[text.find("resource site ").expect("site")..];
+    for property in SITE_CONFIG_NOT_ON_FLEX {
+        assert!(
+            !site.contains(&format!("{property}:")),
+            "the site sets {property} outside classicSiteConfig"
+        );
+    }
+    // FTP and basic-auth publishing are off on every plan, including Flex where ftpsState cannot be set.
+    for policy in ["ftp", "scm"] {
+        let at = text
+            .find(&format!(
+                "  name: '{policy}'\n  properties: {{\n    allow: false\n"
+            ))
+            .unwrap_or_else(|| {
+                panic!("no {policy} publishing-credentials policy with allow: false")
+            });
+        assert!(
+            text[..at]
+                .rfind("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+                .is_some(),
+            "{policy} policy"
         );
     }
 }

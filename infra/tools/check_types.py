@@ -6,10 +6,10 @@ types.json): the data the Bicep compiler itself type-checks with. No Bicep compi
 usage: python3 infra/tools/check_types.py <bicep-types-az git dir> infra/main.bicep infra/modules/*.bicep
 
 Reads the types from the clone's HEAD with `git show`, parses the Bicep with tree-sitter-bicep (.ci/requirements.txt).
-Checks object keys (following variables and both branches of `a ? b : c`), string literals against literal types,
+Checks object keys (following variables, both branches of `a ? b : c` and each argument of `union()`), string literals against literal types,
 and flags read-only properties; expressions (function calls, references) are not evaluated. Exits 1 on a problem.
 """
-import json, subprocess, sys, re
+import json, subprocess, sys
 import tree_sitter_bicep
 from tree_sitter import Language, Parser
 repo = sys.argv[1]
@@ -49,15 +49,19 @@ def check(types, tnode, value, path, variables):
         return check(types, tnode, variables[value.text.decode()], path, variables)
     if value.type == 'null':
         return
+    if value.type == 'call_expression' and value.named_children[0].text == b'union':
+        # union(a, b, ...) of objects: every argument must fit the same type.
+        for argument in value.named_children[1].named_children:
+            check(types, tnode, argument, path, variables)
+        return
     if kind == 'UnionType':
         # Try each element; report only if no element accepts the object.
-        errs = []
         for el in t['elements']:
             before = len(problems)
             check(types, el, value, path, variables)
             if len(problems) == before:
                 return
-            errs.append(problems[before:]); del problems[before:]
+            del problems[before:]
         problems.append(f'{path}: no union member fits'); return
     if value.type == 'object':
         if kind == 'DiscriminatedObjectType':
@@ -83,7 +87,8 @@ def check(types, tnode, value, path, variables):
             checked += 1
             if k in props:
                 pt = props[k]
-                if 'ReadOnly' in str(pt.get('flags', '')) or (isinstance(pt.get('flags'), int) and pt['flags'] & 2 and not pt['flags'] & 1):
+                # Flags: 1 Required, 2 ReadOnly, 4 WriteOnly, 8 DeployTimeConstant.
+                if pt.get('flags', 0) & 2 and not pt.get('flags', 0) & 1:
                     problems.append(f'{path}.{k}: read-only in the schema')
                 check(types, pt['type'], v, f'{path}.{k}', variables)
             elif addl is not None:
