@@ -76,12 +76,26 @@ param sasSecretName string = ''
 @description('Resource id of the action group that alerts notify. Leave empty to create the alert rules without notifications.')
 param actionGroupId string = ''
 
-@description('Hosting plan: Premium (Elastic Premium, default) or Dedicated (App Service plan).')
+@description('Hosting plan: FlexConsumption (default: billed per execution, scales to zero), ElasticPremium (at least one instance always billed) or Dedicated (App Service plan).')
 @allowed([
-  'Premium'
+  'FlexConsumption'
+  'ElasticPremium'
   'Dedicated'
 ])
-param hostingPlan string = 'Premium'
+param hostingPlan string = 'FlexConsumption'
+
+@description('FlexConsumption only: memory of each instance in MB. The binary needs about 15 MiB resident; 512 is the smallest size Flex offers.')
+@allowed([
+  512
+  2048
+  4096
+])
+param flexInstanceMemoryMB int = 512
+
+@description('FlexConsumption only: most instances the app may scale out to (Flex accepts 40 to 1000).')
+@minValue(40)
+@maxValue(1000)
+param flexMaximumInstanceCount int = 40
 
 @description('Elastic Premium size.')
 @allowed([
@@ -94,7 +108,7 @@ param premiumSku string = 'EP1'
 @description('Dedicated (App Service plan) size.')
 param dedicatedSku string = 'P0v3'
 
-@description('Premium only: most instances the plan may scale out to.')
+@description('ElasticPremium only: most instances the plan may scale out to.')
 @minValue(1)
 @maxValue(100)
 param maximumElasticWorkerCount int = 3
@@ -294,6 +308,9 @@ module functionApp 'modules/function-app.bicep' = {
     premiumSku: premiumSku
     dedicatedSku: dedicatedSku
     maximumElasticWorkerCount: maximumElasticWorkerCount
+    instanceMemoryMB: flexInstanceMemoryMB
+    maximumInstanceCount: flexMaximumInstanceCount
+    deploymentContainerUrl: hostStorage.outputs.packageContainerUrl
     identityId: appIdentity.id
     identityClientId: appIdentity.properties.clientId
     hostStorageAccountName: hostStorage.outputs.accountName
@@ -339,16 +356,19 @@ module alerts 'modules/alerts.bicep' = {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// Outputs: what the zip deploy and the operators need
+// Outputs: what the code deployment and the operators need
 // ---------------------------------------------------------------------------------------------------------------
 
 @description('Function App name (for az functionapp commands).')
 output functionAppName string = functionApp.outputs.name
 
+@description('Hosting plan, which decides the code deployment command (infra/README.md, scripts/package.sh --plan).')
+output hostingPlan string = functionApp.outputs.hostingPlan
+
 @description('Function App host name (the Migrations HTTP API lives under /api/migrations).')
 output functionAppHostName string = functionApp.outputs.defaultHostName
 
-@description('Storage account and container that hold the deployment package (dist/lrs-autopilot.zip).')
+@description('Storage account and container that hold the deployment package (dist/lrs-autopilot.zip). ElasticPremium and Dedicated upload to it; on FlexConsumption the platform writes there.')
 output packageStorageAccount string = hostStorage.outputs.accountName
 
 @description('Container of the deployment package.')

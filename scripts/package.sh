@@ -5,11 +5,18 @@
 #   the binary                     at the path host.json names (customHandler.description.defaultExecutablePath),
 #                                  with its executable bit (the app runs it straight from the mounted zip).
 #
-# usage: scripts/package.sh [--binary PATH] [--out PATH] [--root DIR] [--zip-with zip|python]
+# usage: scripts/package.sh [--binary PATH] [--out PATH] [--root DIR] [--zip-with zip|python] [--plan PLAN]
 #   --binary PATH    package this binary instead of building one (cargo build --release --locked)
 #   --out PATH       write the zip here (default: <root>/dist/lrs-autopilot.zip)
 #   --root DIR       project root holding host.json and handlers/ (default: this script's repository)
 #   --zip-with TOOL  zip (Info-ZIP) or python (zipfile); default: zip when installed, else python
+#   --plan PLAN      the infra's hostingPlan (FlexConsumption, ElasticPremium or Dedicated): print only the
+#                    deployment command for that plan (default: print each plan's)
+#
+# The same zip deploys to every plan; how it reaches the app differs (infra/README.md, "Deploy the code"):
+#   FlexConsumption: az functionapp deployment source config-zip (one deploy, with your Entra ID sign-in); the
+#                    platform stores the package in the app's deployment container.
+#   ElasticPremium, Dedicated: upload the zip to the package blob the app runs from, then restart the app.
 #
 # Needs python3 (reads host.json; writes the zip when Info-ZIP is absent).
 set -euo pipefail
@@ -20,7 +27,7 @@ die() {
 }
 usage_error() {
     echo "package: error: $*" >&2
-    echo "usage: scripts/package.sh [--binary PATH] [--out PATH] [--root DIR] [--zip-with zip|python]" >&2
+    echo "usage: scripts/package.sh [--binary PATH] [--out PATH] [--root DIR] [--zip-with zip|python] [--plan PLAN]" >&2
     exit 2
 }
 
@@ -28,25 +35,32 @@ root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 binary=""
 out=""
 zip_with=""
+plan=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --binary | --out | --root | --zip-with)
+        --binary | --out | --root | --zip-with | --plan)
             [ $# -ge 2 ] || usage_error "$1 needs a value"
             case "$1" in
                 --binary) binary="$2" ;;
                 --out) out="$2" ;;
                 --root) root="$2" ;;
                 --zip-with) zip_with="$2" ;;
+                --plan) plan="$2" ;;
             esac
             shift 2
             ;;
         -h | --help)
-            sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+            sed -n '2,21p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
             exit 0
             ;;
         *) usage_error "unknown argument: $1" ;;
     esac
 done
+
+case "$plan" in
+    "" | FlexConsumption | ElasticPremium | Dedicated) ;;
+    *) usage_error "--plan must be FlexConsumption, ElasticPremium or Dedicated (the infra's hostingPlan), not: $plan" ;;
+esac
 
 command -v python3 >/dev/null 2>&1 || die "python3 is required (it reads host.json)"
 [ -d "$root" ] || die "project root not found: $root"
@@ -144,3 +158,24 @@ PY
 fi
 
 echo "package: wrote $out ($(wc -c <"$out" | tr -d ' ') bytes; functions: ${functions[*]}; executable: $exe_path; zip: $zip_with)" >&2
+
+# How to deploy it: the values in <> are outputs of the infra deployment (infra/README.md).
+deploy_flex() {
+    echo "  hostingPlan FlexConsumption (one deploy; needs rights on the app, e.g. Contributor on its resource group):" >&2
+    echo "    az functionapp deployment source config-zip -g <resource group> -n <functionAppName> --src $out" >&2
+}
+deploy_package_blob() {
+    echo "  hostingPlan $1 (upload to the package blob, then restart; needs Storage Blob Data Contributor on <packageContainer>):" >&2
+    echo "    az storage blob upload --auth-mode login --account-name <packageStorageAccount> -c <packageContainer> -n <packageBlob> -f $out --overwrite" >&2
+    echo "    az functionapp restart -g <resource group> -n <functionAppName>" >&2
+}
+echo "package: deploy it with:" >&2
+case "$plan" in
+    FlexConsumption) deploy_flex ;;
+    ElasticPremium | Dedicated) deploy_package_blob "$plan" ;;
+    *)
+        deploy_flex
+        deploy_package_blob ElasticPremium
+        deploy_package_blob Dedicated
+        ;;
+esac

@@ -1,13 +1,17 @@
 //! Checks on `infra/` that need no Azure and no Bicep compiler (none is installable here: see infra/README.md):
 //!
-//! - the Function App settings in the Bicep are exactly the variables the binary reads
-//!   (`lrs_autopilot::config::VARIABLES`) plus the Functions platform's own, so the two cannot drift, and the
-//!   Bicep parameter defaults equal the binary's defaults;
+//! - the Function App settings in the Bicep, for each hosting plan (Flex Consumption, Elastic Premium, Dedicated),
+//!   are exactly the variables the binary reads (`lrs_autopilot::config::VARIABLES`) plus the Functions platform's
+//!   own for that plan (Flex gets none of the settings Microsoft rejects there), so the two cannot drift, and the
+//!   Bicep parameter defaults equal the binary's defaults and satisfy their own `@allowed`/`@minValue`/`@maxValue`;
+//! - the Flex Consumption configuration (`functionAppConfig`) uses the custom runtime and the app's identity;
 //! - checkov (pinned in `.ci/requirements.txt`, it parses Bicep with pycep) reports 0 failed checks and 0 parsing
-//!   errors, every suppression carries its reason, and a deliberately weak template does fail (so 0 means something);
+//!   errors, on the whole template and on the Function App module specialised to each plan, every suppression
+//!   carries its reason, and a deliberately weak template does fail (so 0 means something);
 //! - every `.bicep` file parses with a second, independent grammar (tree-sitter-bicep);
 //! - modules referenced exist and every module is used; the example parameters name only declared parameters and
-//!   every required one; built-in role ids are the documented ones.
+//!   every required one; built-in role ids are the documented ones; every resource type and API version is listed
+//!   in infra/README.md's record of what was checked against Microsoft's published schema.
 //!
 //! checkov and tree-sitter-bicep are Python tools: outside CI a missing one skips its test with a message; under
 //! `CI=true` it fails the test (`.ci/run` installs them).
@@ -65,7 +69,11 @@ fn bicep_files() -> Vec<PathBuf> {
 // App settings ↔ the binary's variables
 // ------------------------------------------------------------------------------------------------------------
 
-/// Settings the Functions platform (not the binary) reads. Each one is explained in infra/README.md.
+/// The hosting plans `hostingPlan` accepts, as main.bicep and the Function App module spell them.
+const PLANS: &[&str] = &["FlexConsumption", "ElasticPremium", "Dedicated"];
+
+/// Settings the Functions platform (not the binary) reads, on Elastic Premium and Dedicated. Each one is explained
+/// in infra/README.md.
 const FUNCTIONS_SETTINGS: &[&str] = &[
     "FUNCTIONS_WORKER_RUNTIME",
     "FUNCTIONS_EXTENSION_VERSION",
@@ -79,6 +87,33 @@ const FUNCTIONS_SETTINGS: &[&str] = &[
     "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID",
     "APPLICATIONINSIGHTS_CONNECTION_STRING",
     "APPLICATIONINSIGHTS_AUTHENTICATION_STRING",
+];
+
+/// Of those, the ones Flex Consumption does not take as app settings: it reads the runtime from
+/// `functionAppConfig.runtime`, sets the Functions version itself and runs the package from the deployment container.
+const NOT_ON_FLEX: &[&str] = &[
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID",
+];
+
+/// App settings Microsoft lists as rejected, replaced or unsupported on Flex Consumption ("Flex Consumption plan
+/// deprecations" in the app settings reference; WEBSITE_TIME_ZONE, TZ and WEBSITE_LOAD_CERTIFICATES from the Flex
+/// Consumption plan's considerations). None may reach a Flex app.
+const REJECTED_ON_FLEX: &[&str] = &[
+    "FUNCTIONS_WORKER_RUNTIME",
+    "FUNCTIONS_WORKER_RUNTIME_VERSION",
+    "FUNCTIONS_EXTENSION_VERSION",
+    "WEBSITE_RUN_FROM_PACKAGE",
+    "WEBSITE_CONTENTSHARE",
+    "WEBSITE_CONTENTAZUREFILECONNECTIONSTRING",
+    "WEBSITE_MAX_DYNAMIC_APPLICATION_SCALE_OUT",
+    "SCM_DO_BUILD_DURING_DEPLOYMENT",
+    "ENABLE_ORYX_BUILD",
+    "WEBSITE_TIME_ZONE",
+    "TZ",
+    "WEBSITE_LOAD_CERTIFICATES",
 ];
 
 const SETTINGS_FILE: &str = "modules/function-app.bicep";
@@ -111,35 +146,126 @@ fn app_setting_names(text: &str) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn app_settings_are_exactly_the_binary_variables_and_the_functions_settings() {
-    let text = read(&infra().join(SETTINGS_FILE));
-    let names = app_setting_names(&text);
-    let unique: BTreeSet<&str> = names.iter().map(String::as_str).collect();
-    assert_eq!(
-        unique.len(),
-        names.len(),
-        "a setting is listed twice: {names:?}"
-    );
+/// The settings lists between the markers: `var <list> = [` → its `name: '<setting>'` entries, and
+/// `var <list> = <condition> ? <other list> : []` → that other list's entries (the case that sets them).
+fn setting_lists(text: &str) -> BTreeMap<String, Vec<String>> {
+    let start = text.find(BEGIN).expect("begin marker");
+    let end = text.find(END).expect("end marker");
+    let mut lists: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut aliases = Vec::new();
+    let mut current = None;
+    for line in text[start..end].lines() {
+        if let Some(rest) = line.strip_prefix("var ") {
+            let (name, value) = rest.split_once(" = ").expect("var <name> = <value>");
+            if value.trim() == "[" {
+                lists.insert(name.to_owned(), Vec::new());
+                current = Some(name.to_owned());
+            } else {
+                let (_, branches) = value.split_once(" ? ").unwrap_or_else(|| {
+                    panic!("{name}: a settings var is a list or `<condition> ? <list> : []`")
+                });
+                let (then, otherwise) = branches.split_once(" : ").expect("a ? b : c");
+                assert_eq!(
+                    otherwise.trim(),
+                    "[]",
+                    "{name}: the other branch must be []"
+                );
+                aliases.push((name.to_owned(), then.trim().to_owned()));
+                current = None;
+            }
+        } else if let Some(setting) = line
+            .trim()
+            .strip_prefix("name: '")
+            .and_then(|r| r.strip_suffix('\''))
+        {
+            let list = current.as_ref().expect("a setting outside a settings list");
+            lists.get_mut(list).expect("list").push(setting.to_owned());
+        }
+    }
+    for (alias, target) in aliases {
+        let names = lists
+            .get(&target)
+            .unwrap_or_else(|| panic!("{alias} refers to an unknown list {target}"))
+            .clone();
+        lists.insert(alias, names);
+    }
+    lists
+}
 
-    let expected: BTreeSet<&str> = VARIABLES
-        .iter()
-        .map(|(name, _)| *name)
-        .chain(FUNCTIONS_SETTINGS.iter().copied())
-        .collect();
-    let missing: Vec<&&str> = expected.difference(&unique).collect();
-    let extra: Vec<&&str> = unique.difference(&expected).collect();
+/// The settings a site on `plan` gets: evaluates the site's `appSettings: concat(...)` over the lists between the
+/// markers. Each argument is a list, or `flex ? [] : <list>` (no such list on Flex Consumption); anything else fails
+/// the test so that a new construct is taught here rather than skipped.
+fn app_settings_for_plan(text: &str, plan: &str) -> Vec<String> {
+    assert!(PLANS.contains(&plan), "unknown plan {plan}");
     assert!(
-        missing.is_empty() && extra.is_empty(),
-        "app settings drifted from src/config.rs VARIABLES + FUNCTIONS_SETTINGS\n  missing from the Bicep: \
-         {missing:?}\n  not read by anyone: {extra:?}"
+        text.contains("var flex = hostingPlan == 'FlexConsumption'"),
+        "{SETTINGS_FILE} must define `flex` as the Flex Consumption case"
+    );
+    let lists = setting_lists(text);
+    let expression = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("appSettings: concat("))
+        .and_then(|r| r.strip_suffix(')'))
+        .expect("the site's `appSettings: concat(...)`");
+    let mut names = Vec::new();
+    for argument in expression.split(", ") {
+        let list = match argument.strip_prefix("flex ? [] : ") {
+            Some(_) if plan == "FlexConsumption" => continue,
+            Some(list) => list,
+            None => argument,
+        };
+        assert!(
+            list.chars().all(|c| c.is_ascii_alphanumeric()),
+            "appSettings argument {argument:?} is neither a list nor `flex ? [] : <list>`"
+        );
+        names.extend(
+            lists
+                .get(list)
+                .unwrap_or_else(|| {
+                    panic!("appSettings uses {list}, not a list between the markers")
+                })
+                .iter()
+                .cloned(),
+        );
+    }
+    names
+}
+
+#[test]
+fn app_settings_are_exactly_the_binary_variables_and_the_functions_settings_on_each_plan() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    // Every name between the markers is in a list the site can get.
+    let all: BTreeSet<String> = app_setting_names(&text).into_iter().collect();
+    let mut reachable = BTreeSet::new();
+    for plan in PLANS {
+        let names = app_settings_for_plan(&text, plan);
+        let unique: BTreeSet<&str> = names.iter().map(String::as_str).collect();
+        assert_eq!(
+            unique.len(),
+            names.len(),
+            "{plan}: a setting is listed twice: {names:?}"
+        );
+        let expected: BTreeSet<&str> = VARIABLES
+            .iter()
+            .map(|(name, _)| *name)
+            .chain(FUNCTIONS_SETTINGS.iter().copied())
+            .filter(|name| *plan != "FlexConsumption" || !NOT_ON_FLEX.contains(name))
+            .collect();
+        let missing: Vec<&&str> = expected.difference(&unique).collect();
+        let extra: Vec<&&str> = unique.difference(&expected).collect();
+        assert!(
+            missing.is_empty() && extra.is_empty(),
+            "{plan}: app settings drifted from src/config.rs VARIABLES + FUNCTIONS_SETTINGS\n  missing from the \
+             Bicep: {missing:?}\n  not read by anyone: {extra:?}"
+        );
+        reachable.extend(names);
+    }
+    assert_eq!(
+        reachable, all,
+        "a settings list between the markers is never used"
     );
 
     // The lists between the markers are what the site gets, and nothing else is added after them.
-    assert!(
-        text.contains("appSettings: concat(functionsSettings, binarySettings, sasSettings)"),
-        "the site's appSettings must be exactly the lists between the markers"
-    );
     assert_eq!(
         text.matches("appSettings:").count(),
         1,
@@ -151,13 +277,54 @@ fn app_settings_are_exactly_the_binary_variables_and_the_functions_settings() {
     );
 }
 
+#[test]
+fn flex_gets_no_setting_microsoft_rejects_there_and_the_other_plans_get_the_custom_runtime() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    let flex = app_settings_for_plan(&text, "FlexConsumption");
+    let rejected: Vec<&String> = flex
+        .iter()
+        .filter(|name| REJECTED_ON_FLEX.contains(&name.as_str()))
+        .collect();
+    assert!(rejected.is_empty(), "settings Flex rejects: {rejected:?}");
+    for name in NOT_ON_FLEX {
+        assert!(!flex.iter().any(|n| n == name), "{name} on Flex");
+    }
+    for plan in ["ElasticPremium", "Dedicated"] {
+        let names = app_settings_for_plan(&text, plan);
+        for name in NOT_ON_FLEX {
+            assert!(names.iter().any(|n| n == name), "{plan} lacks {name}");
+        }
+    }
+    // The classic plans name the custom handler runtime in the setting that Flex takes from functionAppConfig.
+    assert!(
+        text.contains("name: 'FUNCTIONS_WORKER_RUNTIME'\n    value: 'custom'"),
+        "FUNCTIONS_WORKER_RUNTIME must be custom on the classic plans"
+    );
+}
+
+#[test]
+fn settings_for_a_plan_follow_the_concat_expression() {
+    let text = "var flex = hostingPlan == 'FlexConsumption'\n// app-settings:begin\nvar a = [\n  {\n    name: 'A'\n  \
+                }\n]\nvar b = [\n  {\n    name: 'B'\n  }\n]\nvar c = [\n  {\n    name: 'C'\n  }\n]\nvar cs = x == 'y' \
+                ? c : []\n// app-settings:end\n      appSettings: concat(a, flex ? [] : b, cs)\n";
+    assert_eq!(app_settings_for_plan(text, "FlexConsumption"), ["A", "C"]);
+    assert_eq!(app_settings_for_plan(text, "Dedicated"), ["A", "B", "C"]);
+    let unknown = text.replace("concat(a,", "concat(a, union(a, b),");
+    assert!(std::panic::catch_unwind(|| app_settings_for_plan(&unknown, "Dedicated")).is_err());
+}
+
 /// The triggers in handlers/*/function.json resolve `%SETTING%` and `connection` names from the app settings:
 /// each one must be set, or the host cannot start that function.
 #[test]
-fn function_bindings_name_only_settings_the_app_has() {
-    let settings: BTreeSet<String> = app_setting_names(&read(&infra().join(SETTINGS_FILE)))
-        .into_iter()
-        .collect();
+fn function_bindings_name_only_settings_the_app_has_on_each_plan() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    for plan in PLANS {
+        let settings: BTreeSet<String> = app_settings_for_plan(&text, plan).into_iter().collect();
+        bindings_resolve_from(&settings, plan);
+    }
+}
+
+fn bindings_resolve_from(settings: &BTreeSet<String>, plan: &str) {
     let mut checked = 0;
     for dir in std::fs::read_dir(repo().join("handlers")).expect("handlers/") {
         let path = dir.expect("dir entry").path().join("function.json");
@@ -177,7 +344,7 @@ fn function_bindings_name_only_settings_the_app_has() {
                     };
                     assert!(
                         settings.contains(name),
-                        "{}: %{name}% is not an app setting",
+                        "{plan}: {}: %{name}% is not an app setting",
                         path.display()
                     );
                     checked += 1;
@@ -185,12 +352,15 @@ fn function_bindings_name_only_settings_the_app_has() {
                 }
             }
             if let Some(connection) = binding["connection"].as_str() {
-                let key = format!("{connection}__fullyQualifiedNamespace");
-                assert!(
-                    settings.contains(&key),
-                    "{}: connection {connection} needs {key}",
-                    path.display()
-                );
+                // Identity-based: the namespace, and the user-assigned identity to use for it.
+                for suffix in ["fullyQualifiedNamespace", "credential", "clientId"] {
+                    let key = format!("{connection}__{suffix}");
+                    assert!(
+                        settings.contains(&key),
+                        "{plan}: {}: connection {connection} needs {key}",
+                        path.display()
+                    );
+                }
                 checked += 1;
             }
         }
@@ -239,6 +409,229 @@ fn main_parameters() -> BTreeMap<String, Option<String>> {
         "main.bicep parameters not found: {params:?}"
     );
     params
+}
+
+/// A parameter's declaration: its default expression and the constraints its decorators put on values.
+#[derive(Debug, Default)]
+struct Parameter {
+    default: Option<String>,
+    allowed: Option<Vec<String>>,
+    min_value: Option<i64>,
+    max_value: Option<i64>,
+}
+
+/// Parameters a Bicep file declares, with their `@allowed([...])`, `@minValue(n)` and `@maxValue(n)` decorators.
+fn parameters_with_constraints(text: &str) -> BTreeMap<String, Parameter> {
+    let mut params = BTreeMap::new();
+    let mut pending = Parameter::default();
+    let mut in_allowed = false;
+    for line in text.lines() {
+        let trimmed = line.trim();
+        if in_allowed {
+            if trimmed == "])" {
+                in_allowed = false;
+            } else {
+                pending
+                    .allowed
+                    .get_or_insert_with(Vec::new)
+                    .push(trimmed.trim_matches('\'').to_owned());
+            }
+        } else if trimmed == "@allowed([" {
+            in_allowed = true;
+        } else if let Some(n) = trimmed
+            .strip_prefix("@minValue(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            pending.min_value = Some(n.parse().expect("@minValue integer"));
+        } else if let Some(n) = trimmed
+            .strip_prefix("@maxValue(")
+            .and_then(|r| r.strip_suffix(')'))
+        {
+            pending.max_value = Some(n.parse().expect("@maxValue integer"));
+        } else if let Some(rest) = line.strip_prefix("param ") {
+            let mut parts = rest.splitn(2, ' ');
+            let name = parts.next().expect("param name").to_owned();
+            pending.default = parts
+                .next()
+                .and_then(|r| r.split_once(" = "))
+                .map(|(_, d)| d.trim().to_owned());
+            params.insert(name, std::mem::take(&mut pending));
+        } else if !trimmed.starts_with('@') && !trimmed.is_empty() && !trimmed.starts_with("//") {
+            pending = Parameter::default();
+        }
+    }
+    params
+}
+
+/// Whether a literal value (a Bicep literal or a JSON scalar's text) meets a parameter's decorators.
+fn violation(param: &Parameter, value: &str) -> Option<String> {
+    let value = value.trim_matches('\'').trim_matches('"');
+    if let Some(allowed) = &param.allowed {
+        if !allowed.iter().any(|a| a == value) {
+            return Some(format!("{value} is not one of {allowed:?}"));
+        }
+    }
+    if param.min_value.is_some() || param.max_value.is_some() {
+        let Ok(n) = value.parse::<i64>() else {
+            return Some(format!("{value} is not an integer"));
+        };
+        if param.min_value.is_some_and(|min| n < min) || param.max_value.is_some_and(|max| n > max)
+        {
+            return Some(format!(
+                "{n} is outside {:?}..={:?}",
+                param.min_value, param.max_value
+            ));
+        }
+    }
+    None
+}
+
+#[test]
+fn parameter_defaults_and_example_values_satisfy_their_decorators() {
+    let mut checked = 0;
+    for file in bicep_files() {
+        for (name, param) in parameters_with_constraints(&read(&file)) {
+            let Some(default) = &param.default else {
+                continue;
+            };
+            let literal = default.starts_with('\'') || default.parse::<i64>().is_ok();
+            if !literal
+                || (param.allowed.is_none()
+                    && param.min_value.is_none()
+                    && param.max_value.is_none())
+            {
+                continue;
+            }
+            if let Some(problem) = violation(&param, default) {
+                panic!("{}: param {name} = {default}: {problem}", file.display());
+            }
+            checked += 1;
+        }
+    }
+    let params = parameters_with_constraints(&read(&infra().join("main.bicep")));
+    let example: serde_json::Value =
+        serde_json::from_str(&read(&infra().join("main.parameters.example.json")))
+            .expect("valid json");
+    for (name, given) in example["parameters"].as_object().expect("parameters") {
+        let value = match &given["value"] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Number(n) => n.to_string(),
+            _ => continue,
+        };
+        if let Some(problem) = params.get(name).and_then(|p| violation(p, &value)) {
+            panic!("main.parameters.example.json {name}: {problem}");
+        }
+    }
+    assert!(
+        checked >= 8,
+        "expected the constrained parameters, checked {checked}"
+    );
+}
+
+#[test]
+fn decorator_parser_reads_allowed_values_and_bounds() {
+    let params = parameters_with_constraints(
+        "@description('x')\n@allowed([\n  'A'\n  'B'\n])\nparam p string = 'C'\n@minValue(40)\n@maxValue(1000)\n\
+         param n int = 39\nvar v = 1\nparam free string\n",
+    );
+    assert_eq!(
+        params["p"].allowed.as_deref(),
+        Some(&["A".to_owned(), "B".to_owned()][..])
+    );
+    assert!(violation(&params["p"], "'C'").is_some());
+    assert!(violation(&params["p"], "'A'").is_none());
+    assert!(violation(&params["n"], "39").is_some());
+    assert!(violation(&params["n"], "40").is_none());
+    assert!(params["free"].allowed.is_none() && params["free"].default.is_none());
+}
+
+#[test]
+fn hosting_plan_is_flex_consumption_by_default_and_the_module_accepts_each_plan() {
+    let main = parameters_with_constraints(&read(&infra().join("main.bicep")));
+    let module = parameters_with_constraints(&read(&infra().join(SETTINGS_FILE)));
+    let plans: Vec<String> = PLANS.iter().map(|p| (*p).to_owned()).collect();
+    assert_eq!(main["hostingPlan"].allowed.as_ref(), Some(&plans));
+    assert_eq!(module["hostingPlan"].allowed.as_ref(), Some(&plans));
+    assert_eq!(
+        main["hostingPlan"].default.as_deref(),
+        Some("'FlexConsumption'")
+    );
+
+    // Flex sizing: the smallest instance Flex offers (the binary's RSS is about 15 MiB), the module accepting the
+    // same sizes and bounds as main.bicep, so no value main.bicep lets through is refused at deployment time.
+    let memory = &main["flexInstanceMemoryMB"];
+    let smallest = memory
+        .allowed
+        .as_ref()
+        .and_then(|a| a.iter().filter_map(|v| v.parse::<i64>().ok()).min())
+        .expect("flexInstanceMemoryMB has @allowed sizes");
+    assert_eq!(
+        memory.default.as_deref(),
+        Some(smallest.to_string().as_str())
+    );
+    assert_eq!(module["instanceMemoryMB"].allowed, memory.allowed);
+    let count = &main["flexMaximumInstanceCount"];
+    assert_eq!(
+        (
+            module["maximumInstanceCount"].min_value,
+            module["maximumInstanceCount"].max_value
+        ),
+        (count.min_value, count.max_value)
+    );
+}
+
+/// The `var <name> = {` block of a Bicep file, up to its closing `}` at the start of a line.
+fn var_block<'a>(text: &'a str, name: &str) -> &'a str {
+    let start = text
+        .find(&format!("\nvar {name} = {{\n"))
+        .unwrap_or_else(|| panic!("no `var {name} = {{` block"));
+    let end = text[start + 1..].find("\n}\n").expect("closing brace") + start + 1;
+    &text[start..end]
+}
+
+#[test]
+fn flex_config_runs_the_custom_handler_from_the_deployment_container_with_the_app_identity() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    let config = var_block(&text, "flexConfig");
+    let lines: Vec<&str> = config.lines().map(str::trim).collect();
+    for expected in [
+        "name: 'custom'",
+        "type: 'blobContainer'",
+        "value: deploymentContainerUrl",
+        "type: 'UserAssignedIdentity'",
+        "userAssignedIdentityResourceId: identityId",
+        "instanceMemoryMB: instanceMemoryMB",
+        "maximumInstanceCount: maximumInstanceCount",
+    ] {
+        assert!(
+            lines.contains(&expected),
+            "flexConfig lacks `{expected}`:\n{config}"
+        );
+    }
+    // No connection string, no always-ready instances billed around the clock.
+    assert!(
+        !config.contains("StorageAccountConnectionString"),
+        "{config}"
+    );
+    assert!(!config.contains("alwaysReady"), "{config}");
+    // The site takes it on Flex only, on an FC1 plan.
+    for expected in [
+        "functionAppConfig: flex ? flexConfig : null",
+        "sku: flex ? flexPlanSku : (premium ? premiumPlanSku : dedicatedPlanSku)",
+    ] {
+        assert!(
+            text.lines().any(|l| l.trim() == expected),
+            "{SETTINGS_FILE} lacks `{expected}`"
+        );
+    }
+    let sku = var_block(&text, "flexPlanSku");
+    assert!(
+        sku.contains("name: 'FC1'") && sku.contains("tier: 'FlexConsumption'"),
+        "{sku}"
+    );
+    // The deployment container is the package container of the host account, where the app's identity is owner.
+    let main = read(&infra().join("main.bicep"));
+    assert!(main.contains("deploymentContainerUrl: hostStorage.outputs.packageContainerUrl"));
 }
 
 /// How each defaulted variable gets its value in the Bicep: a main.bicep parameter (whose default must equal the
@@ -417,6 +810,146 @@ fn checkov_reports_no_failed_checks_on_infra() {
             "suppression of {} on {} needs a reason: {reason:?}",
             check["check_id"],
             check["resource"]
+        );
+    }
+}
+
+/// Site properties Flex Consumption rejects, even when sent as null (error 51021 names linuxFxVersion, ftpsState,
+/// use32BitWorkerProcess, netFrameworkVersion, functionsRuntimeScaleMonitoringEnabled), or replaces with
+/// functionAppConfig (alwaysOn, minimumElasticInstanceCount, preWarmedInstanceCount, functionAppScaleLimit).
+const SITE_CONFIG_NOT_ON_FLEX: &[&str] = &[
+    "linuxFxVersion",
+    "ftpsState",
+    "use32BitWorkerProcess",
+    "netFrameworkVersion",
+    "functionsRuntimeScaleMonitoringEnabled",
+    "alwaysOn",
+    "minimumElasticInstanceCount",
+    "preWarmedInstanceCount",
+    "functionAppScaleLimit",
+];
+
+/// checkov cannot read a siteConfig built with union() (its TLS, HTTP/2 and FTP checks are suppressed on the site
+/// for that reason), so this checks what they would: both parts of the site configuration, and which plans get which.
+#[test]
+fn site_config_is_secure_on_every_plan_and_keeps_classic_properties_off_flex() {
+    let text = read(&infra().join(SETTINGS_FILE));
+    assert!(
+        text.lines()
+            .any(|l| l.trim()
+                == "siteConfig: union(secureSiteConfig, flex ? {} : classicSiteConfig, {"),
+        "the site's siteConfig must be secureSiteConfig, plus classicSiteConfig off Flex, plus the app settings"
+    );
+    let lines = |name: &str| -> Vec<String> {
+        var_block(&text, name)
+            .lines()
+            .skip(1)
+            .map(|l| l.trim().to_owned())
+            .collect()
+    };
+    let secure = lines("secureSiteConfig");
+    for expected in [
+        "minTlsVersion: '1.2'",
+        "scmMinTlsVersion: '1.2'",
+        "http20Enabled: true",
+        "remoteDebuggingEnabled: false",
+    ] {
+        assert!(
+            secure.iter().any(|l| l == expected),
+            "secureSiteConfig lacks `{expected}`"
+        );
+    }
+    let classic = lines("classicSiteConfig");
+    for expected in [
+        "ftpsState: 'Disabled'",
+        "alwaysOn: !premium",
+        "linuxFxVersion: ''",
+    ] {
+        assert!(
+            classic.iter().any(|l| l == expected),
+            "classicSiteConfig lacks `{expected}`"
+        );
+    }
+    // What Flex gets must name none of the properties it rejects.
+    let key = |l: &String| l.split_once(':').map(|(k, _)| k.trim().to_owned());
+    for property in secure.iter().filter_map(key) {
+        assert!(
+            !SITE_CONFIG_NOT_ON_FLEX.contains(&property.as_str()),
+            "secureSiteConfig reaches Flex but sets {property}"
+        );
+    }
+    // And nothing else in the site sets them a second way.
+    let site = &text[text.find("resource site ").expect("site")..];
+    for property in SITE_CONFIG_NOT_ON_FLEX {
+        assert!(
+            !site.contains(&format!("{property}:")),
+            "the site sets {property} outside classicSiteConfig"
+        );
+    }
+    // FTP and basic-auth publishing are off on every plan, including Flex where ftpsState cannot be set.
+    for policy in ["ftp", "scm"] {
+        let at = text
+            .find(&format!(
+                "  name: '{policy}'\n  properties: {{\n    allow: false\n"
+            ))
+            .unwrap_or_else(|| {
+                panic!("no {policy} publishing-credentials policy with allow: false")
+            });
+        assert!(
+            text[..at]
+                .rfind("Microsoft.Web/sites/basicPublishingCredentialsPolicies")
+                .is_some(),
+            "{policy} policy"
+        );
+    }
+}
+
+/// The Function App module with `flex` and `premium` fixed for one plan, so that checkov (which does not evaluate
+/// conditions) scans what that plan deploys.
+fn function_app_module_for(plan: &str) -> String {
+    let text = read(&infra().join(SETTINGS_FILE));
+    let flex = "var flex = hostingPlan == 'FlexConsumption'";
+    let premium = "var premium = hostingPlan == 'ElasticPremium'";
+    assert!(
+        text.contains(flex) && text.contains(premium),
+        "{SETTINGS_FILE}: plan switches moved"
+    );
+    text.replace(flex, &format!("var flex = {}", plan == "FlexConsumption"))
+        .replace(
+            premium,
+            &format!("var premium = {}", plan == "ElasticPremium"),
+        )
+}
+
+#[test]
+fn checkov_reports_no_failed_checks_on_the_function_app_of_each_plan() {
+    if !checkov_available() {
+        return;
+    }
+    for plan in PLANS {
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(
+            dir.path().join("function-app.bicep"),
+            function_app_module_for(plan),
+        )
+        .expect("write module");
+        let report = checkov(dir.path());
+        let summary = &report["summary"];
+        assert_eq!(
+            summary["parsing_errors"], 0,
+            "{plan}: checkov could not parse"
+        );
+        assert_eq!(
+            summary["failed"],
+            0,
+            "{plan}: failed checks:\n{}",
+            check_lines(&report, "failed_checks").join("\n")
+        );
+        let passed = check_lines(&report, "passed_checks").join("\n");
+        assert!(
+            passed.contains("Microsoft.Web/sites.site")
+                && summary["passed"].as_u64().unwrap_or(0) >= 10,
+            "{plan}: the site was not scanned: {summary}"
         );
     }
 }
@@ -680,6 +1213,51 @@ const BUILT_IN_ROLES: &[(&str, &str)] = &[
         "4633458b-17de-408a-b874-0445c86b69e6",
     ),
 ];
+
+/// Every `'<type>@<api version>'` a resource or module reference in the Bicep uses.
+fn resource_types_used() -> BTreeSet<String> {
+    let mut used = BTreeSet::new();
+    for file in bicep_files() {
+        for line in read(&file).lines() {
+            let trimmed = line.trim_start();
+            if !trimmed.starts_with("resource ") {
+                continue;
+            }
+            let quoted = trimmed.split('\'').nth(1).expect("resource type in quotes");
+            assert!(
+                quoted.contains('@'),
+                "{}: {quoted} has no API version",
+                file.display()
+            );
+            used.insert(quoted.to_owned());
+        }
+    }
+    used
+}
+
+/// infra/README.md records, for each resource type and API version, that it was checked against Microsoft's
+/// published schema (the bicep-types-az generated types; infra/tools/check_types.py). A new type or version has to
+/// be checked and recorded there.
+#[test]
+fn every_resource_type_and_api_version_is_recorded_as_checked() {
+    let guide = read(&infra().join("README.md"));
+    let section = guide
+        .split_once("### Schema check")
+        .map(|(_, rest)| rest)
+        .expect("infra/README.md has a `### Schema check` section");
+    let used = resource_types_used();
+    assert!(
+        used.len() >= 15,
+        "expected the template's resource types, found {used:?}"
+    );
+    for resource in &used {
+        assert!(
+            section.contains(&format!("`{resource}`")),
+            "infra/README.md's schema check does not record `{resource}`"
+        );
+    }
+    assert!(used.contains("Microsoft.Web/sites@2024-04-01"), "{used:?}");
+}
 
 #[test]
 fn role_ids_are_the_built_in_roles_their_names_say() {

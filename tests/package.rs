@@ -332,3 +332,100 @@ fn refuses_a_function_folder_without_a_valid_function_json() {
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("handlers/Broken has no function.json"));
 }
+
+/// The commands the script prints after packaging, for `--plan` (or every plan when `None`).
+fn deployment_commands(plan: Option<&str>) -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zip = dir.path().join("lrs-autopilot.zip");
+    let binary = binary();
+    let mut args = vec![
+        "--binary",
+        path_arg(&binary),
+        "--out",
+        path_arg(&zip),
+        "--zip-with",
+        "python",
+    ];
+    if let Some(plan) = plan {
+        args.extend(["--plan", plan]);
+    }
+    let out = package(&args);
+    assert!(
+        out.status.success(),
+        "package.sh failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let text = stderr
+        .split_once("package: deploy it with:")
+        .map(|(_, rest)| rest.to_owned())
+        .unwrap_or_else(|| panic!("no deployment commands: {stderr}"));
+    // The commands deploy the zip just written.
+    assert!(text.contains(path_arg(&zip)), "{text}");
+    text
+}
+
+const FLEX_DEPLOY: &str = "az functionapp deployment source config-zip";
+const BLOB_DEPLOY: &str = "az storage blob upload --auth-mode login";
+
+#[test]
+fn prints_the_deployment_command_for_each_plan() {
+    if !have("python3") {
+        return;
+    }
+    let flex = deployment_commands(Some("FlexConsumption"));
+    assert!(flex.contains(FLEX_DEPLOY), "{flex}");
+    assert!(!flex.contains(BLOB_DEPLOY), "{flex}");
+    for plan in ["ElasticPremium", "Dedicated"] {
+        let text = deployment_commands(Some(plan));
+        assert!(text.contains(BLOB_DEPLOY), "{plan}: {text}");
+        assert!(text.contains("az functionapp restart"), "{plan}: {text}");
+        assert!(!text.contains(FLEX_DEPLOY), "{plan}: {text}");
+    }
+    let all = deployment_commands(None);
+    for expected in [
+        "hostingPlan FlexConsumption",
+        "hostingPlan ElasticPremium",
+        "hostingPlan Dedicated",
+    ] {
+        assert!(all.contains(expected), "{all}");
+    }
+
+    // Every <placeholder> but the resource group is an output of the infra deployment.
+    let main = std::fs::read_to_string(repo().join("infra/main.bicep")).expect("main.bicep");
+    let mut placeholders = 0;
+    for piece in all.split('<').skip(1) {
+        let name = piece.split('>').next().expect("closing >");
+        if name == "resource group" {
+            continue;
+        }
+        assert!(
+            main.lines()
+                .any(|l| l.starts_with(&format!("output {name} "))),
+            "<{name}> is not an output of infra/main.bicep"
+        );
+        placeholders += 1;
+    }
+    assert!(placeholders >= 5, "{all}");
+}
+
+#[test]
+fn refuses_an_unknown_plan_before_packaging() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let zip = dir.path().join("x.zip");
+    let out = package(&[
+        "--plan",
+        "Premium",
+        "--binary",
+        path_arg(&binary()),
+        "--out",
+        path_arg(&zip),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("--plan must be FlexConsumption, ElasticPremium or Dedicated"),
+        "{stderr}"
+    );
+    assert!(!zip.exists(), "no zip on failure");
+}

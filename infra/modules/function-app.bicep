@@ -1,9 +1,15 @@
-// The Function App: Linux, custom handler (the lrs-autopilot binary, see host.json), on Elastic Premium (default) or
-// a Dedicated App Service plan, with one user-assigned identity. Every connection is identity-based: no key, no
-// connection string with a secret, no Azure Files content share (it needs a key); the code runs from the package blob.
+// The Function App: Linux, custom handler (the lrs-autopilot binary, see host.json), on Flex Consumption (default),
+// Elastic Premium or a Dedicated App Service plan, with one user-assigned identity. Every connection is identity-based:
+// no key, no connection string with a secret, no Azure Files content share (it needs a key).
+//
+// Where the code comes from differs by plan. Flex Consumption reads it from the deployment container named in
+// functionAppConfig (with the app's identity) and takes the runtime from functionAppConfig.runtime; it rejects or
+// ignores the classic settings (FUNCTIONS_WORKER_RUNTIME, FUNCTIONS_EXTENSION_VERSION, WEBSITE_RUN_FROM_PACKAGE: see
+// "Flex Consumption plan deprecations" in Microsoft's app settings reference). Elastic Premium and Dedicated run the
+// package blob named by WEBSITE_RUN_FROM_PACKAGE.
 //
 // The app settings are exactly the variables the binary reads (src/config.rs VARIABLES) plus the Functions platform's
-// own; tests/infra.rs checks the names between the two markers below against that list.
+// own; tests/infra.rs checks the names between the two markers below against that list, for each plan.
 
 @description('Region.')
 param location string
@@ -14,7 +20,12 @@ param tags object
 @description('Function App name (globally unique host name).')
 param appName string
 
-@description('Premium or Dedicated.')
+@description('FlexConsumption, ElasticPremium or Dedicated.')
+@allowed([
+  'FlexConsumption'
+  'ElasticPremium'
+  'Dedicated'
+])
 param hostingPlan string
 
 @description('Elastic Premium size.')
@@ -23,8 +34,24 @@ param premiumSku string
 @description('Dedicated size.')
 param dedicatedSku string
 
-@description('Premium only: scale-out limit.')
+@description('ElasticPremium only: scale-out limit.')
 param maximumElasticWorkerCount int
+
+@description('FlexConsumption only: memory of each instance in MB.')
+@allowed([
+  512
+  2048
+  4096
+])
+param instanceMemoryMB int
+
+@description('FlexConsumption only: most instances the app may scale out to.')
+@minValue(40)
+@maxValue(1000)
+param maximumInstanceCount int
+
+@description('FlexConsumption only: URL of the blob container the platform keeps the deployed package in.')
+param deploymentContainerUrl string
 
 @description('Resource id of the app\'s user-assigned identity.')
 param identityId string
@@ -35,7 +62,7 @@ param identityClientId string
 @description('Host storage account name (AzureWebJobsStorage).')
 param hostStorageAccountName string
 
-@description('URL of the deployment package blob.')
+@description('ElasticPremium and Dedicated: URL of the package blob the app runs from (WEBSITE_RUN_FROM_PACKAGE).')
 param packageUrl string
 
 @description('Application Insights connection string.')
@@ -89,7 +116,12 @@ param queueName string
 @description('CutoverTimer schedule.')
 param timerSchedule string
 
-var premium = hostingPlan == 'Premium'
+var flex = hostingPlan == 'FlexConsumption'
+var premium = hostingPlan == 'ElasticPremium'
+var flexPlanSku = {
+  name: 'FC1'
+  tier: 'FlexConsumption'
+}
 var premiumPlanSku = {
   name: premiumSku
   tier: 'ElasticPremium'
@@ -98,18 +130,54 @@ var dedicatedPlanSku = {
   name: dedicatedSku
 }
 
+// Flex Consumption only: the runtime, where the code lives (read with the app's user-assigned identity, which has
+// Storage Blob Data Owner on the host storage account) and how far the app scales. No always-ready instances: the
+// pipeline is idle between uploads, Service Bus holds the events until an instance starts, and the timer tolerates
+// a cold start.
+var flexConfig = {
+  runtime: {
+    name: 'custom'
+    version: '1.0'
+  }
+  deployment: {
+    storage: {
+      type: 'blobContainer'
+      value: deploymentContainerUrl
+      authentication: {
+        type: 'UserAssignedIdentity'
+        userAssignedIdentityResourceId: identityId
+      }
+    }
+  }
+  scaleAndConcurrency: {
+    instanceMemoryMB: instanceMemoryMB
+    maximumInstanceCount: maximumInstanceCount
+  }
+}
+
+// Every plan: TLS 1.2 for the app and its SCM endpoint, HTTP/2, no remote debugging.
+var secureSiteConfig = {
+  minTlsVersion: '1.2'
+  scmMinTlsVersion: '1.2'
+  http20Enabled: true
+  remoteDebuggingEnabled: false
+}
+
+// Elastic Premium and Dedicated only. Custom handler: no language stack image to pick (Flex takes the stack from
+// functionAppConfig.runtime). FTP stays off (also through the ftp publishing policy below; Flex has no FTP). Dedicated
+// plans unload idle apps unless Always On is set, which would stop the timer and the queue trigger; Elastic Premium
+// keeps one instance warm instead.
+var classicSiteConfig = {
+  linuxFxVersion: ''
+  ftpsState: 'Disabled'
+  alwaysOn: !premium
+  minimumElasticInstanceCount: premium ? 1 : 0
+}
+
 // app-settings:begin
 var functionsSettings = [
-  // Functions platform: custom handler on runtime 4, identity-based host storage and Service Bus connection,
-  // code from the package blob read with the app's identity, telemetry sent with that identity.
-  {
-    name: 'FUNCTIONS_WORKER_RUNTIME'
-    value: 'custom'
-  }
-  {
-    name: 'FUNCTIONS_EXTENSION_VERSION'
-    value: '~4'
-  }
+  // Functions platform, every plan: identity-based host storage and Service Bus connection, telemetry sent with the
+  // app's identity.
   {
     name: 'AzureWebJobsStorage__accountName'
     value: hostStorageAccountName
@@ -135,20 +203,33 @@ var functionsSettings = [
     value: identityClientId
   }
   {
-    name: 'WEBSITE_RUN_FROM_PACKAGE'
-    value: packageUrl
-  }
-  {
-    name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
-    value: identityId
-  }
-  {
     name: 'APPLICATIONINSIGHTS_CONNECTION_STRING'
     value: appInsightsConnectionString
   }
   {
     name: 'APPLICATIONINSIGHTS_AUTHENTICATION_STRING'
     value: 'ClientId=${identityClientId};Authorization=AAD'
+  }
+]
+
+var classicPlanSettings = [
+  // Elastic Premium and Dedicated only (Flex Consumption takes these from functionAppConfig and rejects them as
+  // settings): custom handler on runtime 4, code from the package blob read with the app's identity.
+  {
+    name: 'FUNCTIONS_WORKER_RUNTIME'
+    value: 'custom'
+  }
+  {
+    name: 'FUNCTIONS_EXTENSION_VERSION'
+    value: '~4'
+  }
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE'
+    value: packageUrl
+  }
+  {
+    name: 'WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID'
+    value: identityId
   }
 ]
 
@@ -236,8 +317,8 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
   name: '${appName}-plan'
   location: location
   tags: tags
-  kind: premium ? 'elastic' : 'linux'
-  sku: premium ? premiumPlanSku : dedicatedPlanSku
+  kind: flex ? 'functionapp' : (premium ? 'elastic' : 'linux')
+  sku: flex ? flexPlanSku : (premium ? premiumPlanSku : dedicatedPlanSku)
   properties: {
     reserved: true
     maximumElasticWorkerCount: premium ? maximumElasticWorkerCount : null
@@ -245,9 +326,13 @@ resource plan 'Microsoft.Web/serverfarms@2024-04-01' = {
 }
 
 resource site 'Microsoft.Web/sites@2024-04-01' = {
-  // checkov:skip=CKV_AZURE_212: same reason as CKV_AZURE_225 on the plan: one instance is enough because Service Bus redelivers whatever a lost instance did not finish (Premium scales out on queue length anyway)
+  // checkov:skip=CKV_AZURE_212: same reason as CKV_AZURE_225 on the plan: one instance is enough because Service Bus redelivers whatever a lost instance did not finish (Flex and Elastic Premium scale out on queue length anyway)
   // checkov:skip=CKV_AZURE_213: the Functions host probes the custom handler itself (GET / at start) and restarts it; an App Service health-check path would need an anonymous HTTP function, and the only HTTP API (Migrations) requires a function key
   // checkov:skip=CKV_AZURE_17: operators call the Migrations HTTP API with a function key; client certificates would add a second credential that no operator tool sends
+  // checkov:skip=CKV_AZURE_15: checkov cannot read siteConfig built with union(); secureSiteConfig sets minTlsVersion 1.2 on every plan, checked by tests/infra.rs
+  // checkov:skip=CKV_AZURE_18: checkov cannot read siteConfig built with union(); secureSiteConfig sets http20Enabled on every plan, checked by tests/infra.rs
+  // checkov:skip=CKV_AZURE_67: same as CKV_AZURE_18: http20Enabled is true in secureSiteConfig on every plan, checked by tests/infra.rs
+  // checkov:skip=CKV_AZURE_78: checkov cannot read siteConfig built with union(); FTP is off through the ftp publishing-credentials policy (allow false) on every plan and ftpsState Disabled on the plans that accept it (Flex rejects the property), checked by tests/infra.rs
   // checkov:skip=CKV_AZURE_222: the Migrations HTTP API (status, cutover) is the operators' interface and requires a function key; triggers do not need inbound access, so teams with a private network can set publicNetworkAccess to Disabled and add a private endpoint (infra/README.md)
   name: appName
   location: location
@@ -265,23 +350,17 @@ resource site 'Microsoft.Web/sites@2024-04-01' = {
     httpsOnly: true
     keyVaultReferenceIdentity: identityId
     publicNetworkAccess: 'Enabled'
-    siteConfig: {
-      // Custom handler: no language stack image to pick.
-      linuxFxVersion: ''
-      minTlsVersion: '1.2'
-      scmMinTlsVersion: '1.2'
-      ftpsState: 'Disabled'
-      http20Enabled: true
-      remoteDebuggingEnabled: false
-      // Dedicated plans unload idle apps unless Always On is set, which would stop the timer and the queue trigger.
-      alwaysOn: !premium
-      minimumElasticInstanceCount: premium ? 1 : null
-      appSettings: concat(functionsSettings, binarySettings, sasSettings)
-    }
+    functionAppConfig: flex ? flexConfig : null
+    // Flex rejects the classic-only site properties even when sent as null (error 51021 names linuxFxVersion and
+    // ftpsState), so they are merged in on the other plans only.
+    siteConfig: union(secureSiteConfig, flex ? {} : classicSiteConfig, {
+      appSettings: concat(functionsSettings, flex ? [] : classicPlanSettings, binarySettings, sasSettings)
+    })
   }
 }
 
-// Deployments go through the package blob and the app's identity, never FTP or basic-auth Kudu.
+// Deployments go through the package blob (Elastic Premium, Dedicated) or one deploy with an Entra ID token (Flex),
+// never FTP or basic-auth Kudu.
 resource ftpPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-04-01' = {
   parent: site
   name: 'ftp'
@@ -298,9 +377,11 @@ resource scmPolicy 'Microsoft.Web/sites/basicPublishingCredentialsPolicies@2024-
   }
 }
 
-
 @description('Function App name.')
 output name string = site.name
 
 @description('Default host name.')
 output defaultHostName string = site.properties.defaultHostName
+
+@description('Hosting plan the app runs on.')
+output hostingPlan string = hostingPlan

@@ -1,8 +1,10 @@
 // The Functions host's own storage account (AzureWebJobsStorage: keys, timer locks) and the deployment package.
 // Kept apart from the backup account so host blobs never reach the BlobCreated subscription and the backup account
-// can belong to someone else. No shared key: the host connects with the app's identity, and the app runs its code
-// from the package blob with that identity (WEBSITE_RUN_FROM_PACKAGE + WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID),
-// which is how an Elastic Premium app runs without an Azure Files content share (Azure Files needs a key).
+// can belong to someone else. No shared key: the host connects with the app's identity, and the app gets its code
+// from the `app-package` container with that identity: on Flex Consumption as the deployment container named in
+// functionAppConfig (one deploy writes the package there), on Elastic Premium and Dedicated as the package blob
+// (WEBSITE_RUN_FROM_PACKAGE + WEBSITE_RUN_FROM_PACKAGE_BLOB_MI_RESOURCE_ID), which is how those plans run without an
+// Azure Files content share (Azure Files needs a key).
 
 @description('Region.')
 param location string
@@ -86,7 +88,8 @@ resource tableContributor 'Microsoft.Authorization/roleAssignments@2022-04-01' =
   }
 }
 
-// The zip deploy is an upload with Entra ID (shared keys are off): the deployer needs write access to this container.
+// Elastic Premium and Dedicated: the zip deploy is an upload with Entra ID (shared keys are off), so the deployer needs
+// write access to this container. (On Flex the platform writes the package with the app's identity.)
 resource deployerUploads 'Microsoft.Authorization/roleAssignments@2022-04-01' = if (!empty(deployerPrincipalId)) {
   name: guid(package.id, deployerPrincipalId, storageBlobDataContributor)
   scope: package
@@ -105,5 +108,8 @@ output packageContainer string = packageContainer
 @description('Blob name of the deployment package.')
 output packageBlob string = packageBlob
 
-@description('URL the app runs its code from (WEBSITE_RUN_FROM_PACKAGE).')
+@description('Flex Consumption: the deployment container (functionAppConfig.deployment.storage.value).')
+output packageContainerUrl string = '${account.properties.primaryEndpoints.blob}${packageContainer}'
+
+@description('Elastic Premium and Dedicated: URL the app runs its code from (WEBSITE_RUN_FROM_PACKAGE).')
 output packageUrl string = '${account.properties.primaryEndpoints.blob}${packageContainer}/${packageBlob}'
