@@ -8,3 +8,9 @@
 //! - [`server`]: the routes, the Content-Security-Policy and the cutover POST's CSRF check.
 
 pub mod forecast;
+pub mod page;
+pub mod server;
+pub mod view;
+
+pub use page::Links;
+pub use server::{Dashboard, process_token, router};
