@@ -131,7 +131,8 @@ pub fn human(secs: f64) -> String {
 pub fn forecast(obs: &Observation) -> Forecast {
     let throughput = throughput(&obs.sets);
     let arrival = arrival_rate(&obs.arrivals);
-    let backlog = obs.backlog_mb.max(0.0);
+    // `+ 0.0` turns the -0.0 of an empty sum into 0.
+    let backlog = obs.backlog_mb.max(0.0) + 0.0;
     let caught_up = obs.done || backlog <= f64::EPSILON;
     // The backlog drains at the restore rate less the rate new logs add to it.
     let drain = throughput.map(|t| t - arrival.unwrap_or(0.0));
@@ -186,7 +187,8 @@ fn throughput(sets: &[SetSample]) -> Option<f64> {
             (d > 0.0 && s.size_mb.is_finite() && s.size_mb >= 0.0).then_some((s.size_mb, d))
         })
         .fold((0.0, 0.0), |(m, t), (sm, sd)| (m + sm, t + sd));
-    (secs > 0.0).then(|| mb / secs)
+    // LRS reports whole MB: sets under 1 MB each say 0 and measure nothing.
+    (secs > 0.0 && mb > 0.0).then(|| mb / secs)
 }
 
 /// MB/s of log backups landing: every arrival after the first, over the time since the first.
@@ -332,6 +334,15 @@ mod tests {
         };
         let f = forecast(&obs);
         assert_eq!(f.throughput_mbps, None);
+        let tiny = Observation {
+            sets: vec![set(0.0, 0, 1), set(0.0, 1, 1)],
+            ..obs.clone()
+        };
+        assert_eq!(
+            forecast(&tiny).throughput_mbps,
+            None,
+            "0 MB sets measure nothing"
+        );
         assert_eq!(f.arrival_mbps, None);
         assert_eq!(f.caught_up_in_secs, None);
         assert!(!f.falling_behind);

@@ -8,6 +8,7 @@
 //! - [`server`]: the routes, the Content-Security-Policy and the cutover POST's CSRF check.
 
 pub mod forecast;
+pub mod function;
 pub mod page;
 pub mod server;
 pub mod view;
