@@ -144,11 +144,16 @@ fn row(d: &DatabaseView) -> Markup {
             td class={ "num" @if d.forecast.days_left.is_some_and(|x| x < 5.0) { " alert" } } { (days(d.forecast.days_left)) }
             td { (d.tail.describe()) }
             td class={ @if d.forecast.falling_behind || d.forecast.tail_log_overdue { "alert" } } {
-                (d.forecast.describe())
+                @if matches!(d.phase, Phase::Blocked | Phase::Failed | Phase::Expired) {
+                    "stopped until a person acts"
+                } @else {
+                    (d.forecast.describe())
+                }
                 @if let Some(by) = d.forecast.tail_log_by { br; small { "take the tail-log backup by " (when(Some(by))) } }
             }
             td class="findings" {
-                @if let Some(r) = &d.reason { p class="reason" { (r) } }
+                // The reason is usually a blocking finding's message: shown once.
+                @if let Some(r) = d.reason.as_ref().filter(|r| !d.findings.iter().any(|f| &f.message == *r)) { p class="reason" { (r) } }
                 @for f in &d.findings {
                     p class={ "finding sev-" (f.severity.as_str()) } { strong { (f.code.as_str()) } ": " (f.message) }
                 }

@@ -482,7 +482,7 @@ pub fn database(s: &MigrationState, now: OffsetDateTime) -> DatabaseView {
         },
         (None, _) => TailState::NotTaken,
     };
-    logs.sort_by(|a, b| b.0.last_lsn.cmp(&a.0.last_lsn));
+    logs.sort_by_key(|(g, _)| std::cmp::Reverse(g.last_lsn));
     let cutover = cutover_allowed(s).then(|| CutoverOffer {
         log_backups: logs
             .iter()

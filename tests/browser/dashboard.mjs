@@ -100,7 +100,7 @@ try {
   if ((await phaseOf('InventoryDb')) !== 'Restoring') fail('InventoryDb must not be cut over');
 
   // Open the detail views worth seeing, then the screenshot.
-  await page.evaluate(() => document.querySelectorAll('details[data-folder="SalesDb"], details[data-folder="InventoryDb"]').forEach((d) => { d.open = false; }));
+  await page.evaluate(() => document.querySelectorAll('details[data-folder="SalesDb"], details[data-folder="HrDb"]').forEach((d) => { d.open = false; }));
   await page.screenshot({ path: shot, fullPage: true });
 
   if (problems.length) fail('console or page errors:\n' + problems.join('\n'));
