@@ -517,3 +517,183 @@ pub fn database(s: &MigrationState, now: OffsetDateTime) -> DatabaseView {
         cutover: cutover.filter(|c| !c.log_backups.is_empty()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::chain::synthetic::Synthetic;
+    use crate::chain::{FolderFile, PlanInput, TailRule, plan};
+    use crate::dashboard::page::{Links, render};
+    use crate::migration::{FileRecord, LrsSnapshot, Tail};
+
+    const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
+
+    fn state(folder: &str, files: Vec<FolderFile>, tail: Option<&str>) -> MigrationState {
+        let mut s = MigrationState::new("backups", folder, folder, NOW);
+        for f in files {
+            s.files.insert(
+                f.name.clone(),
+                FileRecord {
+                    file: f,
+                    etag: None,
+                    pending: false,
+                    tail_metadata: false,
+                    bytes_read: 1,
+                    first_seen: NOW,
+                },
+            );
+        }
+        let all: Vec<FolderFile> = s.files.values().map(|r| r.file.clone()).collect();
+        let rule = TailRule {
+            file_name: tail.map(str::to_owned),
+            pattern: None,
+        };
+        s.plan = Some(plan(PlanInput {
+            folder,
+            files: &all,
+            fixed_base: None,
+            tail: &rule,
+        }));
+        s.tail = tail.map(|t| Tail {
+            file_name: t.to_owned(),
+            source: TailSource::Operator,
+            recognised_at: NOW,
+        });
+        s
+    }
+
+    fn sets(v: &DatabaseView) -> Vec<(String, bool)> {
+        v.chain
+            .iter()
+            .map(|l| match l {
+                ChainLink::Set(s) => (s.files.join("+"), s.restored),
+                ChainLink::Gap { before, after, .. } => (format!("gap {before}..{after}"), false),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_chain_draws_the_gap_where_it_is_and_fills_what_lrs_restored() {
+        let mut g = Synthetic::new("OrdersDb");
+        let files = vec![
+            g.full(2000, 2100).file("01_full.bak"),
+            g.log(2100, 2200).file("02_log.trn"),
+            g.log(2300, 2400).file("04_log.trn"),
+        ];
+        let _missing = g.log(2200, 2300);
+        let mut s = state("OrdersDb", files, None);
+        s.phase = Phase::Blocked;
+        s.lrs.snapshot = Some(LrsSnapshot {
+            last_restored_file: Some("01_FULL.bak".into()),
+            files_restored: 1,
+            ..LrsSnapshot::default()
+        });
+        let v = database(&s, NOW);
+        assert_eq!(
+            sets(&v),
+            [
+                ("01_full.bak".to_owned(), true),
+                ("02_log.trn".to_owned(), false),
+                ("gap 02_log.trn..04_log.trn".to_owned(), false),
+                ("04_log.trn".to_owned(), false),
+            ]
+        );
+        let ChainLink::Gap {
+            from_lsn, to_lsn, ..
+        } = &v.chain[2]
+        else {
+            panic!("a gap")
+        };
+        assert!(from_lsn < to_lsn);
+        assert!(v.cutover.is_none(), "no cutover for a blocked database");
+        assert_eq!(v.percent, Some(50.0));
+    }
+
+    #[test]
+    fn stripes_stay_one_set_and_the_tail_is_marked_and_offered_first() {
+        let mut g = Synthetic::new("InventoryDb");
+        let full = g.full(500, 600);
+        let mut files = full.striped(&["f_2of2.bak", "f_1of2.bak"]);
+        files.push(g.log(600, 700).file("02_log.trn"));
+        files.push(g.log(700, 720).file("03_tail.trn"));
+        let mut s = state("InventoryDb", files, Some("03_tail.trn"));
+        s.phase = Phase::CutoverPending;
+        let v = database(&s, NOW);
+        let ChainLink::Set(first) = &v.chain[0] else {
+            panic!("a set")
+        };
+        assert_eq!(first.files, ["f_1of2.bak", "f_2of2.bak"]);
+        let ChainLink::Set(last) = v.chain.last().expect("sets") else {
+            panic!("a set")
+        };
+        assert!(last.tail && !first.tail);
+        assert_eq!(
+            v.tail,
+            TailState::Recognised {
+                file: "03_tail.trn".into(),
+                source: TailSource::Operator
+            }
+        );
+        let offer = v.cutover.expect("offered while LRS restores");
+        assert_eq!(offer.log_backups, ["03_tail.trn", "02_log.trn"]);
+    }
+
+    #[test]
+    fn the_summary_counts_every_phase_and_finds_the_nearest_limit() {
+        let mut g = Synthetic::new("A");
+        let mut a = state("A", vec![g.full(1, 2).file("a.bak")], None);
+        a.phase = Phase::Restoring;
+        a.lrs.started_at = Some(NOW - time::Duration::days(20));
+        let mut b = a.clone();
+        b.folder = "B".into();
+        b.lrs.started_at = Some(NOW - time::Duration::days(27));
+        let mut c = a.clone();
+        c.folder = "C".into();
+        c.phase = Phase::Blocked;
+        c.lrs.started_at = None;
+        let e = estate(&[a, b, c], NOW, None);
+        let counts: Vec<(Phase, usize)> = e
+            .summary
+            .phases
+            .iter()
+            .map(|p| (p.phase, p.count))
+            .collect();
+        assert_eq!(counts, [(Phase::Restoring, 2), (Phase::Blocked, 1)]);
+        assert_eq!(e.summary.blocked, 1);
+        let d = e.summary.nearest_deadline.expect("a deadline");
+        assert_eq!(d.folder, "B");
+        assert!((d.days_left - 3.0).abs() < 1e-9);
+    }
+
+    #[test]
+    fn hostile_names_render_as_text() {
+        let hostile = "<img src=x onerror=alert(1)>.trn";
+        let mut g = Synthetic::new("X\"><script>alert(1)</script>");
+        let files = vec![g.full(1, 2).file("a.bak"), g.log(2, 3).file("b.trn")];
+        let mut s = state("X\"><script>alert(1)</script>", files, None);
+        s.phase = Phase::Restoring;
+        s.rejected
+            .insert(hostile.into(), "not a backup: \"<b>\"".into());
+        s.audit(NOW, format!("file recorded: {hostile}"));
+        let html = render(&estate(&[s], NOW, None), &Links::local(), "tok\"en");
+        assert!(!html.contains("<img") && !html.contains("<script>alert") && !html.contains("<b>"));
+        assert!(html.contains("&lt;img src=x onerror=alert(1)&gt;.trn"));
+        assert!(
+            html.contains("value=\"tok&quot;en\""),
+            "the form's token is escaped too"
+        );
+        assert!(html.contains("data-database=\"X&quot;&gt;&lt;script&gt;"));
+        let anchor = database(&estate_state(), NOW).anchor();
+        assert!(
+            anchor
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        );
+    }
+
+    fn estate_state() -> MigrationState {
+        MigrationState::new("c", "we<ird>/\"name", "n", NOW)
+    }
+}
