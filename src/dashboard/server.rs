@@ -92,7 +92,10 @@ impl Response {
             ("Content-Type", self.content_type.to_owned()),
             ("Content-Security-Policy", CSP.to_owned()),
             ("X-Content-Type-Options", "nosniff".to_owned()),
-            ("Referrer-Policy", "no-referrer".to_owned()),
+            // Not `no-referrer`: browsers then send `Origin: null` with a plain form post, and
+            // the cutover's origin check could not tell the page from another site. Same-origin
+            // requests only: the page's URL (which may carry `?code=`) never leaves this origin.
+            ("Referrer-Policy", "same-origin".to_owned()),
             ("X-Frame-Options", "DENY".to_owned()),
             (
                 "Cache-Control",
@@ -312,6 +315,7 @@ fn answer(wants_json: bool, status: u16, message: &str, links: &Links) -> Respon
     let body = maud::html! {
         (maud::DOCTYPE)
         html lang="en" { head { meta charset="utf-8"; title { "Cutover" }
+            link rel="icon" href={ (links.assets) "icon.svg" } type="image/svg+xml";
             link rel="stylesheet" href={ (links.assets) "dashboard.css" }; }
           body { p { (message) } p { a href=(links.page) { "Back to the dashboard" } } } }
     };

@@ -104,8 +104,44 @@ try {
   await page.screenshot({ path: shot, fullPage: true });
 
   if (problems.length) fail('console or page errors:\n' + problems.join('\n'));
-  console.log(`browser checks passed; screenshot ${shot}`);
 } finally {
   await context.close();
   rmSync(profile, { recursive: true, force: true });
 }
+
+// 6. With JavaScript off the page still shows everything, and the form still needs the name.
+const profile2 = mkdtempSync(join(tmpdir(), 'lrs-dashboard-chromium-nojs-'));
+const noJs = await chromium.launchPersistentContext(profile2, {
+  executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+  headless: true,
+  javaScriptEnabled: false,
+  args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+    '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+});
+try {
+  const page = noJs.pages()[0] || (await noJs.newPage());
+  // The wrong-name refusal below is a 400 page by design; Chromium logs that status.
+  page.on('console', (m) => {
+    if (m.type() === 'error' && !/status of 400/.test(m.text())) problems.push('console (no JS): ' + m.text());
+  });
+  await page.goto(url, { waitUntil: 'load' });
+  const phases = await page.$$eval('table.databases tbody tr', (trs) => trs.map((t) => t.dataset.folder + '=' + t.dataset.phase).join(' '));
+  if (phases !== 'HrDb=Blocked InventoryDb=Restoring OrdersDb=Blocked SalesDb=Completed') fail('without JS: ' + phases);
+  await page.click('details[data-folder="InventoryDb"] > summary');
+  const form = 'details[data-folder="InventoryDb"] form.cutover';
+  await page.fill(`${form} input[name=confirm]`, 'Inventory');
+  await Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
+  const refusedText = await page.textContent('body');
+  if (!/type the database name InventoryDb exactly/.test(refusedText)) fail('without JS a wrong name is refused by the server: ' + refusedText);
+  await page.goto(url, { waitUntil: 'load' });
+  await page.click('details[data-folder="InventoryDb"] > summary');
+  await page.fill(`${form} input[name=confirm]`, 'InventoryDb');
+  await Promise.all([page.waitForNavigation(), page.click(`${form} button[type=submit]`)]);
+  const said = await page.textContent('body');
+  if (!/cutover declared for InventoryDb/.test(said)) fail('without JS the form cutover failed: ' + said);
+  if (problems.length) fail('console errors:\n' + problems.join('\n'));
+} finally {
+  await noJs.close();
+  rmSync(profile2, { recursive: true, force: true });
+}
+console.log(`browser checks passed; screenshot ${shot}`);
