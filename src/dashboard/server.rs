@@ -427,3 +427,47 @@ fn into_axum(r: Response) -> AxumResponse {
     }
     response
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_loopback_or_the_listen_address_is_this_server() {
+        let loopback: SocketAddr = "127.0.0.1:8090".parse().expect("addr");
+        for host in [
+            "127.0.0.1:8090",
+            "localhost:8090",
+            "LOCALHOST",
+            "[::1]:8090",
+            "127.0.0.1",
+        ] {
+            assert!(own_host(host, loopback), "{host}");
+        }
+        for host in [
+            "evil.example:8090",
+            "127.0.0.1.evil.example",
+            "10.0.0.5:8090",
+            "",
+        ] {
+            assert!(!own_host(host, loopback), "{host}");
+        }
+        let lan: SocketAddr = "10.0.0.5:8090".parse().expect("addr");
+        assert!(own_host("10.0.0.5:8090", lan));
+    }
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abd", "abc") && !same_secret("ab", "abc") && !same_secret("", "abc"));
+        assert_eq!(process_token().len(), 64);
+        assert_eq!(process_token(), process_token());
+    }
+
+    #[test]
+    fn assets_are_a_fixed_list() {
+        assert_eq!(asset("dashboard.js").status, 200);
+        assert_eq!(asset("../Cargo.toml").status, 404);
+        assert!(!asset("dashboard.css").body.is_empty());
+    }
+}
