@@ -16,6 +16,7 @@ pub mod backup;
 pub mod chain;
 pub mod cli;
 pub mod config;
+pub mod dashboard;
 pub mod functions;
 pub mod lrs;
 pub mod migration;

@@ -62,6 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         follow: false,
         json: args.json,
         max_hours: 24,
+        dashboard: None,
     };
     let report = runtime()?.block_on(rehearse::rehearse(
         &rehearse_args,

@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 
 mod check;
 mod cutover;
+mod dashboard;
 mod demo;
 mod inspect;
 mod rehearse;
@@ -43,13 +44,18 @@ enum Command {
     Status(status::Args),
     /// Declare the last backup of a database and let the pipeline complete the migration.
     Cutover(cutover::Args),
+    /// Serve the migration dashboard (loopback by default).
+    Dashboard(dashboard::Args),
 }
 
 /// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
 /// (invalid file, blocking finding), 2 an error.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let servers = matches!(cli.command, Command::Serve(_) | Command::SimulateLrs(_));
+    let servers = matches!(
+        cli.command,
+        Command::Serve(_) | Command::SimulateLrs(_) | Command::Dashboard(_)
+    );
     // A rehearsal reports every alert in its own report; its log lines would only repeat them
     // (`RUST_LOG=lrs_autopilot=info` shows what the deployed pipeline would log).
     let rehearsal = matches!(cli.command, Command::Rehearse(_) | Command::Demo(_));
@@ -68,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(args),
         Command::Cutover(args) => cutover::run(args),
+        Command::Dashboard(args) => dashboard::run(args),
     };
     match result {
         Ok(code) => code,

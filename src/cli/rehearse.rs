@@ -61,6 +61,10 @@ pub struct Args {
     /// Give up after this many simulated hours if databases are still moving.
     #[arg(long, default_value_t = 72)]
     pub max_hours: i64,
+    /// Serve the dashboard during the rehearsal (default 127.0.0.1:8090; port 0 picks one) and
+    /// keep the rehearsal running, so cutovers can be declared from the page, until Ctrl-C.
+    #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
+    pub dashboard: Option<std::net::SocketAddr>,
 }
 
 /// Runs `rehearse`.
@@ -471,6 +475,11 @@ pub(super) async fn rehearse(args: &Args, progress: &mut Progress) -> anyhow::Re
         })?;
     }
     let rig = rig(&root, &state_dir, args).await?;
+    let _dashboard = match args.dashboard {
+        Some(addr) => Some(serve_dashboard(&rig, addr).await?),
+        None => None,
+    };
+    let keep_running = args.follow || args.dashboard.is_some();
     let mut seen: BTreeSet<(String, String)> = BTreeSet::new();
     let mut rejected = BTreeMap::new();
 
@@ -488,7 +497,10 @@ pub(super) async fn rehearse(args: &Args, progress: &mut Progress) -> anyhow::Re
         rig.pipeline.tick().await.context("timer pass failed")?;
         let states = rig.pipeline.list().await?;
         progress.show(&states);
-        if !args.follow && (states.iter().all(settled) || rig.clock.now() >= deadline) {
+        if !keep_running && (states.iter().all(settled) || rig.clock.now() >= deadline) {
+            break;
+        }
+        if args.dashboard.is_some() && !args.follow && stop_requested() {
             break;
         }
         if let Some((_watcher, changes)) = &changes {
@@ -506,13 +518,42 @@ pub(super) async fn rehearse(args: &Args, progress: &mut Progress) -> anyhow::Re
         }
         rig.clock.advance(TICK);
         tokio::time::sleep(TICK_PAUSE).await;
-        if wall.elapsed() > StdDuration::from_secs(600) && !args.follow {
+        if wall.elapsed() > StdDuration::from_secs(600) && !keep_running {
             break;
         }
     }
     progress.finish();
     let states = rig.pipeline.list().await?;
     Ok(Report::from_states(&states, &rejected))
+}
+
+/// A dashboard server over the rehearsal's pipeline and clock; it stops when the handle drops.
+async fn serve_dashboard(rig: &Rig, addr: std::net::SocketAddr) -> anyhow::Result<AbortOnDrop> {
+    use crate::dashboard::{Dashboard, Links, process_token, router};
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot serve the dashboard on {addr}"))?;
+    let addr = listener.local_addr()?;
+    let clock = rig.clock.clone();
+    let dashboard = Dashboard::new(
+        rig.pipeline.clone(),
+        Links::local(),
+        process_token(),
+        Arc::new(move || clock.now()),
+    );
+    println!("dashboard: http://{addr}/ (the rehearsal runs until Ctrl-C)");
+    Ok(AbortOnDrop(tokio::spawn(async move {
+        let _ = axum::serve(listener, router(dashboard, addr)).await;
+    })))
+}
+
+/// Stops a spawned server when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// Delivers a BlobCreated event for every file not delivered yet, oldest first, one folder's

@@ -1,6 +1,7 @@
 //! `lrs-autopilot status`: every database's migration, from the deployed pipeline's state
 //! container (same `LRS_*` variables as `serve`) or from a rehearsal root (`--local`).
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -9,6 +10,7 @@ use serde_json::json;
 
 use super::{resolve, runtime};
 use crate::chain::Severity;
+use crate::dashboard::forecast::Forecast;
 use crate::migration::Phase;
 use crate::pipeline::DatabaseSummary;
 
@@ -39,10 +41,30 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     })?;
     let mut summaries: Vec<DatabaseSummary> = states.iter().map(DatabaseSummary::from).collect();
     summaries.sort_by(|a, b| (&a.container, &a.folder).cmp(&(&b.container, &b.folder)));
+    // The dashboard's forecast, keyed like the summaries.
+    let now = time::OffsetDateTime::now_utc();
+    let forecasts: BTreeMap<(String, String), Forecast> = states
+        .iter()
+        .map(|s| {
+            let view = crate::dashboard::view::database(s, now);
+            ((view.container, view.folder), view.forecast)
+        })
+        .collect();
+    let forecast_of = |s: &DatabaseSummary| forecasts.get(&(s.container.clone(), s.folder.clone()));
     if args.json {
+        let databases: Vec<serde_json::Value> = summaries
+            .iter()
+            .map(|s| {
+                let mut v = json!(s);
+                if let (Some(obj), Some(f)) = (v.as_object_mut(), forecast_of(s)) {
+                    obj.insert("forecast".into(), json!(f));
+                }
+                v
+            })
+            .collect();
         println!(
             "{}",
-            serde_json::to_string_pretty(&json!({ "databases": summaries }))?
+            serde_json::to_string_pretty(&json!({ "databases": databases }))?
         );
     } else if summaries.is_empty() {
         println!("no migrations recorded yet");
@@ -77,6 +99,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.files_planned,
                 note
             );
+            // A stopped migration has no forecast worth printing: its reason says what to do.
+            let moving = !s.phase.is_final() && !matches!(s.phase, Phase::Blocked | Phase::Paused);
+            if let Some(f) = forecast_of(s).filter(|_| moving) {
+                println!("{:<28} forecast: {}", "", f.describe());
+            }
         }
     }
     let bad = summaries

@@ -46,6 +46,8 @@ pub fn router(state: AppState) -> Router {
         .route("/BackupCreated", post(backup_created))
         .route("/CutoverTimer", post(cutover_timer))
         .route("/Migrations", post(migrations::handle))
+        .route("/Dashboard", post(crate::dashboard::function::dashboard))
+        .route("/DashboardAssets", post(crate::dashboard::function::assets))
         .layer(trace)
         .with_state(state)
 }

@@ -18,7 +18,7 @@ use time::{Duration, OffsetDateTime};
 pub use io::{Action, Alert, AlertKind, Context, Input};
 pub use state::{
     AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,
-    SCHEMA_VERSION, Tail, TailSource,
+    SCHEMA_VERSION, SetSnapshot, Tail, TailSource,
 };
 
 use crate::backup::BackupType;

@@ -150,6 +150,34 @@ pub struct LrsSnapshot {
     pub block_reason: Option<String>,
     /// `unrestorableFiles` names.
     pub unrestorable_files: Vec<String>,
+    /// `lastRestoredFileTime`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub last_restored_at: Option<OffsetDateTime>,
+    /// The backup sets LRS reports (`fullBackupSets`, `diffBackupSets`, `logBackupSets`): their
+    /// sizes and restore times are what the dashboard's forecast measures throughput from.
+    #[serde(default)]
+    pub backup_sets: Vec<SetSnapshot>,
+}
+
+/// One backup set as LRS reports it in restoreDetails.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SetSnapshot {
+    /// `full`, `diff` or `log`: which list LRS reported it in.
+    pub kind: String,
+    /// `Restored`, `Restoring`, `Queued`, `Skipped`, or another value kept as text.
+    pub status: String,
+    /// `firstStripeName`.
+    pub first_stripe_name: Option<String>,
+    /// `numberOfStripes`.
+    pub stripes: Option<u64>,
+    /// `backupSizeMB`.
+    pub size_mb: Option<f64>,
+    /// `restoreStartedTimestampUtc`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub restore_started_at: Option<OffsetDateTime>,
+    /// `restoreFinishedTimestampUtc`.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub restore_finished_at: Option<OffsetDateTime>,
 }
 
 /// What the pipeline has done with LRS for this database.

@@ -7,7 +7,7 @@ use super::lrs_port::{LrsApi, LrsCallError, StartRequest};
 use crate::config::StorageIdentity;
 use crate::lrs::ops::{CompleteRestore, SasToken, StartRestore, StorageAuth};
 use crate::lrs::{self, InstanceId, LrsClient};
-use crate::migration::LrsSnapshot;
+use crate::migration::{LrsSnapshot, SetSnapshot};
 
 /// LRS on one managed instance through ARM.
 pub struct ArmLrs {
@@ -43,6 +43,18 @@ impl ArmLrs {
 
     fn database(&self, name: &str) -> Result<lrs::DatabaseId, LrsCallError> {
         self.instance.database(name).map_err(call_error)
+    }
+}
+
+fn set_snapshot(kind: &str, set: lrs::BackupSetDetails) -> SetSnapshot {
+    SetSnapshot {
+        kind: kind.to_owned(),
+        status: set.status.as_str().to_owned(),
+        first_stripe_name: set.first_stripe_name,
+        stripes: set.number_of_stripes,
+        size_mb: set.backup_size_mb,
+        restore_started_at: set.restore_started_timestamp_utc,
+        restore_finished_at: set.restore_finished_timestamp_utc,
     }
 }
 
@@ -94,6 +106,15 @@ impl LrsApi for ArmLrs {
             percent_completed: d.percent_completed,
             block_reason: d.block_reason,
             unrestorable_files: d.unrestorable_files.into_iter().map(|f| f.name).collect(),
+            last_restored_at: d.last_restored_file_time,
+            backup_sets: [
+                ("full", d.full_backup_sets),
+                ("diff", d.diff_backup_sets),
+                ("log", d.log_backup_sets),
+            ]
+            .into_iter()
+            .flat_map(|(kind, sets)| sets.into_iter().map(move |set| set_snapshot(kind, set)))
+            .collect(),
         })
     }
 
