@@ -304,7 +304,12 @@ impl Progress {
 /// caught up and waiting for more files.
 fn settled(s: &MigrationState) -> bool {
     match s.phase {
-        Phase::Completed | Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Paused => {
+        Phase::Completed
+        | Phase::Blocked
+        | Phase::Failed
+        | Phase::Expired
+        | Phase::Lost
+        | Phase::Paused => {
             !s.files.values().any(|f| f.pending)
         }
         // Waiting with a wake-up time: a finding is settling, or a file is pending.
