@@ -12,6 +12,7 @@ mod demo;
 mod inspect;
 mod rehearse;
 mod resolve;
+mod restart;
 mod serve;
 mod simulate;
 mod status;
@@ -43,6 +44,8 @@ enum Command {
     Status(status::Args),
     /// Declare the last backup of a database and let the pipeline complete the migration.
     Cutover(cutover::Args),
+    /// Start LRS again for a Lost, Failed or Expired migration, from the newest complete full backup.
+    Restart(restart::Args),
 }
 
 /// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(args),
         Command::Cutover(args) => cutover::run(args),
+        Command::Restart(args) => restart::run(args),
     };
     match result {
         Ok(code) => code,

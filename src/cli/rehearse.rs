@@ -309,9 +309,7 @@ fn settled(s: &MigrationState) -> bool {
         | Phase::Failed
         | Phase::Expired
         | Phase::Lost
-        | Phase::Paused => {
-            !s.files.values().any(|f| f.pending)
-        }
+        | Phase::Paused => !s.files.values().any(|f| f.pending),
         // Waiting with a wake-up time: a finding is settling, or a file is pending.
         Phase::Waiting => s.next_poll_at.is_none(),
         // Caught up: LRS reports a file of the last planned set (any stripe) as the last restored.

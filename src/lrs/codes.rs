@@ -147,14 +147,23 @@ impl Family {
 
 /// Every documented code of the four operations, with its family.
 pub const CODES: &[(&str, Family)] = &[
-    ("LRSCutoverDatabaseAlreadyRestored", Family::AlreadyCompleting),
+    (
+        "LRSCutoverDatabaseAlreadyRestored",
+        Family::AlreadyCompleting,
+    ),
     ("LRSCutoverAlreadyInitiated", Family::AlreadyCompleting),
-    ("ExternalBackupAlreadySignaledToComplete", Family::AlreadyCompleting),
+    (
+        "ExternalBackupAlreadySignaledToComplete",
+        Family::AlreadyCompleting,
+    ),
     ("ManagedInstanceStarting", Family::Busy),
     ("ManagedInstanceUpdateSloInProgress", Family::Busy),
     ("UpdatingInstanceAndBackupRedundancy", Family::Busy),
     ("ExternalBackupUpgradeInProgress", Family::Busy),
-    ("ManagementServiceDropOnDroppingDatabaseNotAllowed", Family::Busy),
+    (
+        "ManagementServiceDropOnDroppingDatabaseNotAllowed",
+        Family::Busy,
+    ),
     ("ConflictingSystemOperationInProgress", Family::Busy),
     ("ConflictingDatabaseOperation", Family::Busy),
     ("ManagementServiceDatabaseBusy", Family::Busy),
@@ -162,9 +171,18 @@ pub const CODES: &[(&str, Family)] = &[
     ("LongTermRetentionMigrationBackupConflict", Family::Busy),
     ("InstancePoolBusy", Family::Busy),
     ("ConflictingManagedInstanceOperation", Family::Busy),
-    ("BackupRedundancyUpdateAndInstanceRedundancyConflict", Family::Busy),
-    ("InstanceRedundancyUpdateWhileBackupRedundancyUpdateInProgress", Family::Busy),
-    ("InstanceRedundancyUpdateAndBackupRedundancyConflict", Family::Busy),
+    (
+        "BackupRedundancyUpdateAndInstanceRedundancyConflict",
+        Family::Busy,
+    ),
+    (
+        "InstanceRedundancyUpdateWhileBackupRedundancyUpdateInProgress",
+        Family::Busy,
+    ),
+    (
+        "InstanceRedundancyUpdateAndBackupRedundancyConflict",
+        Family::Busy,
+    ),
     ("BackupRedundancyUpdateConflict", Family::Busy),
     ("CannotCancelOperation", Family::Busy),
     ("OperationCancelled", Family::Busy),
@@ -184,14 +202,23 @@ pub const CODES: &[(&str, Family)] = &[
     ("BrokenRestorePlanGapInLogBackups", Family::Chain),
     ("FullBackupMissingChecksum", Family::Chain),
     ("MissingStripeInBackupSet", Family::Chain),
-    ("BackupsFromMultipleDatabasesDetectedInTheContainerWhileRestoreInProgress", Family::Chain),
+    (
+        "BackupsFromMultipleDatabasesDetectedInTheContainerWhileRestoreInProgress",
+        Family::Chain,
+    ),
     ("BrokenRestorePlanWrongDiffBaseGUID", Family::Chain),
-    ("BackupsFromMultipleDatabasesDetectedInTheContainerFromTheStart", Family::Chain),
+    (
+        "BackupsFromMultipleDatabasesDetectedInTheContainerFromTheStart",
+        Family::Chain,
+    ),
     ("XtpInitializedDuringRestore", Family::Damaged),
     ("FullBackupDamaged", Family::Damaged),
     ("CorruptedPagesInBackupSet", Family::Damaged),
     ("CorruptedPagesListMaintenance", Family::Damaged),
-    ("StorageBrokenIssueDetectedTerminateRetries", Family::Damaged),
+    (
+        "StorageBrokenIssueDetectedTerminateRetries",
+        Family::Damaged,
+    ),
     ("BackupSetBroken", Family::Damaged),
     ("SqlRestoreError", Family::Damaged),
     ("DatabaseNumberLimitReached", Family::DatabaseLimit),
@@ -199,7 +226,10 @@ pub const CODES: &[(&str, Family)] = &[
     ("SameKeyMaterialNotFoundOnRemoteServer", Family::Encryption),
     ("AkvHostNotResolvingFromNode", Family::Encryption),
     ("MissingThumbprint", Family::Encryption),
-    ("CannotFindServerCertificateWithThumbprint", Family::Encryption),
+    (
+        "CannotFindServerCertificateWithThumbprint",
+        Family::Encryption,
+    ),
     ("LRSCutoverDatabaseDoesNotExist", Family::Gone),
     ("LRSCutoverDatabaseNotInRestoringState", Family::Gone),
     ("ExternalBackupRestoreHasNotBeenStarted", Family::Gone),
@@ -218,7 +248,10 @@ pub const CODES: &[(&str, Family)] = &[
     ("TokenTooLong", Family::Request),
     ("RegionDoesNotSupportVersion", Family::Request),
     ("PitrPointInTimeInvalid", Family::Request),
-    ("CannotUseTrailingWhitespacesInDatabaseName", Family::Request),
+    (
+        "CannotUseTrailingWhitespacesInDatabaseName",
+        Family::Request,
+    ),
     ("SourceServerNotFound", Family::Request),
     ("InvalidBackupRetentionPeriod", Family::Request),
     ("SourceDatabaseNotFound", Family::Request),
@@ -228,38 +261,89 @@ pub const CODES: &[(&str, Family)] = &[
     ("InvalidResourceId", Family::Request),
     ("InvalidSourceDatabaseId", Family::Request),
     ("InvalidRestorableDroppedDatabaseId", Family::Request),
-    ("InvalidCrossSubscriptionTargetManagedInstanceId", Family::Request),
+    (
+        "InvalidCrossSubscriptionTargetManagedInstanceId",
+        Family::Request,
+    ),
     ("MissingCollation", Family::Request),
     ("MissingSourceDatabaseId", Family::Request),
     ("MissingRestorePointInTime", Family::Request),
     ("MissingStorageContainerSasToken", Family::Request),
     ("MissingStorageContainerUri", Family::Request),
-    ("RestorableDroppedDatabaseIdGivenForRestoreWithSourceDatabaseId", Family::Request),
-    ("CrossSubscriptionRestorableDroppedDatabaseIdGivenForRestoreWithCrossSubscriptionSourceDatabaseId", Family::Request),
-    ("MissmatchingCrossSubscriptionTargetManagedInstanceIdWithUrl", Family::Request),
-    ("InvalidLongTermRetentionManagedInstanceBackupId", Family::Request),
-    ("LongTermRetentiontBackupOperationResultsInvalidODataQuery", Family::Request),
+    (
+        "RestorableDroppedDatabaseIdGivenForRestoreWithSourceDatabaseId",
+        Family::Request,
+    ),
+    (
+        "CrossSubscriptionRestorableDroppedDatabaseIdGivenForRestoreWithCrossSubscriptionSourceDatabaseId",
+        Family::Request,
+    ),
+    (
+        "MissmatchingCrossSubscriptionTargetManagedInstanceIdWithUrl",
+        Family::Request,
+    ),
+    (
+        "InvalidLongTermRetentionManagedInstanceBackupId",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentiontBackupOperationResultsInvalidODataQuery",
+        Family::Request,
+    ),
     ("LTRBackupNotExists", Family::Request),
-    ("LongTermRetentionMigrationBackupStorageRedundancyNotAllowed", Family::Request),
+    (
+        "LongTermRetentionMigrationBackupStorageRedundancyNotAllowed",
+        Family::Request,
+    ),
     ("LtrRestoreFailedArchiveStorageTier", Family::Request),
     ("LtrArchiveStorageTierNotEnabled", Family::Request),
     ("LtrArchiveWrongParameters", Family::Request),
     ("LTRArchiveRedundancyChangeFailed", Family::Request),
-    ("LongTermRetentionMigrationSubscriptionNotFound", Family::Request),
+    (
+        "LongTermRetentionMigrationSubscriptionNotFound",
+        Family::Request,
+    ),
     ("LtrOperationFailedBackupImmutable", Family::Request),
     ("DeleteLtrBackupWithLegalHold", Family::Request),
     ("LTRBackupImmutableNotSet", Family::Request),
     ("LTRBackupImmutabilityLocked", Family::Request),
-    ("LongTermRetentionMigrationRequestNotSupported", Family::Request),
-    ("LongTermRetentionMigrationCrossClusterRequestNotSupported", Family::Request),
-    ("LongTermRetentionMigrationParameterMissing", Family::Request),
-    ("LongTermRetentionMigrationSameServerNotSupported", Family::Request),
-    ("LongTermRetentionMigrationTargetServerNotFound", Family::Request),
-    ("LongTermRetentionMigrationTargetDatabaseNotFound", Family::Request),
-    ("LongTermRetentionMigrationStorageTypeNotSupported", Family::Request),
+    (
+        "LongTermRetentionMigrationRequestNotSupported",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationCrossClusterRequestNotSupported",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationParameterMissing",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationSameServerNotSupported",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationTargetServerNotFound",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationTargetDatabaseNotFound",
+        Family::Request,
+    ),
+    (
+        "LongTermRetentionMigrationStorageTypeNotSupported",
+        Family::Request,
+    ),
     ("LongTermRetentionMigrationStorageMismatch", Family::Request),
-    ("LongTermRetentionMigrationDatabaseTypeNotSupported", Family::Request),
-    ("MiGeoRestoreWithWrongBackupStorageRedundancy", Family::Request),
+    (
+        "LongTermRetentionMigrationDatabaseTypeNotSupported",
+        Family::Request,
+    ),
+    (
+        "MiGeoRestoreWithWrongBackupStorageRedundancy",
+        Family::Request,
+    ),
     ("LastBackupNameHasNewline", Family::Request),
     ("LastBackupNameHasNonAsciiCharacter", Family::Request),
     ("AadOnlyAuthenticationIsEnabled", Family::Request),
@@ -276,23 +360,50 @@ pub const CODES: &[(&str, Family)] = &[
     ("MiCreateFailedNonDelegatedSubnet", Family::Request),
     ("MiDropFailedOnAuthLocks", Family::Request),
     ("InvalidDatabaseCompleteRestoreRequest", Family::Request),
-    ("InvalidDatabaseCompleteRestoreRequestLastBackupName", Family::Request),
+    (
+        "InvalidDatabaseCompleteRestoreRequestLastBackupName",
+        Family::Request,
+    ),
     ("InvalidIdentifier", Family::Request),
     ("TimeoutDuringRestore", Family::ServerSide),
     ("BlobStorageServerFailure", Family::ServerSide),
     ("OperationIdNotFound", Family::ServerSide),
-    ("LongTermRetentionMigrationRequestCopyFailed", Family::ServerSide),
-    ("LongTermRetentionMigrationRestoreVerExceeded", Family::ServerSide),
-    ("LongTermRetentionMigrationRestoreVerFailed", Family::ServerSide),
-    ("LongTermRetentionMigrationRequestFailedToStartOnTarget", Family::ServerSide),
+    (
+        "LongTermRetentionMigrationRequestCopyFailed",
+        Family::ServerSide,
+    ),
+    (
+        "LongTermRetentionMigrationRestoreVerExceeded",
+        Family::ServerSide,
+    ),
+    (
+        "LongTermRetentionMigrationRestoreVerFailed",
+        Family::ServerSide,
+    ),
+    (
+        "LongTermRetentionMigrationRequestFailedToStartOnTarget",
+        Family::ServerSide,
+    ),
     ("OperationTimedOut", Family::ServerSide),
     ("DatabaseUnavailable", Family::ServerSide),
     ("RequestTimeout", Family::ServerSide),
-    ("ManagedIdentityIssueDetectedWhileRestoreInProgress", Family::StorageAccess),
-    ("StorageBrokenIssueDetectedWhileInProgress", Family::StorageAccess),
+    (
+        "ManagedIdentityIssueDetectedWhileRestoreInProgress",
+        Family::StorageAccess,
+    ),
+    (
+        "StorageBrokenIssueDetectedWhileInProgress",
+        Family::StorageAccess,
+    ),
     ("BlobStorageFailure", Family::StorageAccess),
-    ("ManagedIdentityIssueDetectedFromTheStart", Family::StorageAccess),
-    ("StorageBrokenIssueDetectedAtTheStart", Family::StorageAccess),
+    (
+        "ManagedIdentityIssueDetectedFromTheStart",
+        Family::StorageAccess,
+    ),
+    (
+        "StorageBrokenIssueDetectedAtTheStart",
+        Family::StorageAccess,
+    ),
     ("ServerNotInSubscriptionResourceGroup", Family::Target),
     ("SubscriptionDoesNotHaveServer", Family::Target),
     ("ResourceNotFound", Family::Target),
@@ -315,12 +426,30 @@ pub const CODES: &[(&str, Family)] = &[
     ("ActivateOrDeactivateWorkflowThrottling", Family::Throttled),
     ("TooManyRequests", Family::Throttled),
     ("PartiallyContainedDatabaseUnsupported", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutTooFewDataFiles", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutNonOnlineDataFilesExist", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutWrongNumberOfLogFiles", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutNonOnlineLogFilesExist", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutTooManyNonDataLogFiles", Family::Unsupported),
-    ("IncompatiblePhysicalLayoutTooManyXTPFiles", Family::Unsupported),
+    (
+        "IncompatiblePhysicalLayoutTooFewDataFiles",
+        Family::Unsupported,
+    ),
+    (
+        "IncompatiblePhysicalLayoutNonOnlineDataFilesExist",
+        Family::Unsupported,
+    ),
+    (
+        "IncompatiblePhysicalLayoutWrongNumberOfLogFiles",
+        Family::Unsupported,
+    ),
+    (
+        "IncompatiblePhysicalLayoutNonOnlineLogFilesExist",
+        Family::Unsupported,
+    ),
+    (
+        "IncompatiblePhysicalLayoutTooManyNonDataLogFiles",
+        Family::Unsupported,
+    ),
+    (
+        "IncompatiblePhysicalLayoutTooManyXTPFiles",
+        Family::Unsupported,
+    ),
 ];
 
 /// How one error code is handled.
@@ -338,7 +467,9 @@ impl Classified {
         match self.family {
             Some(f) => f.message(),
             None => match self.class {
-                ErrorClass::Retry => "Azure answered with an undocumented transient error; the pipeline retries",
+                ErrorClass::Retry => {
+                    "Azure answered with an undocumented transient error; the pipeline retries"
+                }
                 _ => {
                     "Azure answered with an error code its documentation does not list: read the \
                      message, fix the cause, then `resume`"
@@ -390,9 +521,18 @@ mod tests {
     #[test]
     fn families_decide_the_documented_codes() {
         let c = classify(Some(400), Some("BrokenRestorePlanGapInLogBackups"));
-        assert_eq!((c.family, c.class), (Some(Family::Chain), ErrorClass::Block));
-        assert_eq!(classify(Some(429), Some("SubscriptionTooManyRequests")).class, ErrorClass::Retry);
-        assert_eq!(classify(Some(400), Some("sqlrestoreerror")).class, ErrorClass::Terminal);
+        assert_eq!(
+            (c.family, c.class),
+            (Some(Family::Chain), ErrorClass::Block)
+        );
+        assert_eq!(
+            classify(Some(429), Some("SubscriptionTooManyRequests")).class,
+            ErrorClass::Retry
+        );
+        assert_eq!(
+            classify(Some(400), Some("sqlrestoreerror")).class,
+            ErrorClass::Terminal
+        );
         assert_eq!(
             classify(Some(400), Some("ExternalBackupAlreadySignaledToComplete")).class,
             ErrorClass::Benign
@@ -405,7 +545,10 @@ mod tests {
 
     #[test]
     fn undocumented_codes_fall_back_on_status_and_wording() {
-        assert_eq!(classify(Some(503), Some("Whatever")).class, ErrorClass::Retry);
+        assert_eq!(
+            classify(Some(503), Some("Whatever")).class,
+            ErrorClass::Retry
+        );
         assert_eq!(classify(None, None).class, ErrorClass::Retry);
         assert_eq!(
             classify(Some(400), Some("TooManyConcurrentRestores")).class,

@@ -69,7 +69,10 @@ impl LongRunning {
     /// # Errors
     /// [`Error::InvalidInput`] when it holds no absolute URL.
     pub fn from_stored(stored: &str) -> Result<Self, Error> {
-        let (kind, raw) = stored.trim().split_once(' ').unwrap_or(("location", stored));
+        let (kind, raw) = stored
+            .trim()
+            .split_once(' ')
+            .unwrap_or(("location", stored));
         let url = Url::parse(raw.trim()).map_err(|e| Error::InvalidInput {
             reason: format!("the stored polling url is not a url: {e}"),
         })?;
@@ -955,8 +958,12 @@ mod tests {
     #[test]
     fn polling_urls_round_trip_through_the_state_document() {
         for poll in [
-            PollKind::AsyncOperation(Url::parse("https://m/aop/1?api-version=2025-01-01").expect("static")),
-            PollKind::Location(Url::parse("https://m/op/1?api-version=2025-01-01").expect("static")),
+            PollKind::AsyncOperation(
+                Url::parse("https://m/aop/1?api-version=2025-01-01").expect("static"),
+            ),
+            PollKind::Location(
+                Url::parse("https://m/op/1?api-version=2025-01-01").expect("static"),
+            ),
         ] {
             let op = LongRunning {
                 poll,

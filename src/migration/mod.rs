@@ -193,8 +193,11 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
 /// A polling URL that carries a SAS (`sig=`) is never stored.
 fn carries_secret(url: &str) -> bool {
     url.split_once('?').is_some_and(|(_, q)| {
-        q.split('&')
-            .any(|p| p.split('=').next().is_some_and(|k| k.eq_ignore_ascii_case("sig")))
+        q.split('&').any(|p| {
+            p.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("sig"))
+        })
     })
 }
 
@@ -214,7 +217,11 @@ fn lrs_error_finding(state: &MigrationState, what: &str, e: &CallError) -> Findi
         format!(
             "{what} for {}: Azure answered {} ({}): {}",
             state.database_name,
-            if e.code().is_empty() { "an error" } else { e.code() },
+            if e.code().is_empty() {
+                "an error"
+            } else {
+                e.code()
+            },
             e.message,
             e.advice
         ),
@@ -227,10 +234,9 @@ fn start_failed(state: &mut MigrationState, e: &CallError, now: OffsetDateTime) 
     // Nothing was started: the claim goes, so the database is Ready (retry), Blocked or Failed.
     state.lrs.start_claimed_at = None;
     match e.class {
-        ErrorClass::Retry | ErrorClass::Benign => state.audit(
-            now,
-            "left Ready: the start is tried again on a later tick",
-        ),
+        ErrorClass::Retry | ErrorClass::Benign => {
+            state.audit(now, "left Ready: the start is tried again on a later tick")
+        }
         ErrorClass::Block => state.lrs.block = Some(lrs_error_finding(state, "the start", e)),
         ErrorClass::Terminal => {
             state.lrs.failure = Some(format!(
@@ -250,7 +256,11 @@ fn details_failed(
     let status = e.status.unwrap_or(0);
     state.audit(
         now,
-        format!("restoreDetails failed ({status} {}): {}", e.code(), e.message),
+        format!(
+            "restoreDetails failed ({status} {}): {}",
+            e.code(),
+            e.message
+        ),
     );
     if state.lrs.complete_sent_at.is_some() {
         // After completeRestore, errors such as ManagedDatabaseNotInRestoringState are expected:
@@ -290,7 +300,10 @@ fn complete_failed(
     actions: &mut Vec<Action>,
 ) {
     let code = e.code();
-    state.audit(now, format!("completeRestore failed ({code}): {}", e.message));
+    state.audit(
+        now,
+        format!("completeRestore failed ({code}): {}", e.message),
+    );
     if e.is("ExternalBackupAlreadySignaledToComplete") || e.class == ErrorClass::Benign {
         // An earlier complete got through.
         state.lrs.complete_sent_at.get_or_insert(now);
@@ -350,7 +363,11 @@ fn operation_polled(
         OperationPoll::Failed(e) => {
             state.audit(
                 now,
-                format!("the {label} operation ended Failed ({}): {}", e.code(), e.message),
+                format!(
+                    "the {label} operation ended Failed ({}): {}",
+                    e.code(),
+                    e.message
+                ),
             );
             // Is the database still there? If not, it is Lost.
             actions.push(Action::PollDatabaseStatus);
@@ -408,7 +425,10 @@ fn database_gone(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Ac
     if state.lrs.started_at.is_none() {
         if state.start_claimed() {
             // The claimed start never reached LRS: send it again (reconcile).
-            state.audit(now, "the claimed start never created the database: sending it again");
+            state.audit(
+                now,
+                "the claimed start never created the database: sending it again",
+            );
             if let Some(action) = start_action(state, ctx) {
                 state.lrs.start_attempts += 1;
                 actions.push(action);
@@ -432,7 +452,11 @@ fn database_gone(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Ac
     state.audit(now, format!("database lost: {message}"));
     let key = format!(
         "lost:{}",
-        state.lrs.started_at.map(|t| t.to_string()).unwrap_or_default()
+        state
+            .lrs
+            .started_at
+            .map(|t| t.to_string())
+            .unwrap_or_default()
     );
     push_alert_once(
         state,

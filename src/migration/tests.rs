@@ -247,7 +247,11 @@ fn a_refused_completion_is_retried_on_a_later_tick_not_at_once() {
 fn a_refused_start_blocks_until_an_operator_resumes() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartFailed(err(400, "InvalidCollation", ErrorClass::Block)));
+    w.feed(Input::StartFailed(err(
+        400,
+        "InvalidCollation",
+        ErrorClass::Block,
+    )));
     assert_eq!(w.state.phase, Phase::Blocked);
     assert!(
         w.state
@@ -519,7 +523,11 @@ fn a_broken_restore_plan_in_restore_details_blocks_with_an_alert() {
     assert_eq!(w.state.phase, Phase::Restoring);
     // A terminal one fails, with an alert.
     let mut w = restoring();
-    w.feed(Input::RestoreDetailsFailed(err(400, "SqlRestoreError", ErrorClass::Terminal)));
+    w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "SqlRestoreError",
+        ErrorClass::Terminal,
+    )));
     assert_eq!(w.state.phase, Phase::Failed);
     assert_eq!(w.alerts(AlertKind::LrsFailed), 1);
 }
@@ -532,7 +540,11 @@ fn a_database_gone_after_its_start_is_lost_until_an_operator_restarts_it() {
         "RestoreDetailsNotAvailableOrExpired",
         ErrorClass::Retry,
     )));
-    assert_eq!(out, [Action::PollDatabaseStatus], "only GET database decides");
+    assert_eq!(
+        out,
+        [Action::PollDatabaseStatus],
+        "only GET database decides"
+    );
     assert_eq!(w.state.phase, Phase::Restoring);
     w.feed(Input::DatabaseGone);
     assert_eq!(w.state.phase, Phase::Lost);
@@ -545,7 +557,12 @@ fn a_database_gone_after_its_start_is_lost_until_an_operator_restarts_it() {
             _ => None,
         })
         .expect("a lost alert");
-    for words in ["failover", "Business Critical", "30-day limit did not", "restart"] {
+    for words in [
+        "failover",
+        "Business Critical",
+        "30-day limit did not",
+        "restart",
+    ] {
         assert!(detail.contains(words), "{words}: {detail}");
     }
     // Nothing restarts it on its own.
@@ -599,7 +616,13 @@ fn the_create_operation_is_polled_each_due_tick_and_in_progress_is_information()
     w.advance(Duration::minutes(10));
     let out = w.feed(Input::Tick);
     assert!(
-        out.iter().any(|a| matches!(a, Action::PollOperation { kind: OperationKind::Start, .. })),
+        out.iter().any(|a| matches!(
+            a,
+            Action::PollOperation {
+                kind: OperationKind::Start,
+                ..
+            }
+        )),
         "{out:?}"
     );
     assert!(out.contains(&Action::PollRestoreDetails));
@@ -649,7 +672,11 @@ fn cutover_waits_for_the_tail_set_and_ignores_current_restoring_file() {
     w.feed(Input::Restore(snap("Restored", &["Sales_x.trn"])));
     assert_eq!(w.completes(), 0, "something is still queued");
     w.feed(Input::Restore(snap("Restored", &[])));
-    assert_eq!(w.completes(), 1, "currentRestoringFileName is not a condition");
+    assert_eq!(
+        w.completes(),
+        1,
+        "currentRestoringFileName is not a condition"
+    );
 }
 
 #[test]
@@ -697,7 +724,11 @@ fn an_undocumented_status_is_shown_once_and_never_blocks() {
 fn a_throttled_or_limited_start_leaves_the_database_ready() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartFailed(err(429, "SubscriptionTooManyCreateUpdateRequests", ErrorClass::Retry)));
+    w.feed(Input::StartFailed(err(
+        429,
+        "SubscriptionTooManyCreateUpdateRequests",
+        ErrorClass::Retry,
+    )));
     assert_eq!(w.state.phase, Phase::Ready);
     assert_eq!(w.starts(), 1, "not again in the same breath");
     w.feed(Input::Tick);
@@ -710,7 +741,10 @@ fn a_throttled_or_limited_start_leaves_the_database_ready() {
     w.feed(Input::StartFailed(e));
     assert_eq!(w.state.phase, Phase::Blocked);
     let reason = w.state.reason.clone().expect("a reason");
-    assert!(reason.contains("100 on General Purpose") && reason.contains("500"), "{reason}");
+    assert!(
+        reason.contains("100 on General Purpose") && reason.contains("500"),
+        "{reason}"
+    );
 }
 
 #[test]
@@ -727,7 +761,10 @@ fn a_target_name_owned_by_another_folder_blocks_and_never_starts() {
         first_seen: w.now,
     };
     let out = handle(&mut w.state, Input::FileSeen(Box::new(record)), &ctx);
-    assert!(!out.iter().any(|a| matches!(a, Action::StartLrs { .. })), "{out:?}");
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::StartLrs { .. })),
+        "{out:?}"
+    );
     assert_eq!(w.state.phase, Phase::Blocked);
     let f = w
         .state

@@ -27,9 +27,13 @@ impl LrsCallError {
     /// Whether the error says the database name is taken (an earlier start, or a real database).
     pub fn is_name_in_use(&self) -> bool {
         self.code.as_deref().is_some_and(|c| {
-            ["ManagedDatabaseNameInUse", "DuplicateRestoreOperation", "RemoteDatabaseExists"]
-                .iter()
-                .any(|k| k.eq_ignore_ascii_case(c))
+            [
+                "ManagedDatabaseNameInUse",
+                "DuplicateRestoreOperation",
+                "RemoteDatabaseExists",
+            ]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(c))
         })
     }
 

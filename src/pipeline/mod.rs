@@ -679,17 +679,21 @@ impl Pipeline {
                     Err(e) if e.is_name_in_use() => {
                         // Adopt only our own restore: restoreDetails must say LRSRestore.
                         match self.lrs.restore_details(db).await {
-                            Ok(view) => Some(Input::StartNameInUse {
-                                lrs_restore: view
-                                    .snapshot
-                                    .restore_type
-                                    .as_deref()
-                                    .is_some_and(|t| t.trim().eq_ignore_ascii_case("LRSRestore")),
-                            }),
-                            Err(d) if d.is_not_found() || d.classify().class != ErrorClass::Retry
-                                || d.code.as_deref().is_some_and(|c| {
-                                    c.eq_ignore_ascii_case("RestoreDetailsNotAvailableOrExpired")
-                                }) =>
+                            Ok(view) => {
+                                Some(Input::StartNameInUse {
+                                    lrs_restore: view.snapshot.restore_type.as_deref().is_some_and(
+                                        |t| t.trim().eq_ignore_ascii_case("LRSRestore"),
+                                    ),
+                                })
+                            }
+                            Err(d)
+                                if d.is_not_found()
+                                    || d.classify().class != ErrorClass::Retry
+                                    || d.code.as_deref().is_some_and(|c| {
+                                        c.eq_ignore_ascii_case(
+                                            "RestoreDetailsNotAvailableOrExpired",
+                                        )
+                                    }) =>
                             {
                                 Some(Input::StartNameInUse { lrs_restore: false })
                             }
