@@ -48,7 +48,7 @@ fn spawn(root: &std::path::Path, env: &[(&str, &str)]) -> (Sim, String) {
 #[tokio::test]
 async fn the_binary_serves_arm_with_faults_from_the_environment() {
     let root = tempfile::tempdir().expect("temp dir");
-    write_junk(root.path(), "backups", "db1", "notes.txt");
+    write_junk(root.path(), "landing", "db1", "notes.txt");
     let (_sim, base) = spawn(
         root.path(),
         &[
@@ -67,7 +67,7 @@ async fn the_binary_serves_arm_with_faults_from_the_environment() {
     let start = StartRestore::new(
         db.clone(),
         &mi.location,
-        "https://acct.blob.core.windows.net/backups/db1",
+        "https://acct.blob.core.windows.net/landing/db1",
         StorageAuth::ManagedIdentity,
         "SQL_Latin1_General_CP1_CI_AS",
     )
