@@ -377,8 +377,8 @@ impl Inner {
         let drop_at = drop_after
             .filter(|_| droppable && db.is_active_restore())
             .map(|secs| db.created + Duration::seconds_f64(secs));
-        let cancel_at = matches!(db.phase, Phase::Restoring)
-            .then(|| db.created + self.config.cancel_after);
+        let cancel_at =
+            matches!(db.phase, Phase::Restoring).then(|| db.created + self.config.cancel_after);
         let gone = match (drop_at, cancel_at) {
             (Some(d), c) if d <= now && c.is_none_or(|c| d <= c) => Some(Gone {
                 at: d,
@@ -532,7 +532,10 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .layer(middleware::from_fn(require_api_version))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
-        .layer(middleware::from_fn_with_state(state.clone(), throttle_requests))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle_requests,
+        ))
         .layer(middleware::from_fn(arm_headers))
         .layer(middleware::from_fn_with_state(state.clone(), log_request));
     let admin = Router::new()
@@ -791,22 +794,25 @@ async fn put_other_database(
     Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
     body: Bytes,
 ) -> Response {
-    let restore_type = if body.is_empty() {
-        Some(NOT_LRS_TYPE.to_owned())
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        restore_type: Option<String>,
+    }
+    let parsed = if body.is_empty() {
+        Ok(Body { restore_type: None })
     } else {
-        serde_json::from_slice::<Value>(&body).ok().and_then(|v| {
-            match v.get("restoreType") {
-                None => Some(NOT_LRS_TYPE.to_owned()),
-                Some(t) => t.as_str().map(str::to_owned),
-            }
-        })
+        serde_json::from_slice::<Body>(&body)
     };
-    let Some(restore_type) = restore_type else {
-        return (
-            StatusCode::BAD_REQUEST,
-            Json(json!({"error": "send no body, or {\"restoreType\": \"<type restoreDetails shows>\"}"})),
-        )
-            .into_response();
+    let restore_type = match parsed {
+        Ok(b) => b.restore_type.unwrap_or_else(|| NOT_LRS_TYPE.to_owned()),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("send no body, or {{\"restoreType\": \"<type restoreDetails shows>\"}}: {e}")})),
+            )
+                .into_response();
+        }
     };
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
@@ -1251,7 +1257,13 @@ async fn complete_restore(
     let done_at = now + Duration::seconds_f64(state.config.complete_secs.max(0.0));
     record.phase = Phase::Completing { done_at };
     info!(database = %db, last_backup = %name, "complete signaled");
-    let id = state.new_operation(&mut world, key, generation, OpKind::Complete, OpEnd::WhenOnline);
+    let id = state.new_operation(
+        &mut world,
+        key,
+        generation,
+        OpKind::Complete,
+        OpEnd::WhenOnline,
+    );
     let headers = state.operation_headers(&base_url(&headers), &sub, &id);
     (StatusCode::ACCEPTED, headers).into_response()
 }
@@ -1297,7 +1309,9 @@ fn not_available(db: &str) -> Response {
     arm_error(
         StatusCode::BAD_REQUEST,
         "RestoreDetailsNotAvailableOrExpired",
-        format!("Requested restore details are not available, or have expired, for database '{db}'."),
+        format!(
+            "Requested restore details are not available, or have expired, for database '{db}'."
+        ),
     )
 }
 
@@ -1376,9 +1390,7 @@ async fn poll_location(
     };
     match status {
         OpState::Succeeded => StatusCode::NO_CONTENT.into_response(),
-        OpState::Failed { code, message } => {
-            documented_error(codes::PUT_DATABASE, code, message)
-        }
+        OpState::Failed { code, message } => documented_error(codes::PUT_DATABASE, code, message),
         OpState::InProgress => {
             let mut out = state.operation_headers(&base_url(&headers), &sub, &id);
             out.remove("azure-asyncoperation");

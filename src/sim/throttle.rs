@@ -166,9 +166,7 @@ mod tests {
         for i in 0..250u64 {
             assert_eq!(
                 t.admit("s", Kind::Read, t0),
-                Admission::Admitted {
-                    remaining: 249 - i
-                }
+                Admission::Admitted { remaining: 249 - i }
             );
         }
         assert_eq!(

@@ -263,8 +263,8 @@ pub async fn put_faults(base: &str, faults: serde_json::Value) {
 /// `responses.default.description` lines `* <status> <Code> - <message>`.
 pub fn spec_codes(file: &str, operation_id: &str) -> Vec<(u16, String)> {
     let path = specs_dir().join(file);
-    let text = std::fs::read_to_string(&path)
-        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     let spec: serde_json::Value = serde_json::from_str(&text).expect("the spec is json");
     let mut out: Vec<(u16, String)> = Vec::new();
     for methods in spec["paths"].as_object().expect("paths").values() {
@@ -293,7 +293,10 @@ pub fn spec_codes(file: &str, operation_id: &str) -> Vec<(u16, String)> {
             }
         }
     }
-    assert!(!out.is_empty(), "{operation_id} documents no error codes in {file}");
+    assert!(
+        !out.is_empty(),
+        "{operation_id} documents no error codes in {file}"
+    );
     out
 }
 
