@@ -234,7 +234,7 @@ mod tests {
         assert!(err.to_string().contains("--restore-mbps"), "{err}");
         let err = parse(&["--conflict-rate", "2"]).expect_err("refused");
         assert!(err.to_string().contains("conflict rate"), "{err}");
-        let err = parse(&["--operation-secs", "-1"]).expect_err("refused");
+        let err = parse(&["--operation-secs=-1"]).expect_err("refused");
         assert!(err.to_string().contains("--operation-secs"), "{err}");
         let err = parse(&["--drop-after-secs", "NaN"]).expect_err("refused");
         assert!(err.to_string().contains("--drop-after-secs"), "{err}");
