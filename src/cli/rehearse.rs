@@ -357,7 +357,7 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
     let clock = Arc::new(SystemClock::new());
     let mut config = SimConfig::folder(staging.path());
     config.restore_mbps = args.restore_mbps;
-    config.operation_secs = 0.2;
+    config.operation_secs = Some(0.2);
     config.complete_secs = 0.5;
     config.poll_retry_after_secs = 0;
     let source = blobs.clone();
