@@ -8,8 +8,10 @@ mod support;
 
 use std::sync::Arc;
 
-use lrs_autopilot::migration::{LrsSnapshot, Phase};
-use lrs_autopilot::pipeline::{ArmLrs, LrsApi, LrsCallError, StartRequest};
+use lrs_autopilot::migration::Phase;
+use lrs_autopilot::pipeline::{
+    ArmLrs, LrsApi, LrsCallError, OperationState, RestoreView, StartRequest,
+};
 use lrs_autopilot::sim::Faults;
 use pipeline_support::{
     CLEAN, CLEAN_TAIL, Encoding, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
@@ -295,22 +297,25 @@ impl CutOff {
 
 #[async_trait::async_trait]
 impl LrsApi for CutOff {
-    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError> {
+    async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError> {
         match self.take(false) {
             Cut::Pass => self.inner.start(request).await,
             Cut::Request => Err(lost()),
             Cut::Answer => self.inner.start(request).await.and(Err(lost())),
         }
     }
-    async fn restore_details(&self, db: &str) -> Result<LrsSnapshot, LrsCallError> {
+    async fn restore_details(&self, db: &str) -> Result<RestoreView, LrsCallError> {
         self.inner.restore_details(db).await
     }
-    async fn complete(&self, db: &str, last: &str) -> Result<(), LrsCallError> {
+    async fn complete(&self, db: &str, last: &str) -> Result<Option<String>, LrsCallError> {
         match self.take(true) {
             Cut::Pass => self.inner.complete(db, last).await,
             Cut::Request => Err(lost()),
             Cut::Answer => self.inner.complete(db, last).await.and(Err(lost())),
         }
+    }
+    async fn poll_operation(&self, url: &str) -> Result<OperationState, LrsCallError> {
+        self.inner.poll_operation(url).await
     }
     async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
         self.inner.database_status(db).await

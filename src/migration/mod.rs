@@ -99,18 +99,7 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
             );
             accept_start(state, now);
         }
-        Input::StartNameInUse { lrs_restore: false } => {
-            let message = format!(
-                "a database named {} already exists on the managed instance and restoreDetails does \
-                 not show it as an LRS restore, so the pipeline will not adopt it: map the folder \
-                 to another name with LRS_DATABASE_NAME_MAP, or, if that database is a leftover you \
-                 no longer need, drop it yourself; then `resume`",
-                state.database_name
-            );
-            state.audit(now, format!("start refused: {message}"));
-            state.lrs.start_claimed_at = None;
-            state.lrs.block = Some(blocking_finding(FindingCode::NameInUse, message));
-        }
+        Input::StartNameInUse { lrs_restore: false } => handle_name_in_use(state, now),
         Input::StartFailed(e) => start_failed(state, &e, now),
         Input::Restore(snapshot) => handle_snapshot(state, snapshot, now, &mut actions),
         Input::RestoreDetailsFailed(e) => details_failed(state, &e, now, &mut actions),
@@ -190,6 +179,20 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     actions
 }
 
+/// The target name is taken by a database that is not an LRS restore: block, never adopt.
+fn handle_name_in_use(state: &mut MigrationState, now: OffsetDateTime) {
+    let message = format!(
+        "a database named {} already exists on the managed instance and restoreDetails does not \
+         show it as an LRS restore, so the pipeline will not adopt it: map the folder to another \
+         name with LRS_DATABASE_NAME_MAP, or, if that database is a leftover you no longer need, \
+         drop it yourself; then `resume`",
+        state.database_name
+    );
+    state.audit(now, format!("start refused: {message}"));
+    state.lrs.start_claimed_at = None;
+    state.lrs.block = Some(blocking_finding(FindingCode::NameInUse, message));
+}
+
 /// A polling URL that carries a SAS (`sig=`) is never stored.
 fn carries_secret(url: &str) -> bool {
     url.split_once('?').is_some_and(|(_, q)| {
@@ -231,7 +234,14 @@ fn lrs_error_finding(state: &MigrationState, what: &str, e: &CallError) -> Findi
 fn start_failed(state: &mut MigrationState, e: &CallError, now: OffsetDateTime) {
     let code = e.code();
     state.audit(now, format!("start failed ({code}): {}", e.message));
-    // Nothing was started: the claim goes, so the database is Ready (retry), Blocked or Failed.
+    if e.status.is_none() && e.class == ErrorClass::Retry {
+        // No answer: ARM may have accepted it. The claim stays; the timer reconciles it from
+        // restoreDetails and GET database, so no second PUT goes out blind.
+        state.audit(now, "no answer to the start: the timer reconciles it");
+        return;
+    }
+    // ARM answered: nothing was started. The claim goes, so the database is Ready (retry),
+    // Blocked or Failed.
     state.lrs.start_claimed_at = None;
     match e.class {
         ErrorClass::Retry | ErrorClass::Benign => {
@@ -525,6 +535,15 @@ fn handle_snapshot(
     actions: &mut Vec<Action>,
 ) {
     if state.lrs.started_at.is_none() && state.start_claimed() {
+        let foreign = snapshot
+            .restore_type
+            .as_deref()
+            .is_some_and(|t| !t.trim().eq_ignore_ascii_case("LRSRestore"));
+        if foreign {
+            // Not our restore: never adopt it.
+            handle_name_in_use(state, now);
+            return;
+        }
         // LRS answers for the database: the claimed start reached it.
         accept_start(state, now);
     }
