@@ -446,10 +446,13 @@ fn database_gone(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Ac
         }
         return;
     }
-    // Positive evidence that it existed: LRS or ARM showed it, or its create operation failed.
+    // It existed: LRS or ARM showed it, or its create operation has ended (failed or succeeded,
+    // or there was none to follow). A 404 while the create still runs and nothing was ever seen
+    // is not evidence of anything yet.
     let existed = state.lrs.snapshot.is_some()
         || state.lrs.database_status.is_some()
-        || state.lrs.start_operation_failed;
+        || state.lrs.start_operation_failed
+        || state.lrs.start_operation.is_none();
     if !existed {
         state.audit(
             now,

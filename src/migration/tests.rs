@@ -598,7 +598,9 @@ fn a_lost_database_after_thirty_days_says_the_limit_did_it() {
 fn a_404_before_the_database_was_ever_seen_is_not_lost() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartAccepted { operation: None });
+    w.feed(Input::StartAccepted {
+        operation: Some("location https://management.azure.com/op/1".into()),
+    });
     w.feed(Input::DatabaseGone);
     assert_ne!(w.state.phase, Phase::Lost);
     // A failed create operation and then a 404 is positive evidence.

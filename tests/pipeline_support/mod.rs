@@ -256,6 +256,20 @@ impl LrsApi for Recorder {
     }
 }
 
+/// Captures every log line of the current thread (INFO and up) until the guard drops: run the test
+/// on a `current_thread` runtime so the in-process handler's and simulator's tasks log here too.
+pub fn capture_logs() -> (crate::support::Captured, tracing::subscriber::DefaultGuard) {
+    let captured = crate::support::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (captured, guard)
+}
+
 // ---- the simulator ---------------------------------------------------------------------------
 
 /// The simulator on a loopback port, on a virtual clock the test moves.
@@ -1166,6 +1180,25 @@ impl Rig {
         panic!(
             "{folder} did not reach the expected state in {max_ticks} ticks; last phase {last:?}; audit: {:#?}",
             self.state_of(folder).await.map(|s| s.audit)
+        );
+    }
+
+    /// Makes an `Online` database named `db` on the simulated instance that no LRS job created
+    /// (the simulator's `/_sim/databases` test API).
+    pub async fn precreate_foreign_database(&self, db: &str) {
+        let url = format!(
+            "{}/_sim/databases/{SUBSCRIPTION}/{RESOURCE_GROUP}/{INSTANCE}/{db}",
+            self.sim.base
+        );
+        let response = reqwest::Client::new()
+            .put(url)
+            .send()
+            .await
+            .expect("PUT /_sim/databases");
+        assert!(
+            response.status().is_success(),
+            "the simulator made the database: {}",
+            response.status()
         );
     }
 
