@@ -301,6 +301,9 @@ impl Sim {
         config.complete_secs = options.complete_secs;
         config.poll_retry_after_secs = 0;
         config.faults = options.faults.clone();
+        if let Some(limit) = options.instance_restore_limit {
+            config.instance_restore_limit = limit;
+        }
         // Start at real time: SAS expiry checks compare the pipeline's clock with real dates.
         let clock = Arc::new(VirtualClock::new(OffsetDateTime::now_utc()));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -870,6 +873,8 @@ pub struct RigOptions {
     pub operation_secs: Option<f64>,
     /// How long completeRestore runs in the simulator, in simulated seconds.
     pub complete_secs: f64,
+    /// The simulated instance's concurrent-restore limit (documented: 100).
+    pub instance_restore_limit: Option<usize>,
 }
 
 impl Default for RigOptions {
@@ -884,6 +889,7 @@ impl Default for RigOptions {
             slow_state_writes: None,
             operation_secs: None,
             complete_secs: 60.0,
+            instance_restore_limit: None,
         }
     }
 }
