@@ -5,7 +5,7 @@
 //! `* <status> <Code> - <message>`.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use lrs_autopilot::lrs::codes;
 use lrs_autopilot::migration::ErrorClass;
@@ -38,7 +38,7 @@ fn spec_dir() -> Option<PathBuf> {
 }
 
 /// (status, code) pairs documented for one operation, by operationId.
-fn documented(dir: &PathBuf, file: &str, operation_id: &str) -> Vec<(u16, String)> {
+fn documented(dir: &Path, file: &str, operation_id: &str) -> Vec<(u16, String)> {
     let path = dir.join(file);
     let text = std::fs::read_to_string(&path)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
@@ -72,7 +72,7 @@ fn documented(dir: &PathBuf, file: &str, operation_id: &str) -> Vec<(u16, String
     codes
 }
 
-fn all_documented(dir: &PathBuf) -> BTreeMap<&'static str, Vec<(u16, String)>> {
+fn all_documented(dir: &Path) -> BTreeMap<&'static str, Vec<(u16, String)>> {
     [
         ("ManagedDatabases.json", "ManagedDatabases_CreateOrUpdate"),
         ("ManagedDatabases.json", "ManagedDatabases_Get"),
