@@ -446,6 +446,10 @@ impl Pipeline {
     /// # Errors
     /// Storage trouble or an undecodable document.
     pub async fn list(&self) -> Result<Vec<MigrationState>, PipelineError> {
+        bounded(self.list_unbounded()).await
+    }
+
+    async fn list_unbounded(&self) -> Result<Vec<MigrationState>, PipelineError> {
         let mut out = Vec::new();
         for key in self.state_keys().await? {
             if let Some((state, _)) = self.load(&key).await? {
@@ -462,7 +466,7 @@ impl Pipeline {
     /// [`PipelineError::Ambiguous`] when a name matches more than one folder; storage trouble or
     /// an undecodable document.
     pub async fn find(&self, database: &str) -> Result<Option<MigrationState>, PipelineError> {
-        let all = self.list().await?;
+        let all = self.list_unbounded().await?;
         let key = |s: &MigrationState| format!("{}/{}", s.container, s.folder);
         let as_key = database.replacen(':', "/", 1);
         if let Some(exact) = all.iter().find(|s| key(s) == database || key(s) == as_key) {
