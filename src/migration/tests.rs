@@ -778,3 +778,28 @@ fn a_target_name_owned_by_another_folder_blocks_and_never_starts() {
     w.feed(Input::Tick);
     assert_eq!(w.starts(), 0);
 }
+
+#[test]
+fn the_sas_expiry_alert_says_the_token_is_set_only_at_start() {
+    let mut w = restoring();
+    let mut ctx = w.ctx();
+    ctx.sas_days_left = Some(2);
+    w.advance(Duration::minutes(10));
+    ctx.now = w.now;
+    let out = handle(&mut w.state, Input::Tick, &ctx);
+    let detail = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Alert(al) if al.kind == AlertKind::SasExpiring => Some(al.detail.clone()),
+            _ => None,
+        })
+        .expect("a SAS expiry alert");
+    for words in [
+        "can be set only when LRS starts",
+        "parallel restores from one container need the same",
+        "before the token expires",
+        "restart from a full backup with a new token",
+    ] {
+        assert!(detail.contains(words), "{words}: {detail}");
+    }
+}
