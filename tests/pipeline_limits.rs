@@ -237,3 +237,46 @@ async fn two_folders_mapped_to_one_name_block_the_second() {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["summary"]["phase"], "Paused");
 }
+
+/// The same folder name in two watched containers: both target one database name, so the folder
+/// that comes second blocks with `target_name_taken`, naming the first as the owner; LRS is started
+/// once, for the first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_folder_in_two_containers_blocks_the_second() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
+        second_container: true,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let other = rig.second.clone().expect("a second container");
+    let data = bytes::Bytes::from(
+        std::fs::read(pipeline_support::clean_dir(&fixtures).join(CLEAN[0])).expect("fixture"),
+    );
+    let first = rig
+        .upload("Sales", CLEAN[0], data.clone(), &BTreeMap::new())
+        .await;
+    rig.deliver_each(rig.endpoint(), [(0, &first)], Encoding::Once)
+        .await;
+    let second = rig
+        .upload_to(&other, "Sales", CLEAN[0], data, &BTreeMap::new())
+        .await;
+    rig.deliver_each(rig.endpoint(), [(1, &second)], Encoding::Once)
+        .await;
+    let (status, body) = rig
+        .endpoint()
+        .migrations("GET", Some(&format!("{other}:Sales")), None, None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["summary"]["phase"], "Blocked", "{body}");
+    let findings = body["summary"]["findings"].to_string();
+    assert!(
+        findings.contains("target_name_taken")
+            && findings.contains(&format!("{}/Sales", rig.backups)),
+        "{findings}"
+    );
+    let l = ledger(&rig.requests(), "Sales");
+    assert_eq!((l.start_attempts, l.starts_accepted), (1, 1), "{l:?}");
+}

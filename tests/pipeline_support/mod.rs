@@ -875,6 +875,8 @@ pub struct RigOptions {
     pub complete_secs: f64,
     /// The simulated instance's concurrent-restore limit (documented: 100).
     pub instance_restore_limit: Option<usize>,
+    /// Watch a second backups container too ([`Rig::second`]).
+    pub second_container: bool,
 }
 
 impl Default for RigOptions {
@@ -890,6 +892,7 @@ impl Default for RigOptions {
             operation_secs: None,
             complete_secs: 60.0,
             instance_restore_limit: None,
+            second_container: false,
         }
     }
 }
@@ -929,6 +932,8 @@ pub struct Rig {
     pub options: RigOptions,
     /// The in-process handler's LRS port, with what restoreDetails showed it.
     pub recorder: Arc<Recorder>,
+    /// The second watched container, when [`RigOptions::second_container`].
+    pub second: Option<String>,
 }
 
 impl Rig {
@@ -938,6 +943,10 @@ impl Rig {
         // No name in the storage path may contain `backup`: LRS reserves the word.
         let (backups, account_url) = azurite::create_container("sources").await;
         let (state_container, _) = azurite::create_container("state").await;
+        let second = match options.second_container {
+            true => Some(azurite::create_container("others").await.0),
+            false => None,
+        };
         let account = az.url.clone();
         let writer = az.blob_store();
         let state = az.state_store(&state_container);
@@ -956,7 +965,13 @@ impl Rig {
                     raced: AtomicU64::new(0),
                 })
             });
-        let settings = settings(&account_url, &backups, &options, lrs_sas.as_deref());
+        let settings = settings(
+            &account_url,
+            &backups,
+            second.as_deref(),
+            &options,
+            lrs_sas.as_deref(),
+        );
         let recorder = Arc::new(Recorder::new(ArmLrs::new(sim.client(), instance())));
         let pipeline = build_pipeline(
             &blobs,
@@ -981,6 +996,7 @@ impl Rig {
             handler,
             options,
             recorder,
+            second,
         }
     }
 
@@ -999,6 +1015,7 @@ impl Rig {
         let settings = settings(
             &self.account_url,
             &self.backups,
+            self.second.as_deref(),
             &self.options,
             self.lrs_sas.as_deref(),
         );
@@ -1020,7 +1037,13 @@ impl Rig {
             ("LRS_RESOURCE_GROUP", RESOURCE_GROUP.to_owned()),
             ("LRS_MANAGED_INSTANCE", INSTANCE.to_owned()),
             ("LRS_STORAGE_ACCOUNT_URL", self.account_url.clone()),
-            ("LRS_CONTAINERS", self.backups.clone()),
+            (
+                "LRS_CONTAINERS",
+                std::iter::once(self.backups.clone())
+                    .chain(self.second.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("LRS_STATE_CONTAINER", self.state_container.clone()),
             (
                 "LRS_DATABASE_NAME_MAP",
@@ -1053,15 +1076,28 @@ impl Rig {
         data: Bytes,
         metadata: &BTreeMap<String, String>,
     ) -> Uploaded {
+        self.upload_to(&self.backups, folder, name, data, metadata)
+            .await
+    }
+
+    /// Uploads bytes as `<container>/<folder>/<name>`.
+    pub async fn upload_to(
+        &self,
+        container: &str,
+        folder: &str,
+        name: &str,
+        data: Bytes,
+        metadata: &BTreeMap<String, String>,
+    ) -> Uploaded {
         let size = data.len() as u64;
-        let full = format!("{}/{folder}/{name}", self.backups);
+        let full = format!("{container}/{folder}/{name}");
         let etag = self
             .writer
             .upload(&full, data, BlobType::Block, metadata)
             .await
             .unwrap_or_else(|e| panic!("upload {full}: {e}"));
         Uploaded {
-            container: self.backups.clone(),
+            container: container.to_owned(),
             folder: folder.to_owned(),
             name: name.to_owned(),
             etag,
@@ -1238,13 +1274,18 @@ fn build_pipeline(
 fn settings(
     account_url: &str,
     backups: &str,
+    second: Option<&str>,
     options: &RigOptions,
     lrs_sas: Option<&str>,
 ) -> Settings {
+    let containers = std::iter::once(backups)
+        .chain(second)
+        .map(str::to_owned)
+        .collect();
     Settings {
         scope: StorageScope::new(
             &Url::parse(account_url).expect("the account url parses"),
-            vec![backups.to_owned()],
+            containers,
         ),
         tail_pattern: options.tail_pattern.clone(),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
