@@ -940,8 +940,7 @@ impl Rig {
     /// A fresh pair of containers on the shared Azurite, a simulator and a handler.
     pub async fn new(options: RigOptions) -> Rig {
         let az = azurite::azurite();
-        // No name in the storage path may contain `backup`: LRS reserves the word.
-        let (backups, account_url) = azurite::create_container("sources").await;
+        let (backups, account_url) = azurite::create_container("sqlfiles").await;
         let (state_container, _) = azurite::create_container("state").await;
         let second = match options.second_container {
             true => Some(azurite::create_container("others").await.0),
