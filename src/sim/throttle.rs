@@ -5,7 +5,8 @@
 //! per region. Every ARM answer carries `x-ms-ratelimit-remaining-subscription-reads` (or `-writes`),
 //! and an empty bucket answers 429 `SubscriptionTooManyRequests` with `Retry-After`.
 //!
-//! Buckets refill on wall time ([`std::time::Instant`]), never on the simulator's [`super::Clock`]:
+//! Model choice: buckets refill on wall time ([`std::time::Instant`]), never on the simulator's
+//! [`super::Clock`]:
 //! a test that jumps the virtual clock 30 days forward must not refill them, and a rehearsal on the
 //! system clock runs in real time anyway, so both see ARM's real request budget.
 
