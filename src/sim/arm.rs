@@ -468,6 +468,43 @@ impl Inner {
         job.handle_scan(files, plan, now);
     }
 
+    /// Makes an `Online` database that no LRS job created; its restoreDetails shows `restore_type`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        sub: &str,
+        rg: &str,
+        mi: &str,
+        db: &str,
+        restore_type: &str,
+    ) -> Result<Value, String> {
+        let key = DbKey::new(sub, rg, mi, db);
+        let now = self.clock.now();
+        let mut world = self.world.lock().await;
+        self.lifecycle(&mut world, &key, now);
+        if world.databases.contains_key(&key) {
+            return Err(format!("database {db} already exists"));
+        }
+        let generation = world.generation();
+        let record = SimDatabase {
+            id: database_id(sub, rg, mi, db),
+            name: db.to_owned(),
+            generation,
+            location: self.config.location.clone(),
+            collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+            created: now,
+            phase: Phase::Online,
+            origin: Origin::Other {
+                restore_type: restore_type.to_owned(),
+            },
+        };
+        let out = record.to_json();
+        world.databases.insert(key, record);
+        Ok(out)
+    }
+
     fn new_operation(
         &self,
         world: &mut World,
@@ -833,31 +870,13 @@ async fn put_other_database(
                 .into_response();
         }
     };
-    let key = DbKey::new(&sub, &rg, &mi, &db);
-    let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    state.lifecycle(&mut world, &key, now);
-    if world.databases.contains_key(&key) {
-        return (
-            StatusCode::CONFLICT,
-            Json(json!({"error": format!("database {db} already exists")})),
-        )
-            .into_response();
+    match state
+        .add_other_database(&sub, &rg, &mi, &db, &restore_type)
+        .await
+    {
+        Ok(out) => (StatusCode::CREATED, Json(out)).into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({ "error": e }))).into_response(),
     }
-    let generation = world.generation();
-    let record = SimDatabase {
-        id: database_id(&sub, &rg, &mi, &db),
-        name: db,
-        generation,
-        location: state.config.location.clone(),
-        collation: "SQL_Latin1_General_CP1_CI_AS".into(),
-        created: now,
-        phase: Phase::Online,
-        origin: Origin::Other { restore_type },
-    };
-    let out = record.to_json();
-    world.databases.insert(key, record);
-    (StatusCode::CREATED, Json(out)).into_response()
 }
 
 async fn get_faults(State(state): State<AppState>) -> Json<Faults> {

@@ -183,6 +183,30 @@ impl SimState {
         self.inner.requests()
     }
 
+    /// Makes an `Online` database that is not an LRS restore, as `PUT /_sim/databases/...` does:
+    /// a start of its name answers `ManagedDatabaseNameInUse`, its restoreDetails shows
+    /// `restore_type` (`None`: `PointInTimeRestore`) and never `LRSRestore`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        database: &crate::lrs::DatabaseId,
+        restore_type: Option<&str>,
+    ) -> Result<(), String> {
+        let instance = &database.instance;
+        self.inner
+            .add_other_database(
+                &instance.subscription,
+                &instance.resource_group,
+                &instance.instance,
+                &database.database,
+                restore_type.unwrap_or(arm::NOT_LRS_TYPE),
+            )
+            .await
+            .map(|_| ())
+    }
+
     /// ARM throttling counters, as `GET /_sim/stats` shows them.
     pub fn stats(&self) -> serde_json::Value {
         self.inner.stats()
