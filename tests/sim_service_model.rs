@@ -634,6 +634,14 @@ async fn reads_are_throttled_at_the_documented_bucket_on_wall_time() {
     assert_eq!(stats["arm"]["reads"]["bucket"], 250.0);
     assert_eq!(stats["arm"]["writes"]["refillPerSec"], 10.0);
     assert!(stats["arm"]["reads"]["budgetPerSubscriptionSinceStart"].as_f64() >= Some(250.0));
+    let used = stats["arm"]["reads"]["perSubscription"]["00000000-1111-2222-3333-444444444444"]
+        ["percentOfBudget"]
+        .as_f64()
+        .expect("a percentage");
+    assert!(
+        used > 50.0 && used <= 100.0,
+        "the bucket was emptied: {used}%"
+    );
 }
 
 #[tokio::test]

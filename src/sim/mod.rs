@@ -17,7 +17,8 @@
 //! - `GET|PUT /_sim/faults`: the injected [`Faults`] (camelCase JSON; unknown fields refused).
 //! - `GET /_sim/stats`: ARM throttling counters, `{"throttling": bool, "arm": {"elapsedWallSecs",
 //!   "reads"|"writes": {"admitted","throttled","bucket","refillPerSec",
-//!   "budgetPerSubscriptionSinceStart","perSubscription":{sub:{"admitted","throttled"}}}}}`.
+//!   "budgetPerSubscriptionSinceStart","perSubscription":{sub:{"admitted","throttled",
+//!   "percentOfBudget"}}}}}`: a benchmark reads how much of ARM's budget it used.
 //! - `PUT /_sim/databases/{subscription}/{resourceGroup}/{instance}/{database}`, with no body or
 //!   `{"restoreType": "<type>"}`: makes an `Online` database that is not an LRS restore. A start of
 //!   its name answers 400 `ManagedDatabaseNameInUse`, and its restoreDetails answers 200 with that
