@@ -437,6 +437,21 @@ async fn a_database_lrs_did_not_create_is_online_in_use_and_not_an_lrs_restore()
     assert_eq!(status, 201);
     let details = lrs.restore_details(&database("hr")).await.expect("200");
     assert_eq!(details.restore_type.as_deref(), Some("Copy"));
+
+    // The same through the Rust API, for in-process tests.
+    let finance = database("finance");
+    sim.state
+        .add_other_database(&finance, None)
+        .await
+        .expect("made");
+    assert!(sim.state.add_other_database(&finance, None).await.is_err());
+    let err = lrs
+        .begin_start(&start_request(&finance, "finance"))
+        .await
+        .expect_err("in use");
+    assert!(err.is_name_in_use(), "{err}");
+    let details = lrs.restore_details(&finance).await.expect("200");
+    assert_eq!(details.restore_type.as_deref(), Some("PointInTimeRestore"));
 }
 
 // ---- the reserved word ------------------------------------------------------------------------
@@ -619,6 +634,14 @@ async fn reads_are_throttled_at_the_documented_bucket_on_wall_time() {
     assert_eq!(stats["arm"]["reads"]["bucket"], 250.0);
     assert_eq!(stats["arm"]["writes"]["refillPerSec"], 10.0);
     assert!(stats["arm"]["reads"]["budgetPerSubscriptionSinceStart"].as_f64() >= Some(250.0));
+    let used = stats["arm"]["reads"]["perSubscription"]["00000000-1111-2222-3333-444444444444"]
+        ["percentOfBudget"]
+        .as_f64()
+        .expect("a percentage");
+    assert!(
+        used > 50.0 && used <= 100.0,
+        "the bucket was emptied: {used}%"
+    );
 }
 
 #[tokio::test]

@@ -215,6 +215,12 @@ impl World {
         self.next_generation
     }
 
+    /// Where `op` stands at `now`.
+    ///
+    /// Model choice: an operation whose database disappears before it ends ends `Failed`, with
+    /// `OperationInterrupted` for an injected drop and `OperationCancelled` for the 30-day
+    /// cancellation or a DELETE (both documented for PUT as 409); Microsoft does not document
+    /// what the create operation reports then.
     fn state_of(&self, op: &Operation, now: OffsetDateTime) -> OpState {
         let alive = self
             .databases
@@ -254,6 +260,9 @@ impl World {
     }
 
     /// Active LRS restores on `key`'s instance and on its subscription.
+    ///
+    /// Model choice: a restore counts from its accepted start until it is `Online`, dropped or
+    /// deleted, so a database whose completion is still running holds its slot.
     fn active_restores(&self, key: &DbKey) -> (usize, usize) {
         let mut instance = 0;
         let mut subscription = 0;
@@ -362,6 +371,11 @@ impl Inner {
 
     /// The changes that need no storage: an injected drop, the 30-day cancellation and the end of
     /// a completion.
+    ///
+    /// Model choice: a drop (`dropAfterSecs`) takes any LRS database that is not `Online` yet,
+    /// during completion too (the guide: a failover after cutover starts drops it), and never one
+    /// made through `/_sim/databases`. The 30-day cancellation takes only a database whose
+    /// completion was not requested, and drops it as the guide says.
     fn lifecycle(&self, world: &mut World, key: &DbKey, now: OffsetDateTime) {
         let drop_after = self.faults().drop_after_secs;
         let Some(db) = world.databases.get_mut(key) else {
@@ -452,6 +466,43 @@ impl Inner {
             tail: &tail,
         });
         job.handle_scan(files, plan, now);
+    }
+
+    /// Makes an `Online` database that no LRS job created; its restoreDetails shows `restore_type`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        sub: &str,
+        rg: &str,
+        mi: &str,
+        db: &str,
+        restore_type: &str,
+    ) -> Result<Value, String> {
+        let key = DbKey::new(sub, rg, mi, db);
+        let now = self.clock.now();
+        let mut world = self.world.lock().await;
+        self.lifecycle(&mut world, &key, now);
+        if world.databases.contains_key(&key) {
+            return Err(format!("database {db} already exists"));
+        }
+        let generation = world.generation();
+        let record = SimDatabase {
+            id: database_id(sub, rg, mi, db),
+            name: db.to_owned(),
+            generation,
+            location: self.config.location.clone(),
+            collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+            created: now,
+            phase: Phase::Online,
+            origin: Origin::Other {
+                restore_type: restore_type.to_owned(),
+            },
+        };
+        let out = record.to_json();
+        world.databases.insert(key, record);
+        Ok(out)
     }
 
     fn new_operation(
@@ -620,6 +671,11 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
 
 /// ARM's token buckets: a request that finds its bucket empty is answered 429 with `Retry-After`;
 /// every answer says what is left.
+///
+/// Model choice: a read answer carries only `x-ms-ratelimit-remaining-subscription-reads` and a
+/// write answer only `-writes`; `Retry-After` is the whole seconds until the next token (at least
+/// one); every path under `/subscriptions/{id}` shares that subscription's buckets in the one
+/// region the simulator serves.
 async fn throttle_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if !state.config.throttle {
         return next.run(req).await;
@@ -814,31 +870,13 @@ async fn put_other_database(
                 .into_response();
         }
     };
-    let key = DbKey::new(&sub, &rg, &mi, &db);
-    let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    state.lifecycle(&mut world, &key, now);
-    if world.databases.contains_key(&key) {
-        return (
-            StatusCode::CONFLICT,
-            Json(json!({"error": format!("database {db} already exists")})),
-        )
-            .into_response();
+    match state
+        .add_other_database(&sub, &rg, &mi, &db, &restore_type)
+        .await
+    {
+        Ok(out) => (StatusCode::CREATED, Json(out)).into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({ "error": e }))).into_response(),
     }
-    let generation = world.generation();
-    let record = SimDatabase {
-        id: database_id(&sub, &rg, &mi, &db),
-        name: db,
-        generation,
-        location: state.config.location.clone(),
-        collation: "SQL_Latin1_General_CP1_CI_AS".into(),
-        created: now,
-        phase: Phase::Online,
-        origin: Origin::Other { restore_type },
-    };
-    let out = record.to_json();
-    world.databases.insert(key, record);
-    (StatusCode::CREATED, Json(out)).into_response()
 }
 
 async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
@@ -956,8 +994,16 @@ fn reserved_segment(uri: &url::Url) -> Option<String> {
 
 /// Checks a start's body as ARM and LRS do, and returns the location, collation, container and
 /// folder it names.
-fn check_start_body(body: &Bytes) -> Result<(String, String, String, String), Response> {
-    let bad = |code: &str, message: &str| arm_error(StatusCode::BAD_REQUEST, code, message);
+///
+/// Model choice: the spec documents `MissingStorageContainerUri`, `MissingCollation` and
+/// `MissingStorageContainerSasToken` for PUT; the other codes here (`InvalidRequestContent`,
+/// `LocationRequired`, `InvalidCreateMode`, `ExternalBackupUriMalformed`,
+/// `ExternalBackupUriInvalidSchemeOrPort`, `InvalidStorageContainerSasToken`,
+/// `InvalidStorageContainerIdentity`, `AutoCompleteRestoreNotSupported`) are ARM's generic codes,
+/// codes the spec documents for other operations, or the simulator's own, all answered 400.
+fn check_start_body(body: &Bytes) -> Result<(String, String, String, String), Box<Response>> {
+    let bad =
+        |code: &str, message: &str| Box::new(arm_error(StatusCode::BAD_REQUEST, code, message));
     let Ok(body) = serde_json::from_slice::<Value>(body) else {
         return Err(bad(
             "InvalidRequestContent",
@@ -1019,7 +1065,7 @@ fn check_start_body(body: &Bytes) -> Result<(String, String, String, String), Re
         ));
     };
     if let Some(segment) = reserved_segment(&uri) {
-        return Err(reserved_word(&segment));
+        return Err(Box::new(reserved_word(&segment)));
     }
     let identity = props["storageContainerIdentity"]
         .as_str()
@@ -1109,8 +1155,10 @@ async fn put_database(
 ) -> Response {
     let (location, collation, container, folder) = match check_start_body(&body) {
         Ok(checked) => checked,
-        Err(response) => return response,
+        Err(response) => return *response,
     };
+    // Model choice: an injected start error comes after the body checks and before the name and
+    // limit checks, so a bad body is still reported as such.
     if let Some(code) = Faults::code_for(&state.faults().start_errors, &db) {
         return documented_error(
             codes::PUT_DATABASE,
@@ -1185,6 +1233,10 @@ async fn delete_database(
 
 /// completeRestore: accepted while the create operation still runs; refused unless `lastBackupName`
 /// is the last restored backup.
+///
+/// Model choice: a second complete, or one after the database is `Online`, answers 400
+/// `ExternalBackupAlreadySignaledToComplete`; one for a database LRS did not create answers 400
+/// `ExternalBackupRestoreHasNotBeenStarted`. Both codes are documented, the cases are not.
 async fn complete_restore(
     State(state): State<AppState>,
     Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
@@ -1380,6 +1432,9 @@ async fn poll_async_operation(
 
 /// The `Location` poll: 202 while running, 204 when done, and a failed operation's error with the
 /// status the spec documents for its code.
+///
+/// Model choice: ARM's `Location` protocol says a failed operation answers its error, not with
+/// which status; the simulator uses the status the spec documents for that code on PUT (409).
 async fn poll_location(
     State(state): State<AppState>,
     Path((sub, _loc, id)): Path<(String, String, String)>,

@@ -36,6 +36,7 @@ pub struct Faults {
     /// Business Critical update, or the 30-day cancellation come early. Afterwards GET database
     /// answers 404 `ResourceNotFound`, restoreDetails 400 `RestoreDetailsNotAvailableOrExpired`, and
     /// the create operation ends `Failed`. A later start of the same name is not dropped again.
+    /// Model choice: the guide names the causes, not the answers; see `arm::Inner::lifecycle`.
     pub drop_after_secs: Option<f64>,
     /// Database name (any case), or `"*"`, to the error code every start (PUT) of it is answered
     /// with, once per attempt, with the status the spec documents for PUT (400 when undocumented).

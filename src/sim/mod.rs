@@ -17,7 +17,8 @@
 //! - `GET|PUT /_sim/faults`: the injected [`Faults`] (camelCase JSON; unknown fields refused).
 //! - `GET /_sim/stats`: ARM throttling counters, `{"throttling": bool, "arm": {"elapsedWallSecs",
 //!   "reads"|"writes": {"admitted","throttled","bucket","refillPerSec",
-//!   "budgetPerSubscriptionSinceStart","perSubscription":{sub:{"admitted","throttled"}}}}}`.
+//!   "budgetPerSubscriptionSinceStart","perSubscription":{sub:{"admitted","throttled",
+//!   "percentOfBudget"}}}}}`: a benchmark reads how much of ARM's budget it used.
 //! - `PUT /_sim/databases/{subscription}/{resourceGroup}/{instance}/{database}`, with no body or
 //!   `{"restoreType": "<type>"}`: makes an `Online` database that is not an LRS restore. A start of
 //!   its name answers 400 `ManagedDatabaseNameInUse`, and its restoreDetails answers 200 with that
@@ -181,6 +182,30 @@ impl SimState {
     /// Every ARM request received so far.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.inner.requests()
+    }
+
+    /// Makes an `Online` database that is not an LRS restore, as `PUT /_sim/databases/...` does:
+    /// a start of its name answers `ManagedDatabaseNameInUse`, its restoreDetails shows
+    /// `restore_type` (`None`: `PointInTimeRestore`) and never `LRSRestore`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        database: &crate::lrs::DatabaseId,
+        restore_type: Option<&str>,
+    ) -> Result<(), String> {
+        let instance = &database.instance;
+        self.inner
+            .add_other_database(
+                &instance.subscription,
+                &instance.resource_group,
+                &instance.instance,
+                &database.database,
+                restore_type.unwrap_or(arm::NOT_LRS_TYPE),
+            )
+            .await
+            .map(|_| ())
     }
 
     /// ARM throttling counters, as `GET /_sim/stats` shows them.

@@ -5,7 +5,8 @@
 //! per region. Every ARM answer carries `x-ms-ratelimit-remaining-subscription-reads` (or `-writes`),
 //! and an empty bucket answers 429 `SubscriptionTooManyRequests` with `Retry-After`.
 //!
-//! Buckets refill on wall time ([`std::time::Instant`]), never on the simulator's [`super::Clock`]:
+//! Model choice: buckets refill on wall time ([`std::time::Instant`]), never on the simulator's
+//! [`super::Clock`]:
 //! a test that jumps the virtual clock 30 days forward must not refill them, and a rehearsal on the
 //! system clock runs in real time anyway, so both see ARM's real request budget.
 
@@ -122,21 +123,30 @@ impl Throttle {
     }
 
     /// The counters as `GET /_sim/stats` shows them: per kind, summed and per subscription, with the
-    /// budget ARM would have allowed since the simulator started (a full bucket plus the refill).
+    /// budget ARM would have allowed one subscription since the simulator started (a full bucket
+    /// plus the refill) and each subscription's admitted requests as a percentage of it.
     pub fn stats(&self, now: Instant) -> serde_json::Value {
         let elapsed = now.saturating_duration_since(self.started).as_secs_f64();
         let kind_stats = |kind: Kind| {
             let limits = Self::limits(kind);
+            let budget = limits.bucket + limits.refill_per_sec * elapsed;
             let mut total = Counts::default();
             let mut per_subscription = serde_json::Map::new();
             for ((sub, k), c) in &self.counts {
                 if *k == kind {
                     total.admitted += c.admitted;
                     total.throttled += c.throttled;
-                    per_subscription.insert(sub.clone(), serde_json::json!(c));
+                    let percent = c.admitted as f64 / budget * 100.0;
+                    per_subscription.insert(
+                        sub.clone(),
+                        serde_json::json!({
+                            "admitted": c.admitted,
+                            "throttled": c.throttled,
+                            "percentOfBudget": (percent * 10.0).round() / 10.0,
+                        }),
+                    );
                 }
             }
-            let budget = limits.bucket + limits.refill_per_sec * elapsed;
             serde_json::json!({
                 "admitted": total.admitted,
                 "throttled": total.throttled,
@@ -201,6 +211,15 @@ mod tests {
         assert_eq!(stats["reads"]["throttled"], 2);
         assert_eq!(stats["writes"]["admitted"], 1);
         assert_eq!(stats["reads"]["budgetPerSubscriptionSinceStart"], 275.0);
+        // 275 of s's reads admitted against a budget of 250 + 25 after one second.
+        assert_eq!(
+            stats["reads"]["perSubscription"]["s"]["percentOfBudget"],
+            100.0
+        );
+        assert_eq!(
+            stats["reads"]["perSubscription"]["other"]["percentOfBudget"],
+            0.4
+        );
     }
 
     #[test]
