@@ -496,7 +496,16 @@ impl Pipeline {
     ) -> Result<Option<String>, PipelineError> {
         let mut owner: Option<(bool, OffsetDateTime, String)> = None;
         for other_key in self.state_keys().await? {
-            if other_key == key {
+            // Only folders whose target name (from the current map) or folder name matches are
+            // read: a check reads a handful of documents, not every one.
+            let folder = other_key
+                .trim_end_matches(".json")
+                .split_once('/')
+                .map_or("", |(_, f)| f);
+            let mapped = self.settings.database_name(folder);
+            let candidate = mapped.eq_ignore_ascii_case(database_name)
+                || folder.eq_ignore_ascii_case(database_name);
+            if other_key == key || !candidate {
                 continue;
             }
             let Some((other, _)) = self.load(&other_key).await? else {
@@ -600,21 +609,23 @@ impl Pipeline {
                 ),
             };
             let actions = migration::handle(&mut state, input.clone(), &ctx);
-            if state.phase == Phase::Ready && !name_checked {
-                // The database could start: no other folder may own its target name.
-                name_checked = true;
-                name_owner = self
-                    .name_owner(key, &state.database_name, state.created_at)
-                    .await?;
-                if name_owner.is_some() {
-                    continue;
-                }
-            }
             if state.phase == Phase::Ready && !slot_available && !slot_denied {
                 // The database could start: take a slot on the instance first, then decide again.
                 let max = self.settings.max_concurrent_restores;
                 if slots::claim(self.state.as_ref(), key, max, ctx.now).await? {
-                    slot_available = true;
+                    // About to start: no other folder may own its target name.
+                    if !name_checked {
+                        name_checked = true;
+                        name_owner = self
+                            .name_owner(key, &state.database_name, state.created_at)
+                            .await?;
+                    }
+                    if name_owner.is_some() {
+                        slots::release(self.state.as_ref(), key).await?;
+                        slot_denied = true;
+                    } else {
+                        slot_available = true;
+                    }
                     continue;
                 }
                 slot_denied = true;
