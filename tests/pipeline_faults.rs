@@ -586,3 +586,31 @@ async fn a_dropped_database_is_lost_until_an_operator_restarts_it() {
         .await;
     assert_eq!(status, 409, "{body}");
 }
+
+/// Business Critical: completion takes hours while secondaries seed (the simulator's complete
+/// operation runs 4 simulated hours). The database stays `Completing`, polled each tick, never
+/// failed by a timeout, and ends `Completed` once its own status is Online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_that_takes_hours_stays_completing_until_online() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        complete_secs: 4.0 * 3600.0,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    rig.drive(rig.endpoint(), FOLDER, 40, |s| s.phase == Phase::Completing)
+        .await;
+    for _ in 0..3 {
+        rig.advance(time::Duration::hours(1));
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+        let state = rig.state_of(FOLDER).await.expect("state");
+        assert_eq!(state.phase, Phase::Completing, "{:?}", state.reason);
+        assert_eq!(state.lrs.database_status.as_deref(), Some("Restoring"));
+    }
+    rig.advance(time::Duration::hours(1));
+    complete(&rig).await;
+}
