@@ -510,6 +510,14 @@ fn lost_message(state: &MigrationState) -> String {
 /// An operator's restart: forget everything about the LRS job (keep files, audit and findings'
 /// alerts) so the machine re-plans from the newest complete full backup and starts afresh.
 fn restart(state: &mut MigrationState, now: OffsetDateTime) {
+    if !matches!(state.phase, Phase::Lost | Phase::Failed | Phase::Expired) {
+        // A running job is never restarted: that would start a second LRS job for one folder.
+        state.audit(
+            now,
+            format!("restart ignored: the migration is {}", state.phase),
+        );
+        return;
+    }
     state.restarts += 1;
     state.lrs = LrsProgress::default();
     state.alerts_raised.retain(|k| k.starts_with("finding:"));

@@ -572,6 +572,11 @@ fn a_database_gone_after_its_start_is_lost_until_an_operator_restarts_it() {
     }
     assert_eq!(w.starts(), 1);
     assert_eq!(w.state.phase, Phase::Lost);
+    // A restart while LRS still runs changes nothing.
+    let mut running = restoring();
+    running.feed(Input::Restart);
+    assert_eq!(running.state.phase, Phase::Restoring);
+    assert_eq!(running.state.restarts, 0);
     // The operator's restart starts again from the newest full, keeping files and audit.
     let audit_before = w.state.audit.len();
     w.feed(Input::Restart);
