@@ -546,12 +546,12 @@ fn handle_snapshot(
     actions: &mut Vec<Action>,
 ) {
     if state.lrs.started_at.is_none() && state.start_claimed() {
-        let foreign = snapshot
+        let ours = snapshot
             .restore_type
             .as_deref()
-            .is_some_and(|t| !t.trim().eq_ignore_ascii_case("LRSRestore"));
-        if foreign {
-            // Not our restore: never adopt it.
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("LRSRestore"));
+        if !ours {
+            // Not shown as an LRS restore: never adopt it.
             handle_name_in_use(state, now);
             return;
         }

@@ -59,6 +59,7 @@ impl World {
 
     fn restored(&mut self, last: &str, restored: u64, queued: u64) -> Vec<Action> {
         self.feed(Input::Restore(LrsSnapshot {
+            restore_type: Some("LRSRestore".into()),
             status: Some("Restoring".into()),
             last_restored_file: Some(last.into()),
             files_restored: restored,
@@ -807,4 +808,27 @@ fn the_sas_expiry_alert_says_the_token_is_set_only_at_start() {
     ] {
         assert!(detail.contains(words), "{words}: {detail}");
     }
+}
+
+#[test]
+fn a_reconciled_start_adopts_only_an_lrs_restore() {
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    assert_eq!(w.state.phase, Phase::Starting);
+    w.advance(START_RECONCILE_AFTER);
+    w.feed(Input::Tick);
+    // restoreDetails answers, but not as an LRS restore: someone else's database.
+    w.feed(Input::Restore(LrsSnapshot {
+        restore_type: Some("PointInTimeRestore".into()),
+        ..LrsSnapshot::default()
+    }));
+    assert_eq!(w.state.phase, Phase::Blocked);
+    assert!(w.state.lrs.started_at.is_none());
+    assert!(
+        w.state
+            .findings()
+            .iter()
+            .any(|f| f.code == FindingCode::NameInUse)
+    );
+    assert_eq!(w.starts(), 1);
 }
