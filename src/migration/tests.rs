@@ -832,3 +832,29 @@ fn a_reconciled_start_adopts_only_an_lrs_restore() {
     );
     assert_eq!(w.starts(), 1);
 }
+
+#[test]
+fn a_restart_replans_from_the_newest_complete_full_backup() {
+    let mut w = World::new();
+    let mut db = Synthetic::new("Sales").checksums(true);
+    let first = db.full(100, 200);
+    w.file(first.file("Sales_full1.bak"));
+    w.feed(Input::StartAccepted { operation: None });
+    w.restored("Sales_full1.bak", 1, 0);
+    let old_base = w.state.lrs.base_guid.expect("a base");
+    w.file(db.log(200, 300).file("Sales_1.trn"));
+    let second = db.full(300, 400);
+    w.file(second.file("Sales_full2.bak"));
+    w.feed(Input::DatabaseGone);
+    assert_eq!(w.state.phase, Phase::Lost);
+    w.feed(Input::Restart);
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 2);
+    let new_base = w.state.lrs.base_guid.expect("a new base");
+    assert_ne!(
+        new_base, old_base,
+        "the restart starts from the newer full backup"
+    );
+    let plan = w.state.plan.as_ref().expect("a plan");
+    assert_eq!(plan.steps[0].files, ["Sales_full2.bak"]);
+}
