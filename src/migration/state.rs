@@ -20,7 +20,8 @@ pub const AUDIT_LIMIT: usize = 100;
 pub enum Phase {
     /// No complete full backup yet.
     Waiting,
-    /// LRS can start; waiting for a free LRS slot on the instance.
+    /// LRS can start; waiting for a free LRS slot on the instance, or for ARM to accept a start it
+    /// refused for a limit (throttling, concurrent restores).
     Ready,
     /// A start was claimed and sent (or is about to be); not yet confirmed.
     Starting,
@@ -28,11 +29,13 @@ pub enum Phase {
     Restoring,
     /// The tail-log backup is known; completion follows once LRS reports it restored.
     CutoverPending,
-    /// completeRestore was sent; waiting for the database to come online.
+    /// completeRestore was accepted; waiting for the database's own status to say `Online`, however
+    /// long that takes (hours on Business Critical while secondaries seed).
     Completing,
     /// The database is online. Nothing more will be restored.
     Completed,
-    /// A person must act: broken chain, foreign database, failed start.
+    /// A person must act: broken chain, foreign database, refused start, an LRS error from the
+    /// code table, a target name another folder owns. `resume` after fixing it.
     Blocked,
     /// An operator paused the pipeline for this database.
     Paused,
