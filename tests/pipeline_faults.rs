@@ -512,12 +512,24 @@ async fn a_name_in_use_by_a_database_that_is_not_an_lrs_restore_is_never_adopted
 /// from the full backup and brings it Online.
 #[tokio::test(flavor = "current_thread")]
 async fn a_dropped_database_is_lost_until_an_operator_restarts_it() {
+    lost_and_restarted(None).await;
+}
+
+/// The same under the short model, where the create operation had already succeeded when the
+/// database disappeared.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dropped_database_is_lost_under_short_operations_too() {
+    lost_and_restarted(Some(5.0)).await;
+}
+
+async fn lost_and_restarted(operation_secs: Option<f64>) {
     let (logs, _guard) = pipeline_support::capture_logs();
     let Some((rig, uploaded)) = rig_with_clean(RigOptions {
         faults: Faults {
             drop_after_secs: Some(20.0),
             ..Faults::default()
         },
+        operation_secs,
         ..RigOptions::default()
     })
     .await
