@@ -8,8 +8,11 @@ mod support;
 
 use std::sync::Arc;
 
-use lrs_autopilot::migration::{LrsSnapshot, Phase};
-use lrs_autopilot::pipeline::{ArmLrs, LrsApi, LrsCallError, StartRequest};
+use lrs_autopilot::chain::FindingCode;
+use lrs_autopilot::migration::Phase;
+use lrs_autopilot::pipeline::{
+    ArmLrs, LrsApi, LrsCallError, OperationState, RestoreView, StartRequest,
+};
 use lrs_autopilot::sim::Faults;
 use pipeline_support::{
     CLEAN, CLEAN_TAIL, Encoding, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
@@ -295,22 +298,25 @@ impl CutOff {
 
 #[async_trait::async_trait]
 impl LrsApi for CutOff {
-    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError> {
+    async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError> {
         match self.take(false) {
             Cut::Pass => self.inner.start(request).await,
             Cut::Request => Err(lost()),
             Cut::Answer => self.inner.start(request).await.and(Err(lost())),
         }
     }
-    async fn restore_details(&self, db: &str) -> Result<LrsSnapshot, LrsCallError> {
+    async fn restore_details(&self, db: &str) -> Result<RestoreView, LrsCallError> {
         self.inner.restore_details(db).await
     }
-    async fn complete(&self, db: &str, last: &str) -> Result<(), LrsCallError> {
+    async fn complete(&self, db: &str, last: &str) -> Result<Option<String>, LrsCallError> {
         match self.take(true) {
             Cut::Pass => self.inner.complete(db, last).await,
             Cut::Request => Err(lost()),
             Cut::Answer => self.inner.complete(db, last).await.and(Err(lost())),
         }
+    }
+    async fn poll_operation(&self, url: &str) -> Result<OperationState, LrsCallError> {
+        self.inner.poll_operation(url).await
     }
     async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
         self.inner.database_status(db).await
@@ -382,4 +388,241 @@ async fn a_completion_whose_answer_was_lost_is_not_accepted_twice() {
         l.completes_refused, 1,
         "the repeat was refused as already signalled: {l:?}"
     );
+}
+
+/// A restoreDetails error a person must act on (`BrokenRestorePlanGapInLogBackups`, from the code
+/// table) blocks the database with an `lrs_error` finding and a `database blocked` alert line; it is
+/// never completed.
+#[tokio::test(flavor = "current_thread")]
+async fn a_broken_restore_plan_from_lrs_blocks_with_an_alert() {
+    let (logs, _guard) = pipeline_support::capture_logs();
+    let mut faults = Faults::default();
+    faults
+        .restore_details_errors
+        .insert(FOLDER.into(), "BrokenRestorePlanGapInLogBackups".into());
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        faults,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    let state = rig
+        .drive(rig.endpoint(), FOLDER, 10, |s| s.phase == Phase::Blocked)
+        .await;
+    let finding = state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::LrsError)
+        .expect("an lrs_error finding");
+    assert!(
+        finding.message.contains("BrokenRestorePlanGapInLogBackups")
+            && finding.message.contains("resume"),
+        "{}",
+        finding.message
+    );
+    let text = logs.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("database blocked"))
+        .unwrap_or_else(|| panic!("no alert line in:\n{text}"));
+    assert!(
+        line.contains("ERROR") && line.contains("BrokenRestorePlanGapInLogBackups"),
+        "{line}"
+    );
+    let l = ledger(&rig.requests(), FOLDER);
+    assert!(l.completes_accepted.is_empty(), "{l:?}");
+    assert_eq!(l.deletes, 0);
+}
+
+/// A transient restoreDetails error (`TimeoutDuringRestore`) is retried: the migration neither
+/// blocks nor fails while it lasts, and completes once LRS answers again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transient_restore_details_error_is_retried() {
+    let mut faults = Faults::default();
+    faults
+        .restore_details_errors
+        .insert(FOLDER.into(), "TimeoutDuringRestore".into());
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        faults,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    for _ in 0..6 {
+        rig.advance(pipeline_support::TICK);
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+        let state = rig.state_of(FOLDER).await.expect("state");
+        assert!(
+            !matches!(state.phase, Phase::Blocked | Phase::Failed | Phase::Lost),
+            "{:?}: {:?}",
+            state.phase,
+            state.reason
+        );
+    }
+    let failing = ledger(&rig.requests(), FOLDER);
+    assert!(failing.completes_accepted.is_empty(), "{failing:?}");
+    rig.sim.state.set_faults(Faults::default());
+    complete(&rig).await;
+}
+
+/// A database that exists on the instance but is not an LRS restore (restoreDetails `type` is not
+/// `LRSRestore`) is never adopted: the folder blocks with `name_in_use`, naming the database.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_in_use_by_a_database_that_is_not_an_lrs_restore_is_never_adopted() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
+        return;
+    };
+    rig.precreate_foreign_database(FOLDER).await;
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    let state = rig
+        .drive(rig.endpoint(), FOLDER, 10, |s| s.phase == Phase::Blocked)
+        .await;
+    let finding = state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::NameInUse)
+        .expect("a name_in_use finding");
+    assert!(finding.message.contains(FOLDER), "{}", finding.message);
+    assert!(finding.message.contains("LRS_DATABASE_NAME_MAP"));
+    // More ticks change nothing: it is never adopted nor completed.
+    for _ in 0..5 {
+        rig.advance(time::Duration::minutes(10));
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+    }
+    let after = rig.state_of(FOLDER).await.expect("state");
+    assert_eq!(after.phase, Phase::Blocked);
+    assert!(state.lrs.started_at.is_none() && after.lrs.started_at.is_none());
+    let l = ledger(&rig.requests(), FOLDER);
+    assert_eq!((l.start_attempts, l.starts_accepted), (1, 0), "{l:?}");
+    assert!(l.completes_accepted.is_empty(), "{l:?}");
+}
+
+/// The database disappears after its start was accepted (the simulator drops it, as a failover, a
+/// Business Critical update or the 30-day cancel would): it goes to `Lost` with a `lrs database
+/// lost` alert line, stays there, and an operator's `restart` (the Migrations API) starts LRS again
+/// from the full backup and brings it Online.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dropped_database_is_lost_until_an_operator_restarts_it() {
+    lost_and_restarted(None).await;
+}
+
+/// The same under the short model, where the create operation had already succeeded when the
+/// database disappeared.
+#[tokio::test(flavor = "current_thread")]
+async fn a_dropped_database_is_lost_under_short_operations_too() {
+    lost_and_restarted(Some(5.0)).await;
+}
+
+async fn lost_and_restarted(operation_secs: Option<f64>) {
+    let (logs, _guard) = pipeline_support::capture_logs();
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        faults: Faults {
+            drop_after_secs: Some(20.0),
+            ..Faults::default()
+        },
+        operation_secs,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    let state = rig
+        .drive(rig.endpoint(), FOLDER, 10, |s| s.phase == Phase::Lost)
+        .await;
+    let reason = state.reason.clone().expect("a lost database says why");
+    assert!(
+        reason.contains("failover") && reason.contains("30-day limit did not"),
+        "{reason}"
+    );
+    let text = logs.text();
+    assert!(
+        text.lines()
+            .any(|l| l.contains("lrs database lost") && l.contains("ERROR")),
+        "no alert line in:\n{text}"
+    );
+    // Nothing restarts it on its own.
+    for _ in 0..4 {
+        rig.advance(time::Duration::minutes(10));
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+    }
+    assert_eq!(
+        rig.state_of(FOLDER).await.expect("state").phase,
+        Phase::Lost
+    );
+    assert_eq!(ledger(&rig.requests(), FOLDER).start_attempts, 1);
+
+    let (status, body) = rig
+        .endpoint()
+        .migrations("POST", Some(FOLDER), Some("restart"), None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let done = rig
+        .drive(rig.endpoint(), FOLDER, 40, |s| s.phase == Phase::Completed)
+        .await;
+    assert_eq!(done.restarts, 1);
+    assert_eq!(
+        done.files.len(),
+        CLEAN.len(),
+        "files kept across the restart"
+    );
+    let l = ledger(&rig.requests(), FOLDER);
+    assert_eq!(l.starts_accepted, 2, "{l:?}");
+    assert_eq!(l.completes_accepted, [CLEAN_TAIL.to_owned()], "{l:?}");
+    assert_eq!(l.deletes, 0);
+    let id = pipeline_support::instance()
+        .database(FOLDER)
+        .expect("valid name");
+    let db = rig
+        .sim
+        .client()
+        .get_database(&id)
+        .await
+        .expect("GET database");
+    assert_eq!(db.status().as_str(), "Online");
+    // A restart of a completed migration is refused.
+    let (status, body) = rig
+        .endpoint()
+        .migrations("POST", Some(FOLDER), Some("restart"), None)
+        .await;
+    assert_eq!(status, 409, "{body}");
+}
+
+/// Business Critical: completion takes hours while secondaries seed (the simulator's complete
+/// operation runs 4 simulated hours). The database stays `Completing`, polled each tick, never
+/// failed by a timeout, and ends `Completed` once its own status is Online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_completion_that_takes_hours_stays_completing_until_online() {
+    let Some((rig, uploaded)) = rig_with_clean(RigOptions {
+        complete_secs: 4.0 * 3600.0,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    rig.drive(rig.endpoint(), FOLDER, 40, |s| s.phase == Phase::Completing)
+        .await;
+    for _ in 0..3 {
+        rig.advance(time::Duration::hours(1));
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+        let state = rig.state_of(FOLDER).await.expect("state");
+        assert_eq!(state.phase, Phase::Completing, "{:?}", state.reason);
+        assert_eq!(state.lrs.database_status.as_deref(), Some("Restoring"));
+    }
+    rig.advance(time::Duration::hours(1));
+    complete(&rig).await;
 }

@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 
 use lrs_autopilot::chain::FindingCode;
 use lrs_autopilot::migration::{Phase, TailSource};
+use lrs_autopilot::pipeline::INVOCATION_BUDGET;
 use pipeline_support::{
     CLEAN, CLEAN_TAIL, Encoding, RigOptions, Schema, Serve, assert_migrated, ledger,
     rig_with_fixtures, stripe_files,
@@ -27,21 +28,41 @@ fn delivery(i: usize) -> (Schema, Encoding) {
     (schema, encoding)
 }
 
-/// RestoreTimeClean, tail marked by blob metadata (`lrs_tail=true`): LRS is started once, as soon
-/// as the full backup is recorded; the logs after the differential are restored; completion is
-/// sent with the tail once LRS reports it restored, and the database ends `Online`.
+/// RestoreTimeClean, tail marked by blob metadata (`lrs_tail=true`), under the simulator's default
+/// model: the create operation stays `InProgress` until the database is Online. LRS is started
+/// once, as soon as the full backup is recorded, and no BackupCreated invocation waits on the
+/// operation (each ends within the stated bound); completion is sent while the create operation
+/// still runs, once LRS reports the tail restored, and the database ends `Online`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restore_time_clean_migrates_to_online_in_process() {
-    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+    migrate_clean_in_process(None).await;
+}
+
+/// The same under the short model: the create operation succeeds after a few simulated seconds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_time_clean_migrates_to_online_in_process_with_short_operations() {
+    migrate_clean_in_process(Some(5.0)).await;
+}
+
+async fn migrate_clean_in_process(operation_secs: Option<f64>) {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
+        operation_secs,
+        ..RigOptions::default()
+    })
+    .await
+    else {
         return;
     };
     let folder = "RestoreTimeClean";
     let uploaded = rig.upload_clean(&fixtures, folder, true).await;
     let endpoint = rig.endpoint();
 
+    let mut slowest = std::time::Duration::ZERO;
     for (i, blob) in uploaded.iter().enumerate() {
         let (schema, encoding) = delivery(i);
+        let began = std::time::Instant::now();
         let reply = endpoint.deliver(&rig.event(blob, schema), encoding).await;
+        slowest = slowest.max(began.elapsed());
         assert_eq!(reply.status, 200, "{reply:?}");
         assert!(
             reply
@@ -58,11 +79,23 @@ async fn restore_time_clean_migrates_to_online_in_process() {
             );
         }
     }
+    eprintln!("slowest BackupCreated invocation ({operation_secs:?}): {slowest:?}");
+    assert!(
+        slowest < INVOCATION_BUDGET,
+        "a BackupCreated invocation took {slowest:?}, over the {INVOCATION_BUDGET:?} bound"
+    );
     let state = rig.state_of(folder).await.expect("a state document");
     assert_eq!(state.phase, Phase::CutoverPending, "{:?}", state.reason);
     let tail = state.tail.as_ref().expect("the tail is recognised");
     assert_eq!(tail.file_name, CLEAN_TAIL);
     assert_eq!(tail.source, TailSource::Metadata);
+    if operation_secs.is_none() {
+        assert!(
+            state.lrs.start_operation.is_some(),
+            "the running create operation is recorded for the timer: {:?}",
+            state.lrs
+        );
+    }
     assert!(
         state.lrs.complete_claimed_at.is_none(),
         "no completion before LRS restored the tail"
@@ -78,37 +111,40 @@ async fn restore_time_clean_migrates_to_online_in_process() {
         "completion followed the tail's restore"
     );
     assert_migrated(&rig, folder, folder, &CLEAN, CLEAN_TAIL).await;
+    if operation_secs.is_none() {
+        // In this model the create operation runs until Online: completeRestore went out while it
+        // ran, and the timer had polled it (once per due tick) before.
+        let requests = rig.requests();
+        let complete_at = requests
+            .iter()
+            .position(|r| r.method == "POST" && r.path.ends_with("/completeRestore"))
+            .expect("a completeRestore");
+        assert!(
+            requests[..complete_at].iter().any(|r| r.method == "GET"
+                && (r.path.contains("managedDatabaseAzureAsyncOperation")
+                    || r.path.contains("managedDatabaseOperationResults"))),
+            "the create operation was polled before completion"
+        );
+    }
 
-    // What LRS restored: the full, the differential and the logs after it; the logs before the
-    // differential are skipped.
-    let details = rig.sim.restore_details(folder).await;
-    let sets = |sets: &[lrs_autopilot::lrs::BackupSetDetails]| -> Vec<(String, String)> {
-        sets.iter()
-            .map(|s| {
-                (
-                    s.first_stripe_name.clone().unwrap_or_default(),
-                    s.status.to_string(),
-                )
-            })
-            .collect()
-    };
-    assert_eq!(
-        sets(&details.full_backup_sets),
-        [("RestoreTimeClean.bak".to_owned(), "Restored".to_owned())]
-    );
-    assert_eq!(
-        sets(&details.diff_backup_sets),
-        [("RestoreTimeClean2.bak".to_owned(), "Restored".to_owned())]
-    );
-    let logs = sets(&details.log_backup_sets);
+    // What LRS restored (its last restoreDetails before completion): the full, the differential
+    // and the logs after it, the tail last.
+    let view = rig
+        .recorder
+        .last_view(folder)
+        .expect("restoreDetails was read");
     for restored in [
+        "RestoreTimeClean.bak",
+        "RestoreTimeClean2.bak",
         "RestoreTimeClean2_1.trn",
         "RestoreTimeClean2_2.trn",
         CLEAN_TAIL,
     ] {
         assert!(
-            logs.contains(&(restored.to_owned(), "Restored".to_owned())),
-            "{restored} restored: {logs:?}"
+            view.sets
+                .contains(&(restored.to_owned(), "Restored".to_owned())),
+            "{restored} restored: {:?}",
+            view.sets
         );
     }
 

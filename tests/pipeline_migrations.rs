@@ -148,3 +148,59 @@ async fn list_show_pause_cutover_resume() {
     assert_eq!(one["summary"]["phase"], "Completed");
     assert!(one["summary"]["online_at"].is_string());
 }
+
+/// `lrs-autopilot restart <db>` against the deployed pipeline's state (configured by the same
+/// `LRS_*` variables as `serve`): refused while the migration is not lost; once the simulator drops
+/// the database and the pipeline marks it `Lost`, the command restarts it and the timer brings it
+/// Online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_restart_command_restarts_a_lost_database() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
+        faults: lrs_autopilot::sim::Faults {
+            drop_after_secs: Some(20.0),
+            ..lrs_autopilot::sim::Faults::default()
+        },
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let uploaded = rig.upload_clean(&fixtures, FOLDER, true).await;
+    let api = rig.endpoint();
+    rig.deliver_each(api, uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    let run = |args: &[&str]| {
+        let env = rig.env();
+        let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
+        std::thread::spawn(move || {
+            std::process::Command::new(env!("CARGO_BIN_EXE_lrs-autopilot"))
+                .args(&args)
+                .env_clear()
+                .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+                .envs(env)
+                .output()
+                .expect("run lrs-autopilot")
+        })
+        .join()
+        .expect("the command thread")
+    };
+    let early = run(&["restart", FOLDER]);
+    assert_eq!(early.status.code(), Some(1), "{early:?}");
+    assert!(
+        String::from_utf8_lossy(&early.stderr).contains("only a Lost"),
+        "{early:?}"
+    );
+    rig.drive(api, FOLDER, 10, |s| s.phase == Phase::Lost).await;
+    let out = run(&["restart", FOLDER]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("restarted"),
+        "{out:?}"
+    );
+    let done = rig
+        .drive(api, FOLDER, 40, |s| s.phase == Phase::Completed)
+        .await;
+    assert_eq!(done.restarts, 1);
+    assert_eq!(ledger(&rig.requests(), FOLDER).starts_accepted, 2);
+}

@@ -17,7 +17,7 @@ fn start_request(db: &DatabaseId, folder: &str) -> StartRestore {
     StartRestore::new(
         db.clone(),
         "westeurope",
-        &format!("https://acct.blob.core.windows.net/backups/{folder}"),
+        &format!("https://acct.blob.core.windows.net/landing/{folder}"),
         StorageAuth::SharedAccessSignature(token),
         COLLATION,
     )
@@ -27,7 +27,7 @@ fn start_request(db: &DatabaseId, folder: &str) -> StartRestore {
 #[tokio::test]
 async fn start_then_duplicate_start_is_refused_as_name_in_use() {
     let root = tempfile::tempdir().expect("temp dir");
-    write_junk(root.path(), "backups", "db1", "readme.txt");
+    write_junk(root.path(), "landing", "db1", "readme.txt");
     let sim = start(config(root.path())).await;
     let lrs = client(&sim.base);
     let db = database("db1");
@@ -65,7 +65,7 @@ async fn start_then_duplicate_start_is_refused_as_name_in_use() {
 #[tokio::test]
 async fn refuses_an_early_complete_and_shows_unrestorable_files() {
     let root = tempfile::tempdir().expect("temp dir");
-    write_junk(root.path(), "backups", "db1", "ImageFile.JPG");
+    write_junk(root.path(), "landing", "db1", "ImageFile.JPG");
     let sim = start(config(root.path())).await;
     let lrs = client(&sim.base);
     let db = database("db1");
@@ -451,6 +451,7 @@ async fn a_job_not_completed_within_30_days_is_cancelled() {
     sim.clock.advance(time::Duration::days(1));
     let err = lrs.restore_details(&db).await.expect_err("expired");
     assert_eq!(err.code(), Some("RestoreDetailsNotAvailableOrExpired"));
+    assert_eq!(err.status(), Some(400), "documented as 400");
     assert!(
         lrs.get_database(&db)
             .await
@@ -467,7 +468,7 @@ async fn operations_are_followed_by_location_when_that_is_all_there_is() {
     let root = tempfile::tempdir().expect("temp dir");
     let mut cfg = config(root.path());
     cfg.send_async_operation = false;
-    cfg.operation_secs = 3.0;
+    cfg.operation_secs = Some(3.0);
     let sim = start(cfg).await;
     let lrs = client(&sim.base);
     let db = database("db1");

@@ -45,7 +45,7 @@ async fn restores_a_chain_read_from_azurite_and_completes() {
     let mut config = SimConfig::folder("/unused");
     config.storage = Storage::BlobService(service_url);
     config.restore_mbps = 1.0;
-    config.operation_secs = 0.0;
+    config.operation_secs = Some(0.0);
     config.complete_secs = 1.0;
     config.poll_retry_after_secs = 0;
     let sim = start(config).await;
@@ -88,7 +88,7 @@ async fn a_missing_container_on_azurite_shows_in_block_reason() {
     let az = azurite();
     let mut config = SimConfig::folder("/unused");
     config.storage = Storage::BlobService(az.service_url_with_sas());
-    config.operation_secs = 0.0;
+    config.operation_secs = Some(0.0);
     config.poll_retry_after_secs = 0;
     let sim = start(config).await;
     let lrs = client(&sim.base);

@@ -6,8 +6,8 @@ mod sim_support;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
-use lrs_autopilot::lrs::DatabaseStatus;
-use lrs_autopilot::lrs::ops::{StartRestore, StorageAuth};
+use lrs_autopilot::lrs::ops::{Accepted, StartRestore, StorageAuth};
+use lrs_autopilot::lrs::{DatabaseStatus, OperationStatus};
 use sim_support::{client, database, instance, raw, write_junk};
 
 /// The simulator process, stopped (by its own id) when the test ends.
@@ -48,7 +48,7 @@ fn spawn(root: &std::path::Path, env: &[(&str, &str)]) -> (Sim, String) {
 #[tokio::test]
 async fn the_binary_serves_arm_with_faults_from_the_environment() {
     let root = tempfile::tempdir().expect("temp dir");
-    write_junk(root.path(), "backups", "db1", "notes.txt");
+    write_junk(root.path(), "landing", "db1", "notes.txt");
     let (_sim, base) = spawn(
         root.path(),
         &[
@@ -67,7 +67,7 @@ async fn the_binary_serves_arm_with_faults_from_the_environment() {
     let start = StartRestore::new(
         db.clone(),
         &mi.location,
-        "https://acct.blob.core.windows.net/backups/db1",
+        "https://acct.blob.core.windows.net/landing/db1",
         StorageAuth::ManagedIdentity,
         "SQL_Latin1_General_CP1_CI_AS",
     )
@@ -99,6 +99,57 @@ async fn the_binary_serves_arm_with_faults_from_the_environment() {
         statuses.contains(&202),
         "the start went through: {statuses:?}"
     );
+}
+
+/// The service-model flags, given as a user would: the long create operation by default, an
+/// injected restoreDetails error, drops and no throttling.
+#[tokio::test]
+async fn the_binary_takes_the_service_model_flags() {
+    let root = tempfile::tempdir().expect("temp dir");
+    write_junk(root.path(), "landing", "db1", "notes.txt");
+    let (_sim, base) = spawn(
+        root.path(),
+        &[
+            (
+                "LRS_SIM_RESTORE_DETAILS_ERROR",
+                "BrokenRestorePlanNoFullBackup",
+            ),
+            ("LRS_SIM_DROP_AFTER_SECS", "3600"),
+            ("LRS_SIM_NO_THROTTLE", "true"),
+        ],
+    );
+    let lrs = client(&base);
+    let db = database("db1");
+    let start = StartRestore::new(
+        db.clone(),
+        "westeurope",
+        "https://acct.blob.core.windows.net/landing/db1",
+        StorageAuth::ManagedIdentity,
+        "SQL_Latin1_General_CP1_CI_AS",
+    )
+    .expect("valid start");
+    let Accepted::Running(create) = lrs.begin_start(&start).await.expect("accepted") else {
+        panic!("the create is long-running");
+    };
+    assert!(
+        matches!(
+            lrs.poll(&create).await.expect("poll"),
+            OperationStatus::InProgress { .. }
+        ),
+        "without --operation-secs the create runs until Online"
+    );
+    let err = lrs.restore_details(&db).await.expect_err("injected");
+    assert_eq!(err.status(), Some(400));
+    assert_eq!(err.code(), Some("BrokenRestorePlanNoFullBackup"));
+    let (_, faults) = raw(&base, "GET", "/_sim/faults", "").await;
+    let faults: serde_json::Value = serde_json::from_str(&faults).expect("json");
+    assert_eq!(faults["dropAfterSecs"], 3600.0);
+    assert_eq!(
+        faults["restoreDetailsErrors"]["*"],
+        "BrokenRestorePlanNoFullBackup"
+    );
+    let (_, stats) = raw(&base, "GET", "/_sim/stats", "").await;
+    assert!(stats.contains(r#""throttling":false"#), "{stats}");
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod sim_support;
 mod support;
 
 use lrs_autopilot::lrs::ops::{Accepted, CompleteRestore, StartRestore, StorageAuth};
-use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, RestoreDetails};
+use lrs_autopilot::lrs::{DatabaseId, DatabaseStatus, OperationStatus, RestoreDetails};
 use lrs_autopilot::sim::Clock;
 use sim_support::{caught_up_to, client, config, copy_folder, database, drive, start};
 
@@ -17,7 +17,7 @@ fn start_request(db: &DatabaseId) -> StartRestore {
     StartRestore::new(
         db.clone(),
         "westeurope",
-        &format!("http://127.0.0.1:10000/devstoreaccount1/backups/{FOLDER}"),
+        &format!("http://127.0.0.1:10000/devstoreaccount1/landing/{FOLDER}"),
         StorageAuth::ManagedIdentity,
         "SQL_Latin1_General_CP1_CI_AS",
     )
@@ -43,19 +43,26 @@ fn fixture_folder() -> Option<std::path::PathBuf> {
     support::fixtures_dir().map(|d| d.join("appveyor-lab").join(FOLDER))
 }
 
+/// Under the default model: the create operation runs until the database is Online, and
+/// completeRestore is sent while it runs.
 #[tokio::test]
 async fn restores_the_restore_time_clean_chain_then_completes_to_online() {
     let Some(fixture) = fixture_folder() else {
         return;
     };
     let root = tempfile::tempdir().expect("temp dir");
-    let copied = copy_folder(&fixture, root.path(), "backups", FOLDER);
+    let copied = copy_folder(&fixture, root.path(), "landing", FOLDER);
     assert_eq!(copied.len(), 8);
-    let sim = start(config(root.path())).await;
+    let mut cfg = config(root.path());
+    cfg.operation_secs = None;
+    let sim = start(cfg).await;
     let lrs = client(&sim.base);
     let db = database("RestoreTimeClean");
 
-    lrs.start(&start_request(&db)).await.expect("started");
+    let Accepted::Running(create) = lrs.begin_start(&start_request(&db)).await.expect("started")
+    else {
+        panic!("the create is a long-running operation");
+    };
     assert_eq!(
         lrs.get_database(&db).await.expect("db").status(),
         DatabaseStatus::Restoring
@@ -130,24 +137,54 @@ async fn restores_the_restore_time_clean_chain_then_completes_to_online() {
         .expect_err("not the last restored file");
     assert!(err.is_not_last_restored(), "{err}");
 
-    let accepted = lrs.begin_complete(&tail).await.expect("complete accepted");
-    assert!(matches!(accepted, Accepted::Running(_)));
+    assert!(
+        matches!(
+            lrs.poll(&create).await.expect("poll"),
+            OperationStatus::InProgress { .. }
+        ),
+        "the create operation still runs once the tail is restored"
+    );
+    let accepted = lrs
+        .begin_complete(&tail)
+        .await
+        .expect("complete accepted while the create operation runs");
+    let Accepted::Running(complete) = &accepted else {
+        panic!("complete is a long-running operation: {accepted:?}");
+    };
     assert_eq!(
         lrs.get_database(&db).await.expect("db").status(),
-        DatabaseStatus::Restoring
+        DatabaseStatus::Restoring,
+        "the database restores until the completion ends"
     );
-    let during = lrs.restore_details(&db).await.expect("details");
-    assert_eq!(during.status.as_deref(), Some("Completing"));
+    let during = lrs
+        .restore_details(&db)
+        .await
+        .expect_err("restoreDetails is refused once completion started");
+    assert_eq!(during.status(), Some(400));
+    assert_eq!(during.code(), Some("ManagedDatabaseNotInRestoringState"));
+    sim.clock.advance(time::Duration::seconds(4));
+    for op in [&create, complete] {
+        assert!(
+            matches!(
+                lrs.poll(op).await.expect("poll"),
+                OperationStatus::InProgress { .. }
+            ),
+            "both operations run until the database is Online"
+        );
+    }
     let again = lrs
         .begin_complete(&tail)
         .await
         .expect_err("second complete");
     assert!(again.is_already_completing(), "{again}");
 
-    sim.clock.advance(time::Duration::seconds(5));
+    sim.clock.advance(time::Duration::seconds(1));
     lrs.wait(&accepted)
         .await
         .expect("the complete operation succeeds");
+    lrs.wait(&Accepted::Running(create.clone()))
+        .await
+        .expect("the create operation succeeds once Online");
     assert_eq!(
         lrs.get_database(&db).await.expect("db").status(),
         DatabaseStatus::Online
@@ -175,7 +212,7 @@ async fn picks_up_log_backups_that_arrive_after_the_start() {
     copy_folder(&fixture, staging.path(), "all", FOLDER);
     let staged = staging.path().join("all").join(FOLDER);
     let root = tempfile::tempdir().expect("temp dir");
-    let dest = root.path().join("backups").join(FOLDER);
+    let dest = root.path().join("landing").join(FOLDER);
     std::fs::create_dir_all(&dest).expect("mkdir");
     let place = |name: &str| {
         std::fs::copy(staged.join(name), dest.join(name)).expect("copy");

@@ -2,8 +2,10 @@
 // function invocation. Log alerts on the handler's structured lines (JSON, LRS_LOG_FORMAT=json), one alert per
 // database (dimension `db`):
 //   - message "database blocked"        : a database needs a person (broken chain, foreign database, failed start);
-//   - message "lrs 30-day limit near"   : LRS cancels a restore 30 days after it started.
-// The binary must keep those two messages and the `db` field (infra/README.md says so).
+//   - message "lrs 30-day limit near"   : LRS cancels a restore 30 days after it started;
+//   - message "lrs database lost" or "lrs failed": the database disappeared after its start (a failover,
+//     a Business Critical update, the 30-day cancel; `restart` it) or LRS failed for good.
+// The binary must keep those messages and the `db` field (infra/README.md says so).
 
 @description('Region of the log alert rules.')
 param location string
@@ -168,6 +170,49 @@ resource databaseBlocked 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       allOf: [
         {
           query: 'traces | where message has "database blocked" | ${dbColumn} | project timestamp, db'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          dimensions: [
+            {
+              name: 'db'
+              operator: 'Include'
+              values: [
+                '*'
+              ]
+            }
+          ]
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: false
+    actions: logActions
+  }
+}
+
+resource databaseLostOrFailed 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-database-lost-or-failed'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'lrs-autopilot: database lost or failed'
+    description: 'A database disappeared after its start (Lost: lrs-autopilot restart <db>) or LRS failed: see its state (lrs-autopilot status, or GET /api/migrations/<db>) for the reason.'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT15M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "lrs database lost" or message has "lrs failed" | ${dbColumn} | project timestamp, db'
           timeAggregation: 'Count'
           operator: 'GreaterThan'
           threshold: 0

@@ -158,6 +158,13 @@ pub enum FindingCode {
     LogAfterTail,
     /// A full backup newer than the base LRS already restored: LRS does not re-base, so it is not used.
     NewerFullBackup,
+    /// The target database name is taken on the instance by a database that is not an LRS restore
+    /// (raised by the migration from ARM's answer, not by the planner).
+    NameInUse,
+    /// Another watched folder already owns the target database name (raised by the migration).
+    TargetNameTaken,
+    /// LRS or ARM answered an error a person must act on (raised by the migration).
+    LrsError,
 }
 
 impl FindingCode {
@@ -182,6 +189,9 @@ impl FindingCode {
             FindingCode::OlderThanBase => "older_than_base",
             FindingCode::LogAfterTail => "log_after_tail",
             FindingCode::NewerFullBackup => "newer_full_backup",
+            FindingCode::NameInUse => "name_in_use",
+            FindingCode::TargetNameTaken => "target_name_taken",
+            FindingCode::LrsError => "lrs_error",
         }
     }
 }

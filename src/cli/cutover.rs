@@ -56,6 +56,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("error: no migration for database {db:?} (see `lrs-autopilot status`)");
                 Ok(ExitCode::from(1))
             }
+            Err(e @ PipelineError::Ambiguous { .. }) => {
+                eprintln!("error: {e}");
+                Ok(ExitCode::from(1))
+            }
             Err(e) => Err(e.into()),
         }
     })

@@ -13,6 +13,7 @@ mod demo;
 mod inspect;
 mod rehearse;
 mod resolve;
+mod restart;
 mod serve;
 mod simulate;
 mod status;
@@ -46,6 +47,8 @@ enum Command {
     Cutover(cutover::Args),
     /// Serve the migration dashboard (loopback by default).
     Dashboard(dashboard::Args),
+    /// Start LRS again for a Lost, Failed or Expired migration, from the newest complete full backup.
+    Restart(restart::Args),
 }
 
 /// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
@@ -75,6 +78,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => status::run(args),
         Command::Cutover(args) => cutover::run(args),
         Command::Dashboard(args) => dashboard::run(args),
+        Command::Restart(args) => restart::run(args),
     };
     match result {
         Ok(code) => code,

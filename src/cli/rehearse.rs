@@ -308,9 +308,12 @@ impl Progress {
 /// caught up and waiting for more files.
 fn settled(s: &MigrationState) -> bool {
     match s.phase {
-        Phase::Completed | Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Paused => {
-            !s.files.values().any(|f| f.pending)
-        }
+        Phase::Completed
+        | Phase::Blocked
+        | Phase::Failed
+        | Phase::Expired
+        | Phase::Lost
+        | Phase::Paused => !s.files.values().any(|f| f.pending),
         // Waiting with a wake-up time: a finding is settling, or a file is pending.
         Phase::Waiting => s.next_poll_at.is_none(),
         // Caught up: LRS reports a file of the last planned set (any stripe) as the last restored.
@@ -358,7 +361,7 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
     let clock = Arc::new(SystemClock::new());
     let mut config = SimConfig::folder(staging.path());
     config.restore_mbps = args.restore_mbps;
-    config.operation_secs = 0.2;
+    config.operation_secs = Some(0.2);
     config.complete_secs = 0.5;
     config.poll_retry_after_secs = 0;
     let source = blobs.clone();

@@ -12,9 +12,9 @@ use url::Url;
 use crate::config::{Config, is_loopback};
 use crate::functions::event::StorageScope;
 use crate::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions};
-use crate::migration::LrsSnapshot;
 use crate::pipeline::{
-    ArmLrs, LrsApi, LrsCallError, Pipeline, Settings, StartRequest, system_clock,
+    ArmLrs, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings, StartRequest,
+    system_clock,
 };
 use crate::storage::azure::{AzureBlobStore, AzureStateStore, credential_from_env};
 use crate::storage::folder::FolderStateStore;
@@ -121,13 +121,16 @@ fn detached() -> LrsCallError {
 
 #[async_trait]
 impl LrsApi for Detached {
-    async fn start(&self, _: &StartRequest) -> Result<(), LrsCallError> {
+    async fn start(&self, _: &StartRequest) -> Result<Option<String>, LrsCallError> {
         Err(detached())
     }
-    async fn restore_details(&self, _: &str) -> Result<LrsSnapshot, LrsCallError> {
+    async fn restore_details(&self, _: &str) -> Result<RestoreView, LrsCallError> {
         Err(detached())
     }
-    async fn complete(&self, _: &str, _: &str) -> Result<(), LrsCallError> {
+    async fn complete(&self, _: &str, _: &str) -> Result<Option<String>, LrsCallError> {
+        Err(detached())
+    }
+    async fn poll_operation(&self, _: &str) -> Result<OperationState, LrsCallError> {
         Err(detached())
     }
     async fn database_status(&self, _: &str) -> Result<String, LrsCallError> {

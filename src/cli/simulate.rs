@@ -1,6 +1,7 @@
 //! `lrs-autopilot simulate-lrs`: run the ARM-compatible LRS simulator as an HTTP server, over a
 //! local folder laid out as `<root>/<container>/<folder>/<backups>`.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -32,10 +33,11 @@ pub struct Args {
     /// The region every managed instance reports.
     #[arg(long, env = "LRS_SIM_LOCATION", default_value = "westeurope")]
     location: String,
-    /// Seconds a start or delete operation runs.
-    #[arg(long, env = "LRS_SIM_OPERATION_SECS", default_value_t = 1.0)]
-    operation_secs: f64,
-    /// Seconds completeRestore runs before the database is Online.
+    /// Seconds a start or delete operation runs (the short model). Without it, the start operation
+    /// runs until the database is Online after completeRestore, or fails when it is dropped.
+    #[arg(long, env = "LRS_SIM_OPERATION_SECS")]
+    operation_secs: Option<f64>,
+    /// Seconds completeRestore runs before the database is Online (hours on Business Critical).
     #[arg(long, env = "LRS_SIM_COMPLETE_SECS", default_value_t = 2.0)]
     complete_secs: f64,
     /// Rate (0..1) of 429 answers with Retry-After.
@@ -59,6 +61,18 @@ pub struct Args {
     /// Seed for the fault generator (the same seed replays the same faults).
     #[arg(long, env = "LRS_SIM_FAULT_SEED", default_value_t = 0)]
     fault_seed: u64,
+    /// Answer every restoreDetails with this error code (such as BrokenRestorePlanNoFullBackup),
+    /// with the HTTP status the spec documents for it.
+    #[arg(long, env = "LRS_SIM_RESTORE_DETAILS_ERROR")]
+    restore_details_error: Option<String>,
+    /// Drop each database once, this many seconds after its start was accepted (a failover, a
+    /// Business Critical update or the 30-day cancellation).
+    #[arg(long, env = "LRS_SIM_DROP_AFTER_SECS")]
+    drop_after_secs: Option<f64>,
+    /// Turn off ARM's request throttling (token buckets: reads 250 + 25/s, writes 200 + 10/s per
+    /// subscription).
+    #[arg(long, env = "LRS_SIM_NO_THROTTLE")]
+    no_throttle: bool,
 }
 
 /// Resolves the arguments into the simulator's settings.
@@ -90,8 +104,9 @@ fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
     );
     for (name, secs) in [
         ("--operation-secs", args.operation_secs),
-        ("--complete-secs", args.complete_secs),
+        ("--complete-secs", Some(args.complete_secs)),
     ] {
+        let Some(secs) = secs else { continue };
         anyhow::ensure!(
             secs.is_finite() && secs >= 0.0,
             "{name} must be zero or more seconds, not {secs}"
@@ -105,8 +120,21 @@ fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
         conflict_rate: args.conflict_rate,
         storage_failure: args.storage_failure,
         seed: args.fault_seed,
+        restore_details_errors: args
+            .restore_details_error
+            .iter()
+            .map(|code| ("*".to_owned(), code.trim().to_owned()))
+            .collect::<BTreeMap<_, _>>(),
+        drop_after_secs: args.drop_after_secs,
+        start_errors: BTreeMap::new(),
     };
-    faults.validate().map_err(anyhow::Error::msg)?;
+    faults.validate().map_err(|e| {
+        anyhow::anyhow!(
+            "{}",
+            e.replace("restoreDetailsErrors[\"*\"]", "--restore-details-error")
+                .replace("dropAfterSecs", "--drop-after-secs")
+        )
+    })?;
     let mut config = SimConfig::folder(PathBuf::new());
     config.storage = storage;
     config.restore_mbps = args.restore_mbps;
@@ -114,6 +142,7 @@ fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
     config.operation_secs = args.operation_secs;
     config.complete_secs = args.complete_secs;
     config.faults = faults;
+    config.throttle = !args.no_throttle;
     Ok(config)
 }
 
@@ -177,6 +206,26 @@ mod tests {
         assert_eq!(config.restore_mbps, 2.5);
         assert_eq!(config.faults.throttle_rate, 0.25);
         assert_eq!(config.faults.latency_ms, 7);
+        assert_eq!(config.operation_secs, None, "the long model by default");
+        assert!(config.throttle, "throttling on by default");
+
+        let config = parse(&[
+            "--operation-secs",
+            "3",
+            "--restore-details-error",
+            "BrokenRestorePlanNoFullBackup",
+            "--drop-after-secs",
+            "60",
+            "--no-throttle",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.operation_secs, Some(3.0));
+        assert_eq!(
+            config.faults.restore_details_errors["*"],
+            "BrokenRestorePlanNoFullBackup"
+        );
+        assert_eq!(config.faults.drop_after_secs, Some(60.0));
+        assert!(!config.throttle);
     }
 
     #[test]
@@ -185,6 +234,12 @@ mod tests {
         assert!(err.to_string().contains("--restore-mbps"), "{err}");
         let err = parse(&["--conflict-rate", "2"]).expect_err("refused");
         assert!(err.to_string().contains("conflict rate"), "{err}");
+        let err = parse(&["--operation-secs=-1"]).expect_err("refused");
+        assert!(err.to_string().contains("--operation-secs"), "{err}");
+        let err = parse(&["--drop-after-secs", "NaN"]).expect_err("refused");
+        assert!(err.to_string().contains("--drop-after-secs"), "{err}");
+        let err = parse(&["--restore-details-error", "not a code"]).expect_err("refused");
+        assert!(err.to_string().contains("--restore-details-error"), "{err}");
         let err = Cli::try_parse_from(["x", "--storage-root", "/definitely/not/here"])
             .map_err(anyhow::Error::from)
             .and_then(|c| resolve(&c.args))

@@ -28,7 +28,7 @@ pub struct Args {
     json: bool,
 }
 
-/// Runs `status`. Exit 0 unless a database is blocked, failed or expired.
+/// Runs `status`. Exit 0 unless a database is blocked, failed, expired or lost.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
     let states = rt.block_on(async {
@@ -106,9 +106,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let bad = summaries
-        .iter()
-        .any(|s| matches!(s.phase, Phase::Blocked | Phase::Failed | Phase::Expired));
+    let bad = summaries.iter().any(|s| {
+        matches!(
+            s.phase,
+            Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Lost
+        )
+    });
     Ok(if bad {
         ExitCode::from(1)
     } else {

@@ -1,5 +1,6 @@
 //! The `Migrations` HTTP function: `GET migrations`, `GET migrations/{db}`, and
-//! `POST migrations/{db}/cutover|pause|resume`. It answers through the HTTP output binding.
+//! `POST migrations/{db}/cutover|pause|resume|restart`. `{db}` is a folder, a target database name,
+//! or `container:folder` when a name matches more than one folder. It answers through the HTTP output binding.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -47,22 +48,28 @@ async fn respond(state: &AppState, req: &HttpRequestData) -> Result<(u16, Value)
                 .collect();
             Ok((200, json!({ "databases": list })))
         }
-        ("GET", Some(db), None) => match pipeline.find(&db).await? {
-            Some(s) => Ok((
-                200,
-                json!({
-                    "summary": DatabaseSummary::from(&s),
-                    "plan": s.plan,
-                    "lrs": s.lrs,
-                    "files": s.files.keys().collect::<Vec<_>>(),
-                    "rejected": s.rejected,
-                    "audit": s.audit,
-                }),
-            )),
-            None => Ok((
-                404,
-                json!({ "error": format!("no migration for database {db:?}") }),
-            )),
+        ("GET", Some(db), None) => match pipeline.find(&db).await {
+            Err(e @ PipelineError::Ambiguous { .. }) => {
+                Ok((409, json!({ "error": e.to_string() })))
+            }
+            Err(e) => Err(e.into()),
+            Ok(found) => match found {
+                Some(s) => Ok((
+                    200,
+                    json!({
+                        "summary": DatabaseSummary::from(&s),
+                        "plan": s.plan,
+                        "lrs": s.lrs,
+                        "files": s.files.keys().collect::<Vec<_>>(),
+                        "rejected": s.rejected,
+                        "audit": s.audit,
+                    }),
+                )),
+                None => Ok((
+                    404,
+                    json!({ "error": format!("no migration for database {db:?}") }),
+                )),
+            },
         },
         ("POST", Some(db), Some(action)) => {
             let input = match action.as_str() {
@@ -95,10 +102,11 @@ async fn respond(state: &AppState, req: &HttpRequestData) -> Result<(u16, Value)
                 }
                 "pause" => Input::Pause,
                 "resume" => Input::Resume,
+                "restart" => Input::Restart,
                 other => {
                     return Ok((
                         404,
-                        json!({ "error": format!("unknown action {other:?}: use cutover, pause or resume") }),
+                        json!({ "error": format!("unknown action {other:?}: use cutover, pause, resume or restart") }),
                     ));
                 }
             };
@@ -108,12 +116,15 @@ async fn respond(state: &AppState, req: &HttpRequestData) -> Result<(u16, Value)
                     404,
                     json!({ "error": format!("no migration for database {db:?}") }),
                 )),
+                Err(
+                    e @ (PipelineError::Ambiguous { .. } | PipelineError::NotRestartable { .. }),
+                ) => Ok((409, json!({ "error": e.to_string() }))),
                 Err(e) => Err(e.into()),
             }
         }
         (m, _, _) => Ok((
             405,
-            json!({ "error": format!("{m} is not supported here: GET migrations[/{{db}}] or POST migrations/{{db}}/cutover|pause|resume") }),
+            json!({ "error": format!("{m} is not supported here: GET migrations[/{{db}}] or POST migrations/{{db}}/cutover|pause|resume|restart") }),
         )),
     }
 }

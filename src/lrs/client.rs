@@ -1,5 +1,10 @@
-//! The thin client: sends what [`super::ops`] builds through `azure_core`'s pipeline and follows
+//! The thin client: sends what [`super::ops`] builds through `azure_core`'s pipeline and polls
 //! long-running operations. No request or answer logic lives here.
+//!
+//! The pipeline uses only the `begin_*` calls and [`LrsClient::poll`]: the create operation may
+//! run until cutover, so nothing inside a Functions invocation may wait on it.
+//! [`LrsClient::start`], [`LrsClient::complete`] and [`LrsClient::wait`] follow an operation to its
+//! end and are for tools and tests only.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,7 +50,8 @@ impl std::fmt::Debug for Auth {
 /// Client settings. The defaults suit real ARM; tests shorten the delays.
 #[derive(Debug, Clone)]
 pub struct LrsClientOptions {
-    /// Retries of 429 (after `Retry-After`), 408, 5xx and transport failures.
+    /// Retries of 429 (after `Retry-After`), 408, 5xx and transport failures. The default total
+    /// (15 s) stays well within an invocation's 45 s budget.
     pub retry: RetryOptions,
     /// How long to wait between polls when the server gives no `Retry-After`.
     pub default_poll_interval: Duration,
@@ -59,9 +65,9 @@ impl Default for LrsClientOptions {
         LrsClientOptions {
             retry: RetryOptions::exponential(ExponentialRetryOptions {
                 initial_delay: azure_core::time::Duration::seconds(1),
-                max_retries: 6,
-                max_total_elapsed: azure_core::time::Duration::seconds(120),
-                max_delay: azure_core::time::Duration::seconds(30),
+                max_retries: 4,
+                max_total_elapsed: azure_core::time::Duration::seconds(15),
+                max_delay: azure_core::time::Duration::seconds(8),
             }),
             default_poll_interval: Duration::from_secs(10),
             max_wait: Duration::from_secs(30 * 60),
@@ -217,7 +223,8 @@ impl LrsClient {
         StartRestore::parse_response(status, &headers, &body)
     }
 
-    /// Starts LRS and waits for the start operation to finish.
+    /// Starts LRS and waits for the start operation to finish. For tools and tests only: the
+    /// create operation may run until cutover.
     ///
     /// # Errors
     /// As [`LrsClient::begin_start`] and [`LrsClient::wait`].
@@ -252,7 +259,7 @@ impl LrsClient {
         CompleteRestore::parse_response(status, &headers, &body)
     }
 
-    /// Asks LRS to complete and waits for the operation to finish.
+    /// Asks LRS to complete and waits for the operation to finish. For tools and tests only.
     ///
     /// # Errors
     /// As [`LrsClient::begin_complete`] and [`LrsClient::wait`].

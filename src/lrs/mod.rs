@@ -4,12 +4,16 @@
 //! Each ARM operation is a small struct in [`ops`] with a pure `into_request(&base)` and a pure
 //! `parse_response(status, headers, body)`, so request building and response parsing are tested
 //! without a network. [`LrsClient`] only sends them through `azure_core`'s pipeline (retries on 429,
-//! 5xx and transient network errors, honouring `Retry-After`; user agent; client request ids; bearer
-//! tokens) and follows long-running operations.
+//! 5xx and transient network errors, honouring `Retry-After`, within a total well below an
+//! invocation's bound; user agent; client request ids; bearer tokens). Long-running operations are
+//! accepted and polled one step at a time ([`LrsClient::begin_start`], [`LrsClient::poll`]): the
+//! create operation may run until cutover, so the pipeline never waits on one. [`codes`] classifies
+//! every error code the spec documents for the calls the pipeline makes.
 //!
 //! This module is an adapter: it uses the core's types and never the shells (`cli`, `functions`).
 
 mod client;
+pub mod codes;
 mod error;
 mod model;
 pub mod ops;

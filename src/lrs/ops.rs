@@ -54,6 +54,40 @@ pub struct LongRunning {
     pub retry_after_secs: Option<u64>,
 }
 
+impl LongRunning {
+    /// The form kept in a state document: `async-operation <url>` or `location <url>`. ARM's
+    /// polling URLs carry only an api-version, never a SAS.
+    pub fn to_stored(&self) -> String {
+        match &self.poll {
+            PollKind::AsyncOperation(u) => format!("async-operation {u}"),
+            PollKind::Location(u) => format!("location {u}"),
+        }
+    }
+
+    /// Reads [`LongRunning::to_stored`]'s form back; a bare URL is taken as a `Location`.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when it holds no absolute URL.
+    pub fn from_stored(stored: &str) -> Result<Self, Error> {
+        let (kind, raw) = stored
+            .trim()
+            .split_once(' ')
+            .unwrap_or(("location", stored));
+        let url = Url::parse(raw.trim()).map_err(|e| Error::InvalidInput {
+            reason: format!("the stored polling url is not a url: {e}"),
+        })?;
+        let poll = if kind == "async-operation" {
+            PollKind::AsyncOperation(url)
+        } else {
+            PollKind::Location(url)
+        };
+        Ok(LongRunning {
+            poll,
+            retry_after_secs: None,
+        })
+    }
+}
+
 /// What a write (start, complete) answered: done already, or an operation to follow.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Accepted {
@@ -919,6 +953,26 @@ mod tests {
             Ok(OperationStatus::Succeeded)
         );
         assert!(loc.parse_response(500, &Headers::new(), b"").is_err());
+    }
+
+    #[test]
+    fn polling_urls_round_trip_through_the_state_document() {
+        for poll in [
+            PollKind::AsyncOperation(
+                Url::parse("https://m/aop/1?api-version=2025-01-01").expect("static"),
+            ),
+            PollKind::Location(
+                Url::parse("https://m/op/1?api-version=2025-01-01").expect("static"),
+            ),
+        ] {
+            let op = LongRunning {
+                poll,
+                retry_after_secs: Some(3),
+            };
+            let back = LongRunning::from_stored(&op.to_stored()).expect("round trip");
+            assert_eq!(back.poll, op.poll);
+        }
+        assert!(LongRunning::from_stored("location not-a-url").is_err());
     }
 
     #[test]

@@ -19,6 +19,75 @@ pub struct Context {
     pub slot_available: bool,
     /// Days until the LRS SAS token expires, when SAS is used.
     pub sas_days_left: Option<i64>,
+    /// Another folder (`container/folder`) that already owns this folder's target database name,
+    /// when the shell found one: this folder must not start, nor share that folder's LRS job.
+    pub name_owner: Option<String>,
+}
+
+/// How the pipeline responds to an error code ARM answered (see `lrs::codes` for the table).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// Transient: try again on a later tick.
+    Retry,
+    /// A person must act: a finding with the code, an actionable message and an alert.
+    Block,
+    /// The migration cannot go on: `Failed`, with an alert.
+    Terminal,
+    /// Expected, nothing to do (for example completion already signalled).
+    Benign,
+}
+
+/// An ARM error answer, classified by the shell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallError {
+    /// HTTP status, when ARM answered.
+    pub status: Option<u16>,
+    /// ARM's error code, if any.
+    pub code: Option<String>,
+    /// ARM's message.
+    pub message: String,
+    /// How to respond.
+    pub class: ErrorClass,
+    /// What a person should do, from the code table.
+    pub advice: String,
+}
+
+impl CallError {
+    /// The code, or an empty text.
+    pub fn code(&self) -> &str {
+        self.code.as_deref().unwrap_or_default()
+    }
+
+    /// Whether the code is `code` (case-insensitive).
+    pub fn is(&self, code: &str) -> bool {
+        self.code().eq_ignore_ascii_case(code)
+    }
+}
+
+/// Where a long-running ARM operation stands, from one poll.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationPoll {
+    /// Still running (information only).
+    InProgress,
+    /// Finished successfully (information only).
+    Succeeded,
+    /// Ended `Failed` or `Canceled`: a fact to act on.
+    Failed(CallError),
+    /// The poll itself failed; try again on a later tick.
+    Unavailable(String),
+    /// ARM no longer knows the operation (404): stop polling it.
+    Forgotten,
+}
+
+/// Which operation a poll concerns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OperationKind {
+    /// The create (start) operation, which may run until cutover.
+    Start,
+    /// The completeRestore operation.
+    Complete,
 }
 
 /// A new fact about one database.
@@ -33,47 +102,42 @@ pub enum Input {
         /// Why.
         reason: String,
     },
-    /// ARM accepted the start.
-    StartAccepted,
-    /// ARM refused the start, or it could not be sent.
-    StartFailed {
-        /// The ARM error code, if any.
-        code: Option<String>,
-        /// The message.
-        message: String,
-        /// Whether trying again later may succeed.
-        retryable: bool,
+    /// ARM accepted the start; `operation` is the URL to poll (never one carrying a SAS).
+    StartAccepted {
+        /// The create operation's polling URL, if ARM gave one.
+        operation: Option<String>,
     },
-    /// The start found the database name taken; `lrs_restoring` tells whether LRS is restoring it
-    /// (then it was our own earlier start, cut off before it was recorded).
+    /// ARM refused the start, or it could not be sent.
+    StartFailed(CallError),
+    /// The start found the database name taken; `lrs_restore` tells whether restoreDetails shows
+    /// it as an LRS restore (`type` `LRSRestore`): then it was our own earlier start, cut off
+    /// before it was recorded.
     StartNameInUse {
-        /// LRS answers restoreDetails for the database.
-        lrs_restoring: bool,
+        /// restoreDetails `type` is `LRSRestore`.
+        lrs_restore: bool,
     },
     /// A restoreDetails snapshot.
     Restore(LrsSnapshot),
     /// restoreDetails failed.
-    RestoreDetailsFailed {
-        /// HTTP status.
-        status: u16,
-        /// The ARM error code, if any.
-        code: Option<String>,
-        /// The message.
-        message: String,
+    RestoreDetailsFailed(CallError),
+    /// ARM accepted completeRestore; `operation` is the URL to poll.
+    CompleteAccepted {
+        /// The complete operation's polling URL, if ARM gave one.
+        operation: Option<String>,
     },
-    /// ARM accepted completeRestore.
-    CompleteAccepted,
     /// ARM refused completeRestore.
-    CompleteFailed {
-        /// The ARM error code, if any.
-        code: Option<String>,
-        /// The message.
-        message: String,
-        /// Whether trying again later may succeed.
-        retryable: bool,
+    CompleteFailed(CallError),
+    /// One poll of a long-running operation.
+    Operation {
+        /// Which one.
+        kind: OperationKind,
+        /// What the poll said.
+        poll: OperationPoll,
     },
     /// The database's `properties.status`.
     DatabaseStatus(String),
+    /// GET database answered 404: positive evidence that the database does not exist.
+    DatabaseGone,
     /// The timer looked at this database.
     Tick,
     /// An operator declared the last backup (`None`: the newest log in the plan).
@@ -85,6 +149,9 @@ pub enum Input {
     Pause,
     /// An operator resumed it.
     Resume,
+    /// An operator asked to start LRS again after the database was lost (or failed): re-plan from
+    /// the newest complete full backup and start afresh, keeping the files and the audit.
+    Restart,
 }
 
 /// What the shell must do, in order. Start and complete are claimed in the state document first:
@@ -108,6 +175,13 @@ pub enum Action {
     },
     /// Fetch the database's status.
     PollDatabaseStatus,
+    /// Poll a long-running operation once (never wait on it).
+    PollOperation {
+        /// Which one.
+        kind: OperationKind,
+        /// Its polling URL.
+        url: String,
+    },
     /// Re-read a file that was incomplete.
     RevalidateFile {
         /// Its name in the folder.
@@ -137,6 +211,10 @@ pub enum AlertKind {
     LrsFailed,
     /// The header suggests a tail-log backup that no rule declared.
     TailHint,
+    /// The database disappeared after its start was accepted.
+    Lost,
+    /// LRS reported something undocumented (a status value): shown, never acted on.
+    Undocumented,
 }
 
 impl AlertKind {
@@ -151,6 +229,8 @@ impl AlertKind {
             AlertKind::SasExpiring => "lrs sas expiring",
             AlertKind::LrsFailed => "lrs failed",
             AlertKind::TailHint => "tail-log hint",
+            AlertKind::Lost => "lrs database lost",
+            AlertKind::Undocumented => "lrs reports an undocumented value",
         }
     }
 }

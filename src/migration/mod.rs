@@ -4,8 +4,15 @@
 //! Pure: time comes in through [`Context`], nothing here does I/O. The rules that keep a cutover safe
 //! live here and nowhere else:
 //! - LRS is asked to start once: the start is claimed in the document before ARM is called;
+//! - no ARM long-running operation is waited on: its polling URL is recorded and polled once per
+//!   due tick; the create operation may run until cutover, so its state is information only, except
+//!   that a `Failed` one is a fact to act on;
 //! - completion is sent only when LRS reports the recognised tail-log backup as the last restored
-//!   file, the plan reaches it unbroken and no log follows it;
+//!   file (and, when restoreDetails lists backup sets, the tail's set as `Restored` with nothing else
+//!   queued), the plan reaches it unbroken and no log follows it; after that the database's own
+//!   status is the truth;
+//! - a database that disappears after its start is `Lost` only on positive evidence (GET database
+//!   404), and nothing restarts it until an operator asks;
 //! - nothing here ever asks to delete a database.
 
 mod io;
@@ -15,14 +22,16 @@ mod tests;
 
 use time::{Duration, OffsetDateTime};
 
-pub use io::{Action, Alert, AlertKind, Context, Input};
+pub use io::{
+    Action, Alert, AlertKind, CallError, Context, ErrorClass, Input, OperationKind, OperationPoll,
+};
 pub use state::{
     AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,
     SCHEMA_VERSION, SetSnapshot, Tail, TailSource,
 };
 
 use crate::backup::BackupType;
-use crate::chain::{self, FileRead, FindingCode, PlanInput, Severity, TailRule};
+use crate::chain::{self, FileRead, Finding, FindingCode, PlanInput, Severity, TailRule};
 
 /// LRS cancels a job this long after it started.
 pub const LRS_LIMIT: Duration = Duration::days(30);
@@ -38,17 +47,20 @@ pub const STALL_AFTER: Duration = Duration::hours(1);
 pub const SETTLE_GRACE: Duration = Duration::minutes(10);
 /// Alert when the SAS token expires within this many days.
 pub const SAS_WARNING_DAYS: i64 = 3;
+/// The only restoreDetails `status` value Microsoft documents (in its examples).
+pub const DOCUMENTED_STATUSES: &[&str] = &["Restoring"];
 
 /// How often the timer polls a database in each phase. `CutoverPending` and `Completing` are polled
-/// on every tick, `Restoring` rarely: with 1,000 databases restoring, one read each 3 minutes is
-/// about 5.6 reads/s, under half of a region's 25/s read refill.
+/// on every tick, `Restoring` rarely: with 1,000 databases restoring, three reads (restoreDetails,
+/// the database, the create operation) each 3 minutes is about 17 reads/s, under a region's 25/s
+/// read refill.
 pub fn poll_interval(phase: Phase) -> Option<Duration> {
     match phase {
         Phase::Ready | Phase::CutoverPending | Phase::Completing => Some(Duration::ZERO),
         Phase::Starting => Some(START_RECONCILE_AFTER),
         Phase::Restoring => Some(Duration::minutes(3)),
         Phase::Blocked | Phase::Paused => Some(Duration::minutes(10)),
-        Phase::Waiting | Phase::Completed | Phase::Failed | Phase::Expired => None,
+        Phase::Waiting | Phase::Completed | Phase::Failed | Phase::Expired | Phase::Lost => None,
     }
 }
 
@@ -60,10 +72,10 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     let now = ctx.now;
     let mut actions = Vec::new();
     let was = state.phase;
-    let input_kind = match &input {
-        Input::StartFailed { .. } | Input::CompleteFailed { .. } => InputKind::Failure,
-        _ => InputKind::Other,
-    };
+    let hold = matches!(
+        &input,
+        Input::StartFailed(_) | Input::CompleteFailed(_) | Input::Restart
+    );
     match input {
         Input::FileSeen(record) => {
             let name = record.file.name.clone();
@@ -75,99 +87,30 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
             state.audit(now, format!("file refused: {name}: {reason}"));
             state.rejected.insert(name, reason);
         }
-        Input::StartAccepted => accept_start(state, now),
-        Input::StartNameInUse {
-            lrs_restoring: true,
-        } => {
+        Input::StartAccepted { operation } => {
+            accept_start(state, now);
+            state.lrs.start_operation = operation.filter(|u| !carries_secret(u));
+            state.lrs.start_operation_state = Some("InProgress".into());
+        }
+        Input::StartNameInUse { lrs_restore: true } => {
             state.audit(
                 now,
-                "start found LRS already restoring this database: adopted it",
+                "start found an LRS restore of this database already running: adopted it",
             );
             accept_start(state, now);
         }
-        Input::StartNameInUse {
-            lrs_restoring: false,
-        } => {
-            let reason = format!(
-                "a database named {} already exists on the managed instance and is not an LRS \
-                 restore; map the folder to another name with LRS_DATABASE_NAME_MAP, or drop that \
-                 database yourself, then resume",
-                state.database_name
-            );
-            state.audit(now, format!("start refused: {reason}"));
-            state.lrs.start_claimed_at = None;
-            state.lrs.start_error = Some(reason);
-        }
-        Input::StartFailed {
-            code,
-            message,
-            retryable,
-        } => {
-            let code = code.unwrap_or_default();
-            state.audit(now, format!("start failed ({code}): {message}"));
-            if !retryable {
-                // A refused start needs a person; clear the claim so `resume` can start it again.
-                state.lrs.start_claimed_at = None;
-                state.lrs.start_error = Some(format!("LRS refused the start ({code}): {message}"));
-            }
-        }
+        Input::StartNameInUse { lrs_restore: false } => handle_name_in_use(state, now),
+        Input::StartFailed(e) => start_failed(state, &e, now),
         Input::Restore(snapshot) => handle_snapshot(state, snapshot, now, &mut actions),
-        Input::RestoreDetailsFailed {
-            status,
-            code,
-            message,
-        } => {
-            let code_s = code.clone().unwrap_or_default();
-            state.audit(
-                now,
-                format!("restoreDetails failed ({status} {code_s}): {message}"),
-            );
-            if state.lrs.started_at.is_none() && state.start_claimed() && status == 404 {
-                // The claimed start never reached LRS: send it again (reconcile).
-                if let Some(action) = start_action(state, ctx) {
-                    state.lrs.start_attempts += 1;
-                    actions.push(action);
-                }
-            } else if code_s == "RestoreDetailsNotAvailableOrExpired" && limit_passed(state, now) {
-                state.lrs.failure = Some("the 30-day LRS limit ran out".into());
-            } else if code_s == "ManagedDatabaseNotInRestoringState"
-                && state.lrs.complete_sent_at.is_some()
-            {
-                actions.push(Action::PollDatabaseStatus);
-            }
-        }
-        Input::CompleteAccepted => {
+        Input::RestoreDetailsFailed(e) => details_failed(state, &e, now, &mut actions),
+        Input::CompleteAccepted { operation } => {
             state.lrs.complete_sent_at = Some(now);
+            state.lrs.complete_operation = operation.filter(|u| !carries_secret(u));
             state.audit(now, "completeRestore accepted");
             actions.push(Action::PollDatabaseStatus);
         }
-        Input::CompleteFailed {
-            code,
-            message,
-            retryable,
-        } => {
-            let code = code.unwrap_or_default();
-            state.audit(now, format!("completeRestore failed ({code}): {message}"));
-            if code == "ExternalBackupAlreadySignaledToComplete" {
-                state.lrs.complete_sent_at.get_or_insert(now);
-            } else if retryable || code == "RequiredBackupIsNotLastRestored" {
-                // Not yet: release the claim; the next tick decides again.
-                state.lrs.complete_claimed_at = None;
-                state.lrs.completed_with = None;
-            } else {
-                state.lrs.complete_claimed_at = None;
-                state.lrs.completed_with = None;
-                state.reason = Some(format!("LRS refused completion ({code}): {message}"));
-                actions.push(alert(
-                    AlertKind::LrsFailed,
-                    Severity::Blocking,
-                    format!(
-                        "completeRestore for {} refused ({code}): {message}",
-                        state.database_name
-                    ),
-                ));
-            }
-        }
+        Input::CompleteFailed(e) => complete_failed(state, &e, now, &mut actions),
+        Input::Operation { kind, poll } => operation_polled(state, kind, poll, now, &mut actions),
         Input::DatabaseStatus(status) => {
             if status.eq_ignore_ascii_case("Online") && state.lrs.complete_sent_at.is_some() {
                 if state.lrs.online_at.is_none() {
@@ -175,7 +118,9 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
                 }
                 state.lrs.online_at.get_or_insert(now);
             }
+            state.lrs.database_status = Some(status);
         }
+        Input::DatabaseGone => database_gone(state, ctx, &mut actions),
         Input::Tick => tick(state, ctx, &mut actions),
         Input::Cutover { last_backup } => cutover(state, last_backup, now, &mut actions),
         Input::Pause => {
@@ -185,30 +130,405 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         Input::Resume => {
             state.paused = false;
             state.lrs.start_error = None;
+            state.lrs.block = None;
+            state.name_taken_by = None;
             state.audit(now, "resumed by an operator");
+        }
+        Input::Restart => restart(state, now),
+    }
+
+    if let Some(owner) = &ctx.name_owner {
+        if !state.start_claimed() && state.name_taken_by.as_deref() != Some(owner.as_str()) {
+            state.audit(
+                now,
+                format!("target name {} is owned by {owner}", state.database_name),
+            );
+            state.name_taken_by = Some(owner.clone());
         }
     }
 
     // After a failed start or completion, decide again on the next tick, not in this same breath:
     // an immediate retry would spin against an LRS that just said "not now".
-    let hold = matches!(input_kind, InputKind::Failure);
     replan(state, ctx, &mut actions);
     decide(state, ctx, &mut actions, hold);
     if state.phase != was {
         state.audit(now, format!("phase {was} -> {}", state.phase));
-        if state.phase == Phase::Blocked {
-            let reason = state.reason.clone().unwrap_or_default();
-            push_alert_once(
+        let reason = state.reason.clone().unwrap_or_default();
+        match state.phase {
+            Phase::Blocked => push_alert_once(
                 state,
                 &mut actions,
                 format!("blocked:{reason}"),
                 alert(AlertKind::DatabaseBlocked, Severity::Blocking, reason),
-            );
+            ),
+            Phase::Failed | Phase::Expired => push_alert_once(
+                state,
+                &mut actions,
+                format!("failed:{reason}"),
+                alert(
+                    AlertKind::LrsFailed,
+                    Severity::Blocking,
+                    format!("{}: {reason}", state.database_name),
+                ),
+            ),
+            _ => {}
         }
     }
     state.next_poll_at = next_poll(state, now);
     state.updated_at = now;
     actions
+}
+
+/// The target name is taken by a database that is not an LRS restore: block, never adopt.
+fn handle_name_in_use(state: &mut MigrationState, now: OffsetDateTime) {
+    let message = format!(
+        "a database named {} already exists on the managed instance and restoreDetails does not \
+         show it as an LRS restore, so the pipeline will not adopt it: map the folder to another \
+         name with LRS_DATABASE_NAME_MAP, or, if that database is a leftover you no longer need, \
+         drop it yourself; then `resume`",
+        state.database_name
+    );
+    state.audit(now, format!("start refused: {message}"));
+    state.lrs.start_claimed_at = None;
+    state.lrs.block = Some(blocking_finding(FindingCode::NameInUse, message));
+}
+
+/// A polling URL that carries a SAS (`sig=`) is never stored.
+fn carries_secret(url: &str) -> bool {
+    url.split_once('?').is_some_and(|(_, q)| {
+        q.split('&').any(|p| {
+            p.split('=')
+                .next()
+                .is_some_and(|k| k.eq_ignore_ascii_case("sig"))
+        })
+    })
+}
+
+fn blocking_finding(code: FindingCode, message: String) -> Finding {
+    Finding {
+        code,
+        severity: Severity::Blocking,
+        files: Vec::new(),
+        message,
+    }
+}
+
+/// The finding for an ARM error a person must act on: the code, ARM's message and the advice.
+fn lrs_error_finding(state: &MigrationState, what: &str, e: &CallError) -> Finding {
+    blocking_finding(
+        FindingCode::LrsError,
+        format!(
+            "{what} for {}: Azure answered {} ({}): {}",
+            state.database_name,
+            if e.code().is_empty() {
+                "an error"
+            } else {
+                e.code()
+            },
+            e.message,
+            e.advice
+        ),
+    )
+}
+
+fn start_failed(state: &mut MigrationState, e: &CallError, now: OffsetDateTime) {
+    let code = e.code();
+    state.audit(now, format!("start failed ({code}): {}", e.message));
+    if e.status.is_none() && e.class == ErrorClass::Retry {
+        // No answer: ARM may have accepted it. The claim stays; the timer reconciles it from
+        // restoreDetails and GET database, so no second PUT goes out blind.
+        state.audit(now, "no answer to the start: the timer reconciles it");
+        return;
+    }
+    // ARM answered: nothing was started. The claim goes, so the database is Ready (retry),
+    // Blocked or Failed.
+    state.lrs.start_claimed_at = None;
+    match e.class {
+        ErrorClass::Retry | ErrorClass::Benign => {
+            state.audit(now, "left Ready: the start is tried again on a later tick")
+        }
+        ErrorClass::Block => state.lrs.block = Some(lrs_error_finding(state, "the start", e)),
+        ErrorClass::Terminal => {
+            state.lrs.failure = Some(format!(
+                "LRS refused the start ({code}): {}: {}",
+                e.message, e.advice
+            ));
+        }
+    }
+}
+
+fn details_failed(
+    state: &mut MigrationState,
+    e: &CallError,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) {
+    let status = e.status.unwrap_or(0);
+    state.audit(
+        now,
+        format!(
+            "restoreDetails failed ({status} {}): {}",
+            e.code(),
+            e.message
+        ),
+    );
+    if state.lrs.complete_sent_at.is_some() {
+        // After completeRestore, errors such as ManagedDatabaseNotInRestoringState are expected:
+        // the database's own status is the truth.
+        actions.push(Action::PollDatabaseStatus);
+        return;
+    }
+    if status == 404 || e.is("RestoreDetailsNotAvailableOrExpired") {
+        // Only GET database can prove the database is gone.
+        actions.push(Action::PollDatabaseStatus);
+        return;
+    }
+    if state.lrs.started_at.is_none() {
+        return;
+    }
+    match e.class {
+        ErrorClass::Retry | ErrorClass::Benign => {}
+        ErrorClass::Block => {
+            state.lrs.block = Some(lrs_error_finding(state, "restoreDetails", e));
+        }
+        ErrorClass::Terminal => {
+            state.lrs.failure = Some(format!(
+                "LRS reports {} for {}: {}: {}",
+                e.code(),
+                state.database_name,
+                e.message,
+                e.advice
+            ));
+        }
+    }
+}
+
+fn complete_failed(
+    state: &mut MigrationState,
+    e: &CallError,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) {
+    let code = e.code();
+    state.audit(
+        now,
+        format!("completeRestore failed ({code}): {}", e.message),
+    );
+    if e.is("ExternalBackupAlreadySignaledToComplete") || e.class == ErrorClass::Benign {
+        // An earlier complete got through.
+        state.lrs.complete_sent_at.get_or_insert(now);
+        actions.push(Action::PollDatabaseStatus);
+        return;
+    }
+    state.lrs.complete_claimed_at = None;
+    state.lrs.completed_with = None;
+    match e.class {
+        ErrorClass::Retry | ErrorClass::Benign => {
+            if e.status == Some(404) {
+                actions.push(Action::PollDatabaseStatus);
+            }
+        }
+        ErrorClass::Block => {
+            state.lrs.block = Some(lrs_error_finding(state, "completeRestore", e));
+        }
+        ErrorClass::Terminal => {
+            state.lrs.failure = Some(format!(
+                "LRS refused completion ({code}): {}: {}",
+                e.message, e.advice
+            ));
+        }
+    }
+}
+
+fn operation_polled(
+    state: &mut MigrationState,
+    kind: OperationKind,
+    poll: OperationPoll,
+    now: OffsetDateTime,
+    actions: &mut Vec<Action>,
+) {
+    let url = match kind {
+        OperationKind::Start => &mut state.lrs.start_operation,
+        OperationKind::Complete => &mut state.lrs.complete_operation,
+    };
+    let ended = match &poll {
+        OperationPoll::InProgress | OperationPoll::Unavailable(_) => false,
+        OperationPoll::Succeeded | OperationPoll::Failed(_) | OperationPoll::Forgotten => true,
+    };
+    if ended {
+        *url = None;
+    }
+    let label = match kind {
+        OperationKind::Start => "create",
+        OperationKind::Complete => "completeRestore",
+    };
+    match poll {
+        OperationPoll::InProgress | OperationPoll::Unavailable(_) => {}
+        OperationPoll::Succeeded => {
+            state.audit(now, format!("the {label} operation succeeded"));
+        }
+        OperationPoll::Forgotten => {
+            state.audit(now, format!("arm no longer knows the {label} operation"));
+        }
+        OperationPoll::Failed(e) => {
+            state.audit(
+                now,
+                format!(
+                    "the {label} operation ended Failed ({}): {}",
+                    e.code(),
+                    e.message
+                ),
+            );
+            // Is the database still there? If not, it is Lost.
+            actions.push(Action::PollDatabaseStatus);
+            match kind {
+                OperationKind::Start => {
+                    state.lrs.start_operation_failed = true;
+                    state.lrs.start_operation_state = Some(format!("Failed: {}", e.code()));
+                    match e.class {
+                        ErrorClass::Block => {
+                            state.lrs.block =
+                                Some(lrs_error_finding(state, "the create operation", &e));
+                        }
+                        ErrorClass::Terminal => {
+                            state.lrs.failure = Some(format!(
+                                "the create operation failed ({}): {}: {}",
+                                e.code(),
+                                e.message,
+                                e.advice
+                            ));
+                        }
+                        ErrorClass::Retry | ErrorClass::Benign => {}
+                    }
+                }
+                OperationKind::Complete => {
+                    if e.class == ErrorClass::Terminal {
+                        state.lrs.failure = Some(format!(
+                            "completion failed ({}): {}: {}",
+                            e.code(),
+                            e.message,
+                            e.advice
+                        ));
+                    }
+                }
+            }
+            return;
+        }
+    }
+    if kind == OperationKind::Start {
+        state.lrs.start_operation_state = Some(
+            match ended {
+                true => "Succeeded",
+                false => "InProgress",
+            }
+            .into(),
+        );
+    }
+}
+
+/// GET database answered 404.
+fn database_gone(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
+    let now = ctx.now;
+    if state.lrs.online_at.is_some() || state.lrs.lost_at.is_some() {
+        return;
+    }
+    if state.lrs.started_at.is_none() {
+        if state.start_claimed() {
+            // The claimed start never reached LRS: send it again (reconcile).
+            state.audit(
+                now,
+                "the claimed start never created the database: sending it again",
+            );
+            if let Some(action) = start_action(state, ctx) {
+                state.lrs.start_attempts += 1;
+                actions.push(action);
+            }
+        }
+        return;
+    }
+    // It existed: LRS or ARM showed it, or its create operation has ended (failed or succeeded,
+    // or there was none to follow). A 404 while the create still runs and nothing was ever seen
+    // is not evidence of anything yet.
+    let existed = state.lrs.snapshot.is_some()
+        || state.lrs.database_status.is_some()
+        || state.lrs.start_operation_failed
+        || state.lrs.start_operation.is_none();
+    if !existed {
+        state.audit(
+            now,
+            "GET database answered 404 before the database was ever seen: waiting",
+        );
+        return;
+    }
+    state.lrs.lost_at = Some(now);
+    let message = lost_message(state);
+    state.audit(now, format!("database lost: {message}"));
+    let key = format!(
+        "lost:{}",
+        state
+            .lrs
+            .started_at
+            .map(|t| t.to_string())
+            .unwrap_or_default()
+    );
+    push_alert_once(
+        state,
+        actions,
+        key,
+        alert(AlertKind::Lost, Severity::Blocking, message),
+    );
+}
+
+/// Why a database is `Lost`, which cases cause it and whether the 30-day limit did.
+fn lost_message(state: &MigrationState) -> String {
+    let db = &state.database_name;
+    let (Some(started), Some(lost)) = (state.lrs.started_at, state.lrs.lost_at) else {
+        return format!("{db} is lost");
+    };
+    let days = (lost - started).whole_days();
+    let limit = if lost >= started + LRS_LIMIT {
+        format!("the 30-day limit did: LRS started it {days} days ago, so LRS cancelled the job")
+    } else {
+        format!("the 30-day limit did not: LRS started it {days} days ago")
+    };
+    let when = if state.lrs.complete_sent_at.is_some() {
+        "after cutover started"
+    } else if state.files_restored() <= 1 {
+        "during the first full restore"
+    } else {
+        "while restoring"
+    };
+    format!(
+        "{db} disappeared from the managed instance {when} (GET database answered 404 after LRS \
+         accepted its start on {started}). LRS loses a database on a failover during the first full \
+         restore or after cutover started, on a Business Critical update, and when it cancels a job \
+         after 30 days; {limit}. Nothing restarts it on its own: run `lrs-autopilot restart {db}` \
+         or POST migrations/{db}/restart to start again from the newest complete full backup"
+    )
+}
+
+/// An operator's restart: forget everything about the LRS job (keep files, audit and findings'
+/// alerts) so the machine re-plans from the newest complete full backup and starts afresh.
+fn restart(state: &mut MigrationState, now: OffsetDateTime) {
+    if !matches!(state.phase, Phase::Lost | Phase::Failed | Phase::Expired) {
+        // A running job is never restarted: that would start a second LRS job for one folder.
+        state.audit(
+            now,
+            format!("restart ignored: the migration is {}", state.phase),
+        );
+        return;
+    }
+    state.restarts += 1;
+    state.lrs = LrsProgress::default();
+    state.alerts_raised.retain(|k| k.starts_with("finding:"));
+    state.audit(
+        now,
+        format!(
+            "restarted by an operator (restart {}): LRS starts again from the newest complete full \
+             backup",
+            state.restarts
+        ),
+    );
 }
 
 fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {
@@ -219,10 +539,6 @@ fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {
     state.audit(now, "LRS started");
 }
 
-fn limit_passed(state: &MigrationState, now: OffsetDateTime) -> bool {
-    state.lrs.started_at.is_some_and(|t| now >= t + LRS_LIMIT)
-}
-
 fn handle_snapshot(
     state: &mut MigrationState,
     snapshot: LrsSnapshot,
@@ -230,6 +546,15 @@ fn handle_snapshot(
     actions: &mut Vec<Action>,
 ) {
     if state.lrs.started_at.is_none() && state.start_claimed() {
+        let ours = snapshot
+            .restore_type
+            .as_deref()
+            .is_some_and(|t| t.trim().eq_ignore_ascii_case("LRSRestore"));
+        if !ours {
+            // Not shown as an LRS restore: never adopt it.
+            handle_name_in_use(state, now);
+            return;
+        }
         // LRS answers for the database: the claimed start reached it.
         accept_start(state, now);
     }
@@ -271,37 +596,32 @@ fn handle_snapshot(
             alert(AlertKind::LrsBlocked, Severity::Warning, detail),
         );
     }
-    if snapshot
-        .status
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("Failed"))
-    {
-        let why = snapshot
-            .block_reason
-            .clone()
-            .unwrap_or_else(|| "LRS reported Failed".into());
-        state.lrs.failure = Some(why.clone());
+    if let Some(status) = snapshot.status.as_deref().filter(|s| {
+        !s.is_empty()
+            && !DOCUMENTED_STATUSES
+                .iter()
+                .any(|d| d.eq_ignore_ascii_case(s))
+    }) {
+        // Shown once, never acted on: only `Restoring` is documented.
+        let detail = format!(
+            "restoreDetails for {} reports status {status:?}, which Microsoft does not document; \
+             the pipeline goes on deciding from lastRestoredFileName, the backup sets and the \
+             database's own status",
+            state.database_name
+        );
         push_alert_once(
             state,
             actions,
-            "lrs-failed".into(),
-            alert(
-                AlertKind::LrsFailed,
-                Severity::Blocking,
-                format!("{}: {why}", state.database_name),
-            ),
+            format!("status:{status}"),
+            alert(AlertKind::Undocumented, Severity::Info, detail),
         );
-    }
-    if snapshot
-        .status
-        .as_deref()
-        .is_some_and(|s| s.eq_ignore_ascii_case("Completed"))
-        && state.lrs.complete_sent_at.is_some()
-    {
-        actions.push(Action::PollDatabaseStatus);
     }
     state.lrs.snapshot = Some(snapshot);
     state.lrs.polled_at = Some(now);
+}
+
+fn limit_passed(state: &MigrationState, now: OffsetDateTime) -> bool {
+    state.lrs.started_at.is_some_and(|t| now >= t + LRS_LIMIT)
 }
 
 fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
@@ -310,6 +630,9 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
         if record.pending {
             actions.push(Action::RevalidateFile { name: name.clone() });
         }
+    }
+    if state.lrs.lost_at.is_some() {
+        return;
     }
     let Some(started) = state.lrs.started_at else {
         if let Some(claimed) = state.lrs.start_claimed_at {
@@ -323,7 +646,7 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
     if state.phase.is_final() {
         return;
     }
-    if now >= started + LRS_LIMIT && state.lrs.online_at.is_none() {
+    if limit_passed(state, now) && state.lrs.online_at.is_none() {
         state.lrs.failure = Some("the 30-day LRS limit ran out before completion".into());
         return;
     }
@@ -343,7 +666,11 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
     }
     if let Some(days) = ctx.sas_days_left.filter(|d| *d <= SAS_WARNING_DAYS) {
         let detail = format!(
-            "the LRS SAS token expires in {days} days while {} is restoring: renew it",
+            "the LRS SAS token expires in {days} days while {} is restoring. storageContainerSasToken \
+             can be set only when LRS starts, and parallel restores from one container need the same \
+             token, so a renewed token does not reach this job: complete the migration (take the \
+             tail-log backup and cut over) before the token expires, or restart from a full backup \
+             with a new token",
             state.database_name
         );
         push_alert_once(
@@ -367,7 +694,20 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
             );
         }
     }
+    // Each due tick polls the running operations once; never waits on them.
+    if let Some(url) = state.lrs.start_operation.clone() {
+        actions.push(Action::PollOperation {
+            kind: OperationKind::Start,
+            url,
+        });
+    }
     if state.lrs.complete_sent_at.is_some() {
+        if let Some(url) = state.lrs.complete_operation.clone() {
+            actions.push(Action::PollOperation {
+                kind: OperationKind::Complete,
+                url,
+            });
+        }
         actions.push(Action::PollDatabaseStatus);
     } else if let (Some(claimed), Some(last)) = (
         state.lrs.complete_claimed_at,
@@ -389,9 +729,9 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
         }
     } else if state.next_poll_at.is_none_or(|t| now >= t) {
         actions.push(Action::PollRestoreDetails);
+        actions.push(Action::PollDatabaseStatus);
     }
 }
-
 fn cutover(
     state: &mut MigrationState,
     last_backup: Option<String>,
@@ -511,6 +851,19 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
             );
         }
     }
+    let mut plan = plan;
+    plan.findings.extend(state.lrs.block.clone());
+    if let Some(owner) = &state.name_taken_by {
+        plan.findings.push(blocking_finding(
+            FindingCode::TargetNameTaken,
+            format!(
+                "{}/{} maps to the target database name {}, which {owner} already owns: it will \
+                 not start, nor share that folder's LRS job; give it another name in \
+                 LRS_DATABASE_NAME_MAP (or stop watching one of the two folders), then `resume`",
+                state.container, state.folder, state.database_name
+            ),
+        ));
+    }
     state.plan = Some(plan);
 }
 
@@ -560,11 +913,6 @@ fn is_waiting_finding(code: FindingCode) -> bool {
     )
 }
 
-enum InputKind {
-    Failure,
-    Other,
-}
-
 /// Derives the phase and decides on start and completion (unless `hold`).
 fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, hold: bool) {
     let settling = is_settling(state, ctx.now);
@@ -580,6 +928,9 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, 
 
     state.phase = if state.lrs.online_at.is_some() {
         Phase::Completed
+    } else if state.lrs.lost_at.is_some() {
+        state.reason = Some(lost_message(state));
+        Phase::Lost
     } else if let Some(failure) = state.lrs.failure.clone() {
         state.reason = Some(failure.clone());
         if failure.contains("30-day") {
@@ -590,6 +941,8 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, 
     } else if state.paused {
         Phase::Paused
     } else if state.lrs.complete_claimed_at.is_some() {
+        // Until the database says Online, however long that takes (hours on Business Critical
+        // while secondaries seed): never a timeout.
         Phase::Completing
     } else if state.start_claimed() {
         if state.lrs.started_at.is_none() {
@@ -614,7 +967,10 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, 
     } else {
         Phase::Waiting
     };
-    if !matches!(state.phase, Phase::Blocked | Phase::Failed | Phase::Expired) {
+    if !matches!(
+        state.phase,
+        Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Lost
+    ) {
         state.reason = None;
     }
 
@@ -654,8 +1010,10 @@ fn decide(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>, 
     }
 }
 
-/// The tail's name when it is safe to complete: LRS reports it as the last restored file, the plan
-/// reaches it unbroken and nothing follows it.
+/// The tail's name when it is safe to complete, on documented facts only: LRS reports it as
+/// `lastRestoredFileName`; when restoreDetails lists backup sets, the tail's set is `Restored` and no
+/// other set is queued or restoring; without the lists, no file is queued. The plan reaches the tail
+/// unbroken and nothing follows it.
 fn ready_to_complete(state: &MigrationState) -> Option<String> {
     let tail = state.tail.as_ref()?;
     let plan = state.plan.as_ref()?;
@@ -666,11 +1024,15 @@ fn ready_to_complete(state: &MigrationState) -> Option<String> {
     if !same_file(snapshot.last_restored_file.as_deref(), &tail.file_name) {
         return None;
     }
-    if snapshot
-        .current_restoring_file
-        .as_deref()
-        .is_some_and(|f| !f.is_empty())
-    {
+    if snapshot.sets_reported {
+        let restored = snapshot
+            .tail_set_status
+            .as_deref()
+            .is_some_and(|s| s.eq_ignore_ascii_case("Restored"));
+        if !restored || !snapshot.pending_sets.is_empty() {
+            return None;
+        }
+    } else if snapshot.files_queued > 0 {
         return None;
     }
     Some(tail.file_name.clone())
@@ -696,7 +1058,7 @@ fn start_action(state: &MigrationState, ctx: &Context) -> Option<Action> {
 
 /// LRS reports file names as uploaded; compare without case, since blob names and what LRS echoes
 /// have been seen to differ in case.
-fn same_file(reported: Option<&str>, name: &str) -> bool {
+pub fn same_file(reported: Option<&str>, name: &str) -> bool {
     let base = |s: &str| s.rsplit('/').next().unwrap_or(s).to_ascii_lowercase();
     reported.is_some_and(|r| base(r) == base(name))
 }

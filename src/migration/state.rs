@@ -20,7 +20,8 @@ pub const AUDIT_LIMIT: usize = 100;
 pub enum Phase {
     /// No complete full backup yet.
     Waiting,
-    /// LRS can start; waiting for a free LRS slot on the instance.
+    /// LRS can start; waiting for a free LRS slot on the instance, or for ARM to accept a start it
+    /// refused for a limit (throttling, concurrent restores).
     Ready,
     /// A start was claimed and sent (or is about to be); not yet confirmed.
     Starting,
@@ -28,11 +29,13 @@ pub enum Phase {
     Restoring,
     /// The tail-log backup is known; completion follows once LRS reports it restored.
     CutoverPending,
-    /// completeRestore was sent; waiting for the database to come online.
+    /// completeRestore was accepted; waiting for the database's own status to say `Online`, however
+    /// long that takes (hours on Business Critical while secondaries seed).
     Completing,
     /// The database is online. Nothing more will be restored.
     Completed,
-    /// A person must act: broken chain, foreign database, failed start.
+    /// A person must act: broken chain, foreign database, refused start, an LRS error from the
+    /// code table, a target name another folder owns. `resume` after fixing it.
     Blocked,
     /// An operator paused the pipeline for this database.
     Paused,
@@ -40,11 +43,15 @@ pub enum Phase {
     Failed,
     /// The 30-day LRS limit ran out.
     Expired,
+    /// The database disappeared after its start was accepted (a failover during the first full
+    /// restore or after cutover started, a Business Critical update, or the 30-day cancel). Nothing
+    /// restarts it until an operator asks (`restart`).
+    Lost,
 }
 
 impl Phase {
     /// Every phase, in lifecycle order.
-    pub const ALL: [Phase; 11] = [
+    pub const ALL: [Phase; 12] = [
         Phase::Waiting,
         Phase::Ready,
         Phase::Starting,
@@ -56,6 +63,7 @@ impl Phase {
         Phase::Paused,
         Phase::Failed,
         Phase::Expired,
+        Phase::Lost,
     ];
 
     /// The name used in JSON and logs.
@@ -72,12 +80,16 @@ impl Phase {
             Phase::Paused => "Paused",
             Phase::Failed => "Failed",
             Phase::Expired => "Expired",
+            Phase::Lost => "Lost",
         }
     }
 
     /// Phases in which nothing more will happen without a person.
     pub fn is_final(self) -> bool {
-        matches!(self, Phase::Completed | Phase::Failed | Phase::Expired)
+        matches!(
+            self,
+            Phase::Completed | Phase::Failed | Phase::Expired | Phase::Lost
+        )
     }
 }
 
@@ -134,7 +146,10 @@ pub struct FileRecord {
 /// The last `restoreDetails` seen, reduced to what decisions need (the shell keeps the raw JSON too).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct LrsSnapshot {
-    /// `status`, as LRS reports it (values are not all documented: kept as text).
+    /// `type` (`LRSRestore` for Log Replay Service).
+    #[serde(default)]
+    pub restore_type: Option<String>,
+    /// `status`, as LRS reports it (only `Restoring` is documented: kept as text, never acted on).
     pub status: Option<String>,
     /// `lastRestoredFileName`.
     pub last_restored_file: Option<String>,
@@ -157,6 +172,15 @@ pub struct LrsSnapshot {
     /// sizes and restore times are what the dashboard's forecast measures throughput from.
     #[serde(default)]
     pub backup_sets: Vec<SetSnapshot>,
+    /// Whether restoreDetails carried the backup-set arrays (`fullBackupSets`, ...).
+    #[serde(default)]
+    pub sets_reported: bool,
+    /// The status of the tail-log backup's set, when the arrays are present and list it.
+    #[serde(default)]
+    pub tail_set_status: Option<String>,
+    /// `firstStripeName` of every set `Queued` or `Restoring` other than the tail's.
+    #[serde(default)]
+    pub pending_sets: Vec<String>,
 }
 
 /// One backup set as LRS reports it in restoreDetails.
@@ -221,6 +245,29 @@ pub struct LrsProgress {
     pub failure: Option<String>,
     /// Why the start was refused, when it was: the database is `Blocked` until `resume`.
     pub start_error: Option<String>,
+    /// A finding raised from what ARM answered (`name_in_use`, `lrs_error`): `Blocked` until
+    /// `resume`.
+    #[serde(default)]
+    pub block: Option<Finding>,
+    /// The create operation's polling URL while it runs (ARM's `Azure-AsyncOperation` or
+    /// `Location`; never a URL carrying a SAS).
+    #[serde(default)]
+    pub start_operation: Option<String>,
+    /// The completeRestore operation's polling URL while it runs.
+    #[serde(default)]
+    pub complete_operation: Option<String>,
+    /// The last state seen of the create operation (`InProgress`, `Succeeded`, `Failed: <code>`).
+    #[serde(default)]
+    pub start_operation_state: Option<String>,
+    /// Whether the create operation ended `Failed` or `Canceled`.
+    #[serde(default)]
+    pub start_operation_failed: bool,
+    /// The database's `properties.status` as last seen.
+    #[serde(default)]
+    pub database_status: Option<String>,
+    /// When GET database answered 404 after the start was accepted.
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub lost_at: Option<OffsetDateTime>,
 }
 
 /// One line of the audit trail.
@@ -273,6 +320,13 @@ pub struct MigrationState {
     pub next_poll_at: Option<OffsetDateTime>,
     /// The newest events, oldest first, at most [`AUDIT_LIMIT`].
     pub audit: VecDeque<AuditEntry>,
+    /// How many times an operator restarted LRS for this folder.
+    #[serde(default)]
+    pub restarts: u32,
+    /// Another folder (`container/folder`) that owns this folder's target database name: this one
+    /// is `Blocked` (`target_name_taken`) until `resume`.
+    #[serde(default)]
+    pub name_taken_by: Option<String>,
 }
 
 impl MigrationState {
@@ -296,6 +350,8 @@ impl MigrationState {
             updated_at: now,
             next_poll_at: None,
             audit: VecDeque::new(),
+            restarts: 0,
+            name_taken_by: None,
         }
     }
 

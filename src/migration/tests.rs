@@ -34,6 +34,7 @@ impl World {
             default_collation: "Latin1_General_CI_AS".into(),
             slot_available: self.slot,
             sas_days_left: None,
+            name_owner: None,
         }
     }
 
@@ -58,6 +59,7 @@ impl World {
 
     fn restored(&mut self, last: &str, restored: u64, queued: u64) -> Vec<Action> {
         self.feed(Input::Restore(LrsSnapshot {
+            restore_type: Some("LRSRestore".into()),
             status: Some("Restoring".into()),
             last_restored_file: Some(last.into()),
             files_restored: restored,
@@ -99,6 +101,16 @@ fn chain() -> Vec<FolderFile> {
     ]
 }
 
+fn err(status: u16, code: &str, class: ErrorClass) -> CallError {
+    CallError {
+        status: Some(status),
+        code: Some(code.into()),
+        message: format!("{code} happened"),
+        class,
+        advice: "do the thing".into(),
+    }
+}
+
 #[test]
 fn starts_once_when_a_full_backup_lands_and_never_again() {
     let mut w = World::new();
@@ -109,7 +121,7 @@ fn starts_once_when_a_full_backup_lands_and_never_again() {
         "{out:?}"
     );
     assert_eq!(w.state.phase, Phase::Starting);
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     assert_eq!(w.state.phase, Phase::Restoring);
     for f in &files[1..] {
         w.file(f.clone());
@@ -138,7 +150,7 @@ fn completes_only_once_the_tail_is_the_last_restored_file() {
     for f in chain() {
         w.file(f);
     }
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     assert_eq!(w.state.phase, Phase::CutoverPending);
     assert_eq!(
         w.state.tail.as_ref().map(|t| t.source),
@@ -157,7 +169,7 @@ fn completes_only_once_the_tail_is_the_last_restored_file() {
     // A second snapshot while completing does not send it again.
     w.restored("Sales_tail.trn", 4, 0);
     assert_eq!(w.completes(), 1);
-    let out = w.feed(Input::CompleteAccepted);
+    let out = w.feed(Input::CompleteAccepted { operation: None });
     assert!(out.contains(&Action::PollDatabaseStatus));
     w.feed(Input::DatabaseStatus("Restoring".into()));
     assert_eq!(w.state.phase, Phase::Completing);
@@ -171,7 +183,7 @@ fn a_log_after_the_tail_blocks_the_cutover() {
     let mut db = Synthetic::new("Sales").checksums(true);
     let full = db.full(100, 200);
     w.file(full.file("Sales_full.bak"));
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.file(db.log(200, 300).file("Sales_tail.trn"));
     w.file(db.log(300, 400).file("Sales_late.trn"));
     w.restored("Sales_tail.trn", 2, 1);
@@ -193,7 +205,7 @@ fn an_operator_cutover_names_the_tail() {
     for f in &files[..3] {
         w.file(f.clone());
     }
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     assert_eq!(w.state.phase, Phase::Restoring);
     w.feed(Input::Cutover { last_backup: None });
     let tail = w.state.tail.clone().expect("tail");
@@ -214,14 +226,14 @@ fn a_refused_completion_is_retried_on_a_later_tick_not_at_once() {
     for f in chain() {
         w.file(f);
     }
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.restored("Sales_tail.trn", 4, 0);
     assert_eq!(w.completes(), 1);
-    let out = w.feed(Input::CompleteFailed {
-        code: Some("RequiredBackupIsNotLastRestored".into()),
-        message: "not yet".into(),
-        retryable: false,
-    });
+    let out = w.feed(Input::CompleteFailed(err(
+        400,
+        "RequiredBackupIsNotLastRestored",
+        ErrorClass::Retry,
+    )));
     assert!(
         !out.iter()
             .any(|a| matches!(a, Action::CompleteRestore { .. })),
@@ -236,11 +248,11 @@ fn a_refused_completion_is_retried_on_a_later_tick_not_at_once() {
 fn a_refused_start_blocks_until_an_operator_resumes() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartFailed {
-        code: Some("InvalidCollation".into()),
-        message: "bad".into(),
-        retryable: false,
-    });
+    w.feed(Input::StartFailed(err(
+        400,
+        "InvalidCollation",
+        ErrorClass::Block,
+    )));
     assert_eq!(w.state.phase, Phase::Blocked);
     assert!(
         w.state
@@ -259,41 +271,46 @@ fn a_refused_start_blocks_until_an_operator_resumes() {
 fn a_name_in_use_by_our_own_earlier_start_is_adopted() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartNameInUse {
-        lrs_restoring: true,
-    });
+    w.feed(Input::StartNameInUse { lrs_restore: true });
     assert_eq!(w.state.phase, Phase::Restoring);
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartNameInUse {
-        lrs_restoring: false,
-    });
+    w.feed(Input::StartNameInUse { lrs_restore: false });
     assert_eq!(w.state.phase, Phase::Blocked);
+    let finding = w
+        .state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::NameInUse)
+        .expect("a name_in_use finding");
+    assert!(finding.message.contains("Sales"), "{}", finding.message);
+    assert!(finding.message.contains("LRS_DATABASE_NAME_MAP"));
+    assert_eq!(w.alerts(AlertKind::DatabaseBlocked), 1);
 }
 
 #[test]
 fn a_start_cut_off_before_it_was_confirmed_is_reconciled() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartFailed {
-        code: None,
-        message: "timeout".into(),
-        retryable: true,
-    });
+    // The instance died between the claim and ARM's answer: no outcome came back.
     assert_eq!(w.state.phase, Phase::Starting);
     w.advance(START_RECONCILE_AFTER);
     let out = w.feed(Input::Tick);
     assert!(out.contains(&Action::PollRestoreDetails), "{out:?}");
-    // LRS does not know the database: the start never arrived, so it is sent again.
-    let out = w.feed(Input::RestoreDetailsFailed {
-        status: 404,
-        code: Some("ResourceNotFound".into()),
-        message: String::new(),
-    });
+    // restoreDetails does not know it: only GET database can tell.
+    let out = w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "RestoreDetailsNotAvailableOrExpired",
+        ErrorClass::Retry,
+    )));
+    assert_eq!(out, [Action::PollDatabaseStatus]);
+    // The database does not exist: the start never arrived, so it is sent again.
+    let out = w.feed(Input::DatabaseGone);
     assert!(
         out.iter().any(|a| matches!(a, Action::StartLrs { .. })),
         "{out:?}"
     );
+    assert_ne!(w.state.phase, Phase::Lost);
     // Or LRS answers: the first start did arrive; it is adopted.
     let mut w2 = World::new();
     w2.file(chain()[0].clone());
@@ -308,7 +325,7 @@ fn a_start_cut_off_before_it_was_confirmed_is_reconciled() {
 fn warns_near_the_thirty_day_limit_and_expires_after_it() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.advance(Duration::days(25));
     w.feed(Input::Tick);
     w.feed(Input::Tick);
@@ -322,7 +339,7 @@ fn warns_near_the_thirty_day_limit_and_expires_after_it() {
 fn raises_a_stall_alert_when_queued_files_make_no_progress() {
     let mut w = World::new();
     w.file(chain()[0].clone());
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.restored("Sales_full.bak", 1, 2);
     w.advance(STALL_AFTER);
     w.feed(Input::Tick);
@@ -334,7 +351,7 @@ fn a_gap_waits_for_late_files_before_it_blocks() {
     let mut w = World::new();
     let files = chain();
     w.file(files[0].clone());
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.file(files[2].clone()); // Sales_2.trn before Sales_1.trn: a gap, for now
     assert_ne!(w.state.phase, Phase::Blocked);
     assert_eq!(w.alerts(AlertKind::DatabaseBlocked), 0);
@@ -351,7 +368,7 @@ fn a_gap_waits_for_late_files_before_it_blocks() {
 
     let mut w = World::new();
     w.file(files[0].clone());
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.file(files[2].clone());
     w.advance(SETTLE_GRACE);
     w.feed(Input::Tick);
@@ -386,7 +403,7 @@ fn state_documents_round_trip_through_json() {
     for f in chain() {
         w.file(f);
     }
-    w.feed(Input::StartAccepted);
+    w.feed(Input::StartAccepted { operation: None });
     w.restored("Sales_1.trn", 2, 2);
     let json = serde_json::to_string(&w.state).expect("serialise");
     let back: MigrationState = serde_json::from_str(&json).expect("parse");
@@ -404,6 +421,7 @@ enum Step {
     CompleteNotYet,
     Online,
     Cutover,
+    Gone,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -417,6 +435,7 @@ fn step() -> impl Strategy<Value = Step> {
         Just(Step::CompleteNotYet),
         Just(Step::Online),
         Just(Step::Cutover),
+        Just(Step::Gone),
     ]
 }
 
@@ -437,10 +456,11 @@ proptest! {
                     last_restored = Some(files[i].name.clone());
                     w.restored(&files[i].name, i as u64 + 1, 0);
                 }
-                Step::StartOk => { w.feed(Input::StartAccepted); }
-                Step::StartTransient => { w.feed(Input::StartFailed { code: None, message: "x".into(), retryable: true }); }
-                Step::CompleteOk => { w.feed(Input::CompleteAccepted); }
-                Step::CompleteNotYet => { w.feed(Input::CompleteFailed { code: Some("RequiredBackupIsNotLastRestored".into()), message: "x".into(), retryable: false }); }
+                Step::StartOk => { w.feed(Input::StartAccepted { operation: None }); }
+                Step::StartTransient => { w.feed(Input::StartFailed(err(429, "SubscriptionTooManyRequests", ErrorClass::Retry))); }
+                Step::CompleteOk => { w.feed(Input::CompleteAccepted { operation: None }); }
+                Step::CompleteNotYet => { w.feed(Input::CompleteFailed(err(400, "RequiredBackupIsNotLastRestored", ErrorClass::Retry))); }
+                Step::Gone => { w.feed(Input::DatabaseGone); }
                 Step::Online => { w.feed(Input::DatabaseStatus("Online".into())); }
                 Step::Cutover => { w.feed(Input::Cutover { last_backup: None }); }
             }
@@ -452,9 +472,389 @@ proptest! {
             }
             let starts_here = w.actions[before..].iter().filter(|a| matches!(a, Action::StartLrs { .. })).count();
             prop_assert!(starts_here <= 1);
+            if w.state.phase == Phase::Lost {
+                prop_assert_eq!(starts_here, 0, "a lost database is never restarted on its own");
+            }
             if w.state.phase == Phase::Completed {
                 prop_assert!(w.state.lrs.complete_sent_at.is_some());
             }
         }
     }
+}
+
+/// Started, restoring, with the snapshot seen.
+fn restoring() -> World {
+    let mut w = World::new();
+    for f in &chain()[..2] {
+        w.file(f.clone());
+    }
+    w.feed(Input::StartAccepted {
+        operation: Some("location https://management.azure.com/op/1?api-version=2025-01-01".into()),
+    });
+    w.restored("Sales_1.trn", 2, 0);
+    assert_eq!(w.state.phase, Phase::Restoring);
+    w
+}
+
+#[test]
+fn a_broken_restore_plan_in_restore_details_blocks_with_an_alert() {
+    let mut w = restoring();
+    w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "BrokenRestorePlanGapInLogBackups",
+        ErrorClass::Block,
+    )));
+    assert_eq!(w.state.phase, Phase::Blocked);
+    let f = w
+        .state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::LrsError)
+        .expect("an lrs_error finding");
+    assert!(f.message.contains("BrokenRestorePlanGapInLogBackups"));
+    assert!(f.message.contains("do the thing"), "the advice is in it");
+    assert_eq!(w.alerts(AlertKind::DatabaseBlocked), 1);
+    // A transient one only retries.
+    let mut w = restoring();
+    w.feed(Input::RestoreDetailsFailed(err(
+        429,
+        "SubscriptionTooManyRequests",
+        ErrorClass::Retry,
+    )));
+    assert_eq!(w.state.phase, Phase::Restoring);
+    // A terminal one fails, with an alert.
+    let mut w = restoring();
+    w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "SqlRestoreError",
+        ErrorClass::Terminal,
+    )));
+    assert_eq!(w.state.phase, Phase::Failed);
+    assert_eq!(w.alerts(AlertKind::LrsFailed), 1);
+}
+
+#[test]
+fn a_database_gone_after_its_start_is_lost_until_an_operator_restarts_it() {
+    let mut w = restoring();
+    let out = w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "RestoreDetailsNotAvailableOrExpired",
+        ErrorClass::Retry,
+    )));
+    assert_eq!(
+        out,
+        [Action::PollDatabaseStatus],
+        "only GET database decides"
+    );
+    assert_eq!(w.state.phase, Phase::Restoring);
+    w.feed(Input::DatabaseGone);
+    assert_eq!(w.state.phase, Phase::Lost);
+    assert_eq!(w.alerts(AlertKind::Lost), 1);
+    let detail = w
+        .actions
+        .iter()
+        .find_map(|a| match a {
+            Action::Alert(al) if al.kind == AlertKind::Lost => Some(al.detail.clone()),
+            _ => None,
+        })
+        .expect("a lost alert");
+    for words in [
+        "failover",
+        "Business Critical",
+        "30-day limit did not",
+        "restart",
+    ] {
+        assert!(detail.contains(words), "{words}: {detail}");
+    }
+    // Nothing restarts it on its own.
+    for _ in 0..5 {
+        w.advance(Duration::hours(1));
+        w.feed(Input::Tick);
+    }
+    assert_eq!(w.starts(), 1);
+    assert_eq!(w.state.phase, Phase::Lost);
+    // A restart while LRS still runs changes nothing.
+    let mut running = restoring();
+    running.feed(Input::Restart);
+    assert_eq!(running.state.phase, Phase::Restoring);
+    assert_eq!(running.state.restarts, 0);
+    // The operator's restart starts again from the newest full, keeping files and audit.
+    let audit_before = w.state.audit.len();
+    w.feed(Input::Restart);
+    assert_eq!(w.state.files.len(), 2);
+    assert!(w.state.lrs.started_at.is_none() && w.state.lrs.lost_at.is_none());
+    assert!(w.state.audit.len() > audit_before.min(AUDIT_LIMIT - 1));
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 2);
+    assert_eq!(w.state.phase, Phase::Starting);
+    assert_eq!(w.state.restarts, 1);
+}
+
+#[test]
+fn a_lost_database_after_thirty_days_says_the_limit_did_it() {
+    let mut w = restoring();
+    w.advance(LRS_LIMIT + Duration::hours(1));
+    w.feed(Input::DatabaseGone);
+    assert_eq!(w.state.phase, Phase::Lost);
+    let reason = w.state.reason.clone().expect("a reason");
+    assert!(reason.contains("30-day limit did:"), "{reason}");
+}
+
+#[test]
+fn a_404_before_the_database_was_ever_seen_is_not_lost() {
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    w.feed(Input::StartAccepted {
+        operation: Some("location https://management.azure.com/op/1".into()),
+    });
+    w.feed(Input::DatabaseGone);
+    assert_ne!(w.state.phase, Phase::Lost);
+    // A failed create operation and then a 404 is positive evidence.
+    w.feed(Input::Operation {
+        kind: OperationKind::Start,
+        poll: OperationPoll::Failed(err(400, "OperationCancelled", ErrorClass::Retry)),
+    });
+    w.feed(Input::DatabaseGone);
+    assert_eq!(w.state.phase, Phase::Lost);
+}
+
+#[test]
+fn the_create_operation_is_polled_each_due_tick_and_in_progress_is_information() {
+    let mut w = restoring();
+    w.advance(Duration::minutes(10));
+    let out = w.feed(Input::Tick);
+    assert!(
+        out.iter().any(|a| matches!(
+            a,
+            Action::PollOperation {
+                kind: OperationKind::Start,
+                ..
+            }
+        )),
+        "{out:?}"
+    );
+    assert!(out.contains(&Action::PollRestoreDetails));
+    assert!(out.contains(&Action::PollDatabaseStatus));
+    w.feed(Input::Operation {
+        kind: OperationKind::Start,
+        poll: OperationPoll::InProgress,
+    });
+    assert_eq!(w.state.phase, Phase::Restoring);
+    w.feed(Input::Operation {
+        kind: OperationKind::Start,
+        poll: OperationPoll::Succeeded,
+    });
+    assert!(w.state.lrs.start_operation.is_none(), "no more polls");
+    assert_eq!(w.state.phase, Phase::Restoring);
+}
+
+#[test]
+fn polling_urls_with_a_sas_are_never_stored() {
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    w.feed(Input::StartAccepted {
+        operation: Some("location https://x/op?sv=1&SIG=abc".into()),
+    });
+    assert!(w.state.lrs.start_operation.is_none());
+}
+
+#[test]
+fn cutover_waits_for_the_tail_set_and_ignores_current_restoring_file() {
+    let mut w = World::new();
+    for f in chain() {
+        w.file(f);
+    }
+    w.feed(Input::StartAccepted { operation: None });
+    let snap = |tail_status: &str, pending: &[&str]| LrsSnapshot {
+        status: Some("Restoring".into()),
+        last_restored_file: Some("Sales_tail.trn".into()),
+        current_restoring_file: Some("Sales_tail.trn".into()),
+        files_restored: 4,
+        sets_reported: true,
+        tail_set_status: Some(tail_status.into()),
+        pending_sets: pending.iter().map(|s| s.to_string()).collect(),
+        ..LrsSnapshot::default()
+    };
+    w.feed(Input::Restore(snap("Restoring", &[])));
+    assert_eq!(w.completes(), 0, "the tail's set is not Restored yet");
+    w.feed(Input::Restore(snap("Restored", &["Sales_x.trn"])));
+    assert_eq!(w.completes(), 0, "something is still queued");
+    w.feed(Input::Restore(snap("Restored", &[])));
+    assert_eq!(
+        w.completes(),
+        1,
+        "currentRestoringFileName is not a condition"
+    );
+}
+
+#[test]
+fn after_completion_the_database_status_is_the_truth() {
+    let mut w = World::new();
+    for f in chain() {
+        w.file(f);
+    }
+    w.feed(Input::StartAccepted { operation: None });
+    w.restored("Sales_tail.trn", 4, 0);
+    w.feed(Input::CompleteAccepted { operation: None });
+    let out = w.feed(Input::RestoreDetailsFailed(err(
+        400,
+        "ManagedDatabaseNotInRestoringState",
+        ErrorClass::Benign,
+    )));
+    assert_eq!(out, [Action::PollDatabaseStatus]);
+    // Hours of seeding on Business Critical: still Completing, never a timeout.
+    for _ in 0..10 {
+        w.advance(Duration::hours(1));
+        w.feed(Input::Tick);
+        w.feed(Input::DatabaseStatus("Restoring".into()));
+    }
+    assert_eq!(w.state.phase, Phase::Completing);
+    w.feed(Input::DatabaseStatus("Online".into()));
+    assert_eq!(w.state.phase, Phase::Completed);
+}
+
+#[test]
+fn an_undocumented_status_is_shown_once_and_never_blocks() {
+    let mut w = restoring();
+    for _ in 0..3 {
+        w.feed(Input::Restore(LrsSnapshot {
+            status: Some("Completed".into()),
+            last_restored_file: Some("Sales_1.trn".into()),
+            files_restored: 2,
+            ..LrsSnapshot::default()
+        }));
+    }
+    assert_eq!(w.alerts(AlertKind::Undocumented), 1);
+    assert_eq!(w.state.phase, Phase::Restoring);
+}
+
+#[test]
+fn a_throttled_or_limited_start_leaves_the_database_ready() {
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    w.feed(Input::StartFailed(err(
+        429,
+        "SubscriptionTooManyCreateUpdateRequests",
+        ErrorClass::Retry,
+    )));
+    assert_eq!(w.state.phase, Phase::Ready);
+    assert_eq!(w.starts(), 1, "not again in the same breath");
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 2);
+    // The database number limit blocks, with the tier's limit.
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    let mut e = err(400, "DatabaseNumberLimitReached", ErrorClass::Block);
+    e.advice = "100 on General Purpose, 500 on Next-gen General Purpose".into();
+    w.feed(Input::StartFailed(e));
+    assert_eq!(w.state.phase, Phase::Blocked);
+    let reason = w.state.reason.clone().expect("a reason");
+    assert!(
+        reason.contains("100 on General Purpose") && reason.contains("500"),
+        "{reason}"
+    );
+}
+
+#[test]
+fn a_target_name_owned_by_another_folder_blocks_and_never_starts() {
+    let mut w = World::new();
+    let mut ctx = w.ctx();
+    ctx.name_owner = Some("other/Sales".into());
+    let record = FileRecord {
+        file: chain()[0].clone(),
+        etag: None,
+        pending: false,
+        tail_metadata: false,
+        bytes_read: 1,
+        first_seen: w.now,
+    };
+    let out = handle(&mut w.state, Input::FileSeen(Box::new(record)), &ctx);
+    assert!(
+        !out.iter().any(|a| matches!(a, Action::StartLrs { .. })),
+        "{out:?}"
+    );
+    assert_eq!(w.state.phase, Phase::Blocked);
+    let f = w
+        .state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::TargetNameTaken)
+        .expect("target_name_taken");
+    assert!(f.message.contains("other/Sales"), "{}", f.message);
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 0);
+}
+
+#[test]
+fn the_sas_expiry_alert_says_the_token_is_set_only_at_start() {
+    let mut w = restoring();
+    let mut ctx = w.ctx();
+    ctx.sas_days_left = Some(2);
+    w.advance(Duration::minutes(10));
+    ctx.now = w.now;
+    let out = handle(&mut w.state, Input::Tick, &ctx);
+    let detail = out
+        .iter()
+        .find_map(|a| match a {
+            Action::Alert(al) if al.kind == AlertKind::SasExpiring => Some(al.detail.clone()),
+            _ => None,
+        })
+        .expect("a SAS expiry alert");
+    for words in [
+        "can be set only when LRS starts",
+        "parallel restores from one container need the same",
+        "before the token expires",
+        "restart from a full backup with a new token",
+    ] {
+        assert!(detail.contains(words), "{words}: {detail}");
+    }
+}
+
+#[test]
+fn a_reconciled_start_adopts_only_an_lrs_restore() {
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    assert_eq!(w.state.phase, Phase::Starting);
+    w.advance(START_RECONCILE_AFTER);
+    w.feed(Input::Tick);
+    // restoreDetails answers, but not as an LRS restore: someone else's database.
+    w.feed(Input::Restore(LrsSnapshot {
+        restore_type: Some("PointInTimeRestore".into()),
+        ..LrsSnapshot::default()
+    }));
+    assert_eq!(w.state.phase, Phase::Blocked);
+    assert!(w.state.lrs.started_at.is_none());
+    assert!(
+        w.state
+            .findings()
+            .iter()
+            .any(|f| f.code == FindingCode::NameInUse)
+    );
+    assert_eq!(w.starts(), 1);
+}
+
+#[test]
+fn a_restart_replans_from_the_newest_complete_full_backup() {
+    let mut w = World::new();
+    let mut db = Synthetic::new("Sales").checksums(true);
+    let first = db.full(100, 200);
+    w.file(first.file("Sales_full1.bak"));
+    w.feed(Input::StartAccepted { operation: None });
+    w.restored("Sales_full1.bak", 1, 0);
+    let old_base = w.state.lrs.base_guid.expect("a base");
+    w.file(db.log(200, 300).file("Sales_1.trn"));
+    let second = db.full(300, 400);
+    w.file(second.file("Sales_full2.bak"));
+    w.feed(Input::DatabaseGone);
+    assert_eq!(w.state.phase, Phase::Lost);
+    w.feed(Input::Restart);
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 2);
+    let new_base = w.state.lrs.base_guid.expect("a new base");
+    assert_ne!(
+        new_base, old_base,
+        "the restart starts from the newer full backup"
+    );
+    let plan = w.state.plan.as_ref().expect("a plan");
+    assert_eq!(plan.steps[0].files, ["Sales_full2.bak"]);
 }

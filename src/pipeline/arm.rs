@@ -1,12 +1,13 @@
 //! [`LrsApi`] over the ARM client: production, and rehearsals against the simulator over HTTP.
+//! Start and complete return once ARM accepts; operations are polled one step at a time.
 
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use super::lrs_port::{LrsApi, LrsCallError, StartRequest};
+use super::lrs_port::{LrsApi, LrsCallError, OperationState, RestoreView, StartRequest};
 use crate::config::StorageIdentity;
-use crate::lrs::ops::{CompleteRestore, SasToken, StartRestore, StorageAuth};
-use crate::lrs::{self, InstanceId, LrsClient};
+use crate::lrs::ops::{Accepted, CompleteRestore, SasToken, StartRestore, StorageAuth};
+use crate::lrs::{self, InstanceId, LongRunning, LrsClient, OperationStatus};
 use crate::migration::{LrsSnapshot, SetSnapshot};
 
 /// LRS on one managed instance through ARM.
@@ -70,9 +71,16 @@ fn call_error(e: lrs::Error) -> LrsCallError {
     }
 }
 
+fn stored(accepted: Accepted) -> Option<String> {
+    match accepted {
+        Accepted::Done => None,
+        Accepted::Running(op) => Some(op.to_stored()),
+    }
+}
+
 #[async_trait]
 impl LrsApi for ArmLrs {
-    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError> {
+    async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError> {
         let location = self.location().await?;
         let auth = match &request.identity {
             StorageIdentity::ManagedIdentity => StorageAuth::ManagedIdentity,
@@ -88,33 +96,51 @@ impl LrsApi for ArmLrs {
             &request.collation,
         )
         .map_err(call_error)?;
-        self.client.start(&start).await.map_err(call_error)
+        self.client
+            .begin_start(&start)
+            .await
+            .map(stored)
+            .map_err(call_error)
     }
 
-    async fn restore_details(&self, database_name: &str) -> Result<LrsSnapshot, LrsCallError> {
+    async fn restore_details(&self, database_name: &str) -> Result<RestoreView, LrsCallError> {
         let d = self
             .client
             .restore_details(&self.database(database_name)?)
             .await
             .map_err(call_error)?;
-        Ok(LrsSnapshot {
-            status: d.status,
-            last_restored_file: d.last_restored_file_name,
-            current_restoring_file: d.current_restoring_file_name,
-            files_restored: d.number_of_files_restored.unwrap_or(0),
-            files_queued: d.number_of_files_queued.unwrap_or(0),
-            percent_completed: d.percent_completed,
-            block_reason: d.block_reason,
-            unrestorable_files: d.unrestorable_files.into_iter().map(|f| f.name).collect(),
-            last_restored_at: d.last_restored_file_time,
-            backup_sets: [
-                ("full", d.full_backup_sets),
-                ("diff", d.diff_backup_sets),
-                ("log", d.log_backup_sets),
-            ]
-            .into_iter()
-            .flat_map(|(kind, sets)| sets.into_iter().map(move |set| set_snapshot(kind, set)))
-            .collect(),
+        let sets = d
+            .all_sets()
+            .map(|s| {
+                (
+                    s.first_stripe_name.clone().unwrap_or_default(),
+                    s.status.to_string(),
+                )
+            })
+            .collect();
+        Ok(RestoreView {
+            snapshot: LrsSnapshot {
+                restore_type: d.restore_type,
+                status: d.status,
+                last_restored_file: d.last_restored_file_name,
+                current_restoring_file: d.current_restoring_file_name,
+                files_restored: d.number_of_files_restored.unwrap_or(0),
+                files_queued: d.number_of_files_queued.unwrap_or(0),
+                percent_completed: d.percent_completed,
+                block_reason: d.block_reason,
+                unrestorable_files: d.unrestorable_files.into_iter().map(|f| f.name).collect(),
+                last_restored_at: d.last_restored_file_time,
+                backup_sets: [
+                    ("full", d.full_backup_sets),
+                    ("diff", d.diff_backup_sets),
+                    ("log", d.log_backup_sets),
+                ]
+                .into_iter()
+                .flat_map(|(kind, sets)| sets.into_iter().map(move |set| set_snapshot(kind, set)))
+                .collect(),
+                ..LrsSnapshot::default()
+            },
+            sets,
         })
     }
 
@@ -122,10 +148,34 @@ impl LrsApi for ArmLrs {
         &self,
         database_name: &str,
         last_backup_name: &str,
-    ) -> Result<(), LrsCallError> {
+    ) -> Result<Option<String>, LrsCallError> {
         let complete = CompleteRestore::new(self.database(database_name)?, last_backup_name)
             .map_err(call_error)?;
-        self.client.complete(&complete).await.map_err(call_error)
+        self.client
+            .begin_complete(&complete)
+            .await
+            .map(stored)
+            .map_err(call_error)
+    }
+
+    async fn poll_operation(&self, url: &str) -> Result<OperationState, LrsCallError> {
+        let operation = LongRunning::from_stored(url).map_err(call_error)?;
+        match self.client.poll(&operation).await {
+            Ok(OperationStatus::Succeeded) => Ok(OperationState::Succeeded),
+            Ok(OperationStatus::InProgress { .. }) => Ok(OperationState::InProgress),
+            Err(e @ lrs::Error::OperationFailed { .. }) => {
+                Ok(OperationState::Failed(call_error(e)))
+            }
+            // A `Location` poll reports a failed operation as an error answer.
+            Err(lrs::Error::Arm(e))
+                if matches!(operation.poll, lrs::PollKind::Location(_))
+                    && (400..500).contains(&e.status)
+                    && !matches!(e.status, 404 | 408 | 429) =>
+            {
+                Ok(OperationState::Failed(call_error(lrs::Error::Arm(e))))
+            }
+            Err(e) => Err(call_error(e)),
+        }
     }
 
     async fn database_status(&self, database_name: &str) -> Result<String, LrsCallError> {

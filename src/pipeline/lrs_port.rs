@@ -1,10 +1,13 @@
 //! What the pipeline needs from LRS, as a small trait: the ARM client implements it in production
 //! and in rehearsals (against the simulator over HTTP), so the pipeline never sees HTTP details.
+//! No call waits on a long-running operation: start and complete return once ARM accepts, with the
+//! URL to poll, and the timer polls it once per due tick.
 
 use async_trait::async_trait;
 
 use crate::config::StorageIdentity;
-use crate::migration::LrsSnapshot;
+use crate::lrs::codes;
+use crate::migration::{CallError, ErrorClass, LrsSnapshot};
 
 /// An LRS call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,10 +26,37 @@ pub struct LrsCallError {
 impl LrsCallError {
     /// Whether the error says the database name is taken (an earlier start, or a real database).
     pub fn is_name_in_use(&self) -> bool {
-        matches!(
-            self.code.as_deref(),
-            Some("ManagedDatabaseNameInUse" | "DuplicateRestoreOperation" | "RemoteDatabaseExists")
-        )
+        self.code.as_deref().is_some_and(|c| {
+            [
+                "ManagedDatabaseNameInUse",
+                "DuplicateRestoreOperation",
+                "RemoteDatabaseExists",
+            ]
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(c))
+        })
+    }
+
+    /// Whether ARM answered 404.
+    pub fn is_not_found(&self) -> bool {
+        self.status == Some(404)
+    }
+
+    /// The error classified by the code table ([`codes::classify`]), for the state machine. An
+    /// error without an HTTP answer (transport, credential) retries when the client says so.
+    pub fn classify(&self) -> CallError {
+        let classified = codes::classify(self.status, self.code.as_deref());
+        let class = match (self.status, self.code.as_deref()) {
+            (None, None) if !self.retryable => ErrorClass::Block,
+            _ => classified.class,
+        };
+        CallError {
+            status: self.status,
+            code: self.code.clone(),
+            message: self.message.clone(),
+            class,
+            advice: classified.message().to_owned(),
+        }
     }
 }
 
@@ -43,20 +73,43 @@ pub struct StartRequest {
     pub collation: String,
 }
 
-/// The LRS operations the pipeline uses. There is deliberately no delete.
+/// restoreDetails, reduced, with the backup sets for the shell to relate to the tail.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RestoreView {
+    /// The snapshot the state machine keeps (the set fields are filled by the pipeline).
+    pub snapshot: LrsSnapshot,
+    /// Every backup set (full, differential, log): `firstStripeName` and `status`.
+    pub sets: Vec<(String, String)>,
+}
+
+/// One poll of a long-running operation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OperationState {
+    /// Still running.
+    InProgress,
+    /// Finished successfully.
+    Succeeded,
+    /// Ended `Failed` or `Canceled`, with ARM's error.
+    Failed(LrsCallError),
+}
+
+/// The LRS operations the pipeline uses. There is deliberately no delete, and nothing waits on a
+/// long-running operation.
 #[async_trait]
 pub trait LrsApi: Send + Sync {
-    /// Starts LRS in continuous mode (PUT database, createMode RestoreExternalBackup) and waits
-    /// until ARM accepts it.
-    async fn start(&self, request: &StartRequest) -> Result<(), LrsCallError>;
+    /// Starts LRS in continuous mode (PUT database, createMode RestoreExternalBackup) and returns
+    /// once ARM accepts it (200/201/202), with the operation's polling URL, if any.
+    async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError>;
     /// GET restoreDetails.
-    async fn restore_details(&self, database_name: &str) -> Result<LrsSnapshot, LrsCallError>;
-    /// POST completeRestore with `lastBackupName`.
+    async fn restore_details(&self, database_name: &str) -> Result<RestoreView, LrsCallError>;
+    /// POST completeRestore with `lastBackupName`; returns once ARM accepts, with the polling URL.
     async fn complete(
         &self,
         database_name: &str,
         last_backup_name: &str,
-    ) -> Result<(), LrsCallError>;
-    /// GET the database's `properties.status`.
+    ) -> Result<Option<String>, LrsCallError>;
+    /// Polls a long-running operation once.
+    async fn poll_operation(&self, url: &str) -> Result<OperationState, LrsCallError>;
+    /// GET the database's `properties.status` (404: [`LrsCallError::is_not_found`]).
     async fn database_status(&self, database_name: &str) -> Result<String, LrsCallError>;
 }

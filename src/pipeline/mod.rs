@@ -3,8 +3,12 @@
 //! folder's state document, LRS's status), feeds the migration state machine, writes the state back
 //! with If-Match (re-reading on a conflict), and carries out the actions.
 //!
-//! The Functions handlers, `rehearse`, `demo`, `status` and `cutover` all call this module, over
-//! different adapters (Azure or a folder; ARM or the simulator).
+//! The Functions handlers, `rehearse`, `demo`, `status`, `cutover` and `restart` all call this
+//! module, over different adapters (Azure or a folder; ARM or the simulator).
+//!
+//! Every use case is bounded by [`INVOCATION_BUDGET`]: no ARM long-running operation is waited on
+//! (start and complete return once ARM accepts; the timer polls the operation once per due tick),
+//! and the ARM client's retries stop well within the budget.
 
 mod arm;
 mod lrs_port;
@@ -21,7 +25,7 @@ use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
 pub use arm::ArmLrs;
-pub use lrs_port::{LrsApi, LrsCallError, StartRequest};
+pub use lrs_port::{LrsApi, LrsCallError, OperationState, RestoreView, StartRequest};
 pub use metrics::Metrics;
 pub use summary::DatabaseSummary;
 
@@ -29,13 +33,21 @@ use crate::backup::{self, BackupFile};
 use crate::chain::{FailureKind, FileRead, FolderFile, Severity};
 use crate::config::StorageIdentity;
 use crate::functions::event::{BlobEvent, BlobLocation, StorageScope};
-use crate::migration::{self, Action, Context, FileRecord, Input, MigrationState, Phase};
+use crate::migration::{
+    self, Action, CallError, Context, ErrorClass, FileRecord, Input, MigrationState, OperationPoll,
+    Phase,
+};
 use crate::storage::{self, BlobItem, BlobStore, Precondition, StateStore};
 
 /// How many times a state update is retried after losing a race.
 const MAX_CONFLICT_RETRIES: u32 = 64;
 /// How many state-machine rounds one invocation carries out (action → outcome → action ...).
-const MAX_ROUNDS: usize = 8;
+const MAX_ROUNDS: usize = 12;
+/// The most time one use case (a BlobCreated event, a timer pass, an operator command) may take.
+/// `host.json` sets `functionTimeout` to 60 s, above this, so the pipeline stops itself first; the
+/// Service Bus lock (5 min on the queue) outlasts it, so a message is never redelivered while its
+/// first invocation still runs.
+pub const INVOCATION_BUDGET: StdDuration = StdDuration::from_secs(45);
 /// How many databases the timer handles at once.
 const TICK_PARALLELISM: usize = 16;
 
@@ -90,6 +102,26 @@ pub enum PipelineError {
     /// No such database for an operator command.
     #[error("no migration for database {0:?}")]
     UnknownDatabase(String),
+    /// The name matches more than one folder: address it as `container/folder`.
+    #[error("{name:?} matches more than one folder ({}): name it as container/folder", keys.join(", "))]
+    Ambiguous {
+        /// What was asked.
+        name: String,
+        /// The matching folders, as `container/folder`.
+        keys: Vec<String>,
+    },
+    /// `restart` asked for a migration that is not `Lost`, `Failed` or `Expired`.
+    #[error("{name} is {phase}: only a Lost, Failed or Expired migration can be restarted")]
+    NotRestartable {
+        /// The database.
+        name: String,
+        /// Its phase.
+        phase: Phase,
+    },
+    /// The use case did not finish within [`INVOCATION_BUDGET`]; what it did so far is recorded
+    /// and the next invocation goes on from there.
+    #[error("the invocation ran out of its {} s budget", INVOCATION_BUDGET.as_secs())]
+    OutOfTime,
 }
 
 impl PipelineError {
@@ -99,7 +131,11 @@ impl PipelineError {
             PipelineError::Storage(e) => {
                 e.is_retryable() || matches!(e, storage::Error::Conflict { .. })
             }
-            PipelineError::CorruptState { .. } | PipelineError::UnknownDatabase(_) => false,
+            PipelineError::OutOfTime => true,
+            PipelineError::CorruptState { .. }
+            | PipelineError::UnknownDatabase(_)
+            | PipelineError::Ambiguous { .. }
+            | PipelineError::NotRestartable { .. } => false,
         }
     }
 }
@@ -180,7 +216,7 @@ impl Pipeline {
         &self.settings
     }
 
-    fn context(&self, slot_available: bool) -> Context {
+    fn context(&self, slot_available: bool, name_owner: Option<String>) -> Context {
         let now = (self.clock)();
         let sas_days_left = match &self.settings.storage_identity {
             StorageIdentity::SharedAccessSignature(token) => storage::sas::SasToken::parse(token)
@@ -194,6 +230,7 @@ impl Pipeline {
             default_collation: self.settings.default_collation.clone(),
             slot_available,
             sas_days_left,
+            name_owner,
         }
     }
 
@@ -203,6 +240,13 @@ impl Pipeline {
     /// Only transient trouble the host should retry ([`PipelineError::is_transient`]) or a state
     /// document that cannot be decoded; every refusal is an `Ok` outcome with its reason.
     pub async fn blob_created(&self, event: &BlobEvent) -> Result<EventOutcome, PipelineError> {
+        bounded(self.blob_created_unbounded(event)).await
+    }
+
+    async fn blob_created_unbounded(
+        &self,
+        event: &BlobEvent,
+    ) -> Result<EventOutcome, PipelineError> {
         if !event.is_blob_created() {
             return Ok(EventOutcome::Ignored(format!(
                 "event type {} is not BlobCreated",
@@ -289,14 +333,20 @@ impl Pipeline {
     /// # Errors
     /// Only when the state documents cannot be listed; per-database failures are in the report.
     pub async fn tick(&self) -> Result<TickReport, PipelineError> {
-        let keys = self.state_keys().await?;
+        let deadline = tokio::time::Instant::now() + INVOCATION_BUDGET;
+        let keys = tokio::time::timeout_at(deadline, self.state_keys())
+            .await
+            .map_err(|_| PipelineError::OutOfTime)??;
         let now = (self.clock)();
+        // A database not reached within the budget is left for the next pass (it stays due).
         let results: Vec<_> = futures::stream::iter(keys)
             .map(|key| async move {
-                self.tick_one(&key, now)
-                    .await
-                    .map(|(phase, handled, holds)| (key.clone(), phase, handled, holds))
-                    .map_err(|e| format!("{key}: {e}"))
+                match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
+                    Ok(result) => result
+                        .map(|(phase, handled, holds)| (key.clone(), phase, handled, holds))
+                        .map_err(|e| format!("{key}: {e}")),
+                    Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
+                }
             })
             .buffer_unordered(TICK_PARALLELISM)
             .collect()
@@ -362,12 +412,33 @@ impl Pipeline {
         database: &str,
         input: Input,
     ) -> Result<MigrationState, PipelineError> {
-        let state = self
-            .find(database)
-            .await?
-            .ok_or_else(|| PipelineError::UnknownDatabase(database.to_owned()))?;
-        self.drive(&state.container, &state.folder, &state.database_name, input)
-            .await
+        bounded(async {
+            let state = self
+                .find(database)
+                .await?
+                .ok_or_else(|| PipelineError::UnknownDatabase(database.to_owned()))?;
+            let restartable = matches!(state.phase, Phase::Lost | Phase::Failed | Phase::Expired);
+            if input == Input::Restart && !restartable {
+                return Err(PipelineError::NotRestartable {
+                    name: state.database_name,
+                    phase: state.phase,
+                });
+            }
+            self.drive(&state.container, &state.folder, &state.database_name, input)
+                .await
+        })
+        .await
+    }
+
+    /// An operator's `restart` of a `Lost`, `Failed` or `Expired` migration: re-plans from the
+    /// newest complete full backup and starts LRS again (the LRS fields are cleared; files and
+    /// audit are kept).
+    ///
+    /// # Errors
+    /// [`PipelineError::NotRestartable`] in any other phase, [`PipelineError::UnknownDatabase`],
+    /// or storage trouble.
+    pub async fn restart(&self, database: &str) -> Result<MigrationState, PipelineError> {
+        self.operator(database, Input::Restart).await
     }
 
     /// Every database's state document.
@@ -375,6 +446,10 @@ impl Pipeline {
     /// # Errors
     /// Storage trouble or an undecodable document.
     pub async fn list(&self) -> Result<Vec<MigrationState>, PipelineError> {
+        bounded(self.list_unbounded()).await
+    }
+
+    async fn list_unbounded(&self) -> Result<Vec<MigrationState>, PipelineError> {
         let mut out = Vec::new();
         for key in self.state_keys().await? {
             if let Some((state, _)) = self.load(&key).await? {
@@ -384,16 +459,72 @@ impl Pipeline {
         Ok(out)
     }
 
-    /// One database's state, by folder name, `container/folder`, or target database name.
+    /// One database's state, by `container/folder` (or `container:folder`, which fits in one URL
+    /// path segment), or by folder or target database name when only one folder matches.
     ///
     /// # Errors
-    /// Storage trouble or an undecodable document.
+    /// [`PipelineError::Ambiguous`] when a name matches more than one folder; storage trouble or
+    /// an undecodable document.
     pub async fn find(&self, database: &str) -> Result<Option<MigrationState>, PipelineError> {
-        Ok(self.list().await?.into_iter().find(|s| {
-            s.folder == database
-                || s.database_name == database
-                || format!("{}/{}", s.container, s.folder) == database
-        }))
+        let all = self.list_unbounded().await?;
+        let key = |s: &MigrationState| format!("{}/{}", s.container, s.folder);
+        let as_key = database.replacen(':', "/", 1);
+        if let Some(exact) = all.iter().find(|s| key(s) == database || key(s) == as_key) {
+            return Ok(Some(exact.clone()));
+        }
+        let mut matches: Vec<MigrationState> = all
+            .into_iter()
+            .filter(|s| s.folder == database || s.database_name == database)
+            .collect();
+        match matches.len() {
+            0 => Ok(None),
+            1 => Ok(matches.pop()),
+            _ => Err(PipelineError::Ambiguous {
+                name: database.to_owned(),
+                keys: matches.iter().map(key).collect(),
+            }),
+        }
+    }
+
+    /// The folder (`container/folder`) that owns `database_name`, if another than `key` does: the
+    /// one whose start was claimed first, else the one first seen, else the first by key.
+    async fn name_owner(
+        &self,
+        key: &str,
+        database_name: &str,
+        created_at: OffsetDateTime,
+    ) -> Result<Option<String>, PipelineError> {
+        let mut owner: Option<(bool, OffsetDateTime, String)> = None;
+        for other_key in self.state_keys().await? {
+            // Only folders whose target name (from the current map) or folder name matches are
+            // read: a check reads a handful of documents, not every one.
+            let folder = other_key
+                .trim_end_matches(".json")
+                .split_once('/')
+                .map_or("", |(_, f)| f);
+            let mapped = self.settings.database_name(folder);
+            let candidate = mapped.eq_ignore_ascii_case(database_name)
+                || folder.eq_ignore_ascii_case(database_name);
+            if other_key == key || !candidate {
+                continue;
+            }
+            let Some((other, _)) = self.load(&other_key).await? else {
+                continue;
+            };
+            if !other.database_name.eq_ignore_ascii_case(database_name) {
+                continue;
+            }
+            let rank = (!other.start_claimed(), other.created_at, other_key.clone());
+            if owner.as_ref().is_none_or(|o| rank < *o) {
+                owner = Some(rank);
+            }
+        }
+        // This folder owns the name when it ranks first itself (it never claimed a start: it is
+        // Ready).
+        let mine = (true, created_at, key.to_owned());
+        Ok(owner
+            .filter(|o| *o < mine)
+            .map(|(_, _, k)| k.trim_end_matches(".json").to_owned()))
     }
 
     /// The keys of the databases' state documents (`<container>/<folder>.json`), leaving out the
@@ -464,10 +595,12 @@ impl Pipeline {
     ) -> Result<(MigrationState, Vec<Action>), PipelineError> {
         let mut slot_available = false;
         let mut slot_denied = false;
+        let mut name_checked = false;
+        let mut name_owner = None;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let ctx = self.context(slot_available);
+            let ctx = self.context(slot_available, name_owner.clone());
             let (mut state, precondition) = match self.load(key).await? {
                 Some((state, etag)) => (state, Precondition::IfMatch(etag)),
                 None => (
@@ -480,7 +613,19 @@ impl Pipeline {
                 // The database could start: take a slot on the instance first, then decide again.
                 let max = self.settings.max_concurrent_restores;
                 if slots::claim(self.state.as_ref(), key, max, ctx.now).await? {
-                    slot_available = true;
+                    // About to start: no other folder may own its target name.
+                    if !name_checked {
+                        name_checked = true;
+                        name_owner = self
+                            .name_owner(key, &state.database_name, state.created_at)
+                            .await?;
+                    }
+                    if name_owner.is_some() {
+                        slots::release(self.state.as_ref(), key).await?;
+                        slot_denied = true;
+                    } else {
+                        slot_available = true;
+                    }
                     continue;
                 }
                 slot_denied = true;
@@ -519,11 +664,15 @@ impl Pipeline {
                     &self.settings.storage_identity
                 {
                     if let Err(problem) = storage::sas::check_for_lrs(token, (self.clock)()) {
-                        return Ok(Some(Input::StartFailed {
+                        return Ok(Some(Input::StartFailed(CallError {
+                            status: None,
                             code: Some("SasRefused".into()),
                             message: format!("the LRS SAS token cannot be used: {problem}"),
-                            retryable: false,
-                        }));
+                            class: ErrorClass::Block,
+                            advice: "give LRS a read+list SAS valid until well after cutover \
+                                     (LRS_STORAGE_SAS_TOKEN), then `resume`"
+                                .into(),
+                        })));
                     }
                 }
                 let uri = self
@@ -537,38 +686,49 @@ impl Pipeline {
                     collation,
                 };
                 match self.lrs.start(&request).await {
-                    Ok(()) => {
+                    Ok(operation) => {
                         self.metrics.lrs_starts.inc();
                         info!(db, folder = %state.folder, "lrs started");
-                        Some(Input::StartAccepted)
+                        Some(Input::StartAccepted { operation })
                     }
                     Err(e) if e.is_name_in_use() => {
-                        let restoring = self.lrs.restore_details(db).await.is_ok();
-                        Some(Input::StartNameInUse {
-                            lrs_restoring: restoring,
-                        })
+                        // Adopt only our own restore: restoreDetails must say LRSRestore.
+                        match self.lrs.restore_details(db).await {
+                            Ok(view) => {
+                                Some(Input::StartNameInUse {
+                                    lrs_restore: view.snapshot.restore_type.as_deref().is_some_and(
+                                        |t| t.trim().eq_ignore_ascii_case("LRSRestore"),
+                                    ),
+                                })
+                            }
+                            Err(d)
+                                if d.is_not_found()
+                                    || d.classify().class != ErrorClass::Retry
+                                    || d.code.as_deref().is_some_and(|c| {
+                                        c.eq_ignore_ascii_case(
+                                            "RestoreDetailsNotAvailableOrExpired",
+                                        )
+                                    }) =>
+                            {
+                                Some(Input::StartNameInUse { lrs_restore: false })
+                            }
+                            // Cannot tell now: nothing was started by this call; decide later.
+                            Err(d) => Some(Input::StartFailed(d.classify())),
+                        }
                     }
                     Err(e) => {
                         warn!(db, error = %e, "lrs start failed");
-                        Some(Input::StartFailed {
-                            code: e.code.clone(),
-                            message: e.message.clone(),
-                            retryable: e.retryable,
-                        })
+                        Some(Input::StartFailed(e.classify()))
                     }
                 }
             }
             Action::PollRestoreDetails => match self.lrs.restore_details(db).await {
-                Ok(snapshot) => Some(Input::Restore(snapshot)),
-                Err(e) => Some(Input::RestoreDetailsFailed {
-                    status: e.status.unwrap_or(0),
-                    code: e.code.clone(),
-                    message: e.message.clone(),
-                }),
+                Ok(view) => Some(Input::Restore(relate_to_tail(state, view))),
+                Err(e) => Some(Input::RestoreDetailsFailed(e.classify())),
             },
             Action::CompleteRestore { last_backup_name } => {
                 match self.lrs.complete(db, &last_backup_name).await {
-                    Ok(()) => {
+                    Ok(operation) => {
                         self.metrics.lrs_completions.inc();
                         if let Some(restored) = state.lrs.tail_restored_at {
                             let lag =
@@ -576,20 +736,42 @@ impl Pipeline {
                             self.metrics.cutover_lag_ms.add(lag);
                         }
                         info!(db, last_backup = %last_backup_name, "lrs completion sent");
-                        Some(Input::CompleteAccepted)
+                        Some(Input::CompleteAccepted { operation })
                     }
                     Err(e) => {
                         warn!(db, error = %e, "lrs completion refused");
-                        Some(Input::CompleteFailed {
-                            code: e.code.clone(),
-                            message: e.message.clone(),
-                            retryable: e.retryable,
-                        })
+                        Some(Input::CompleteFailed(e.classify()))
                     }
                 }
             }
+            Action::PollOperation { kind, url } => match self.lrs.poll_operation(&url).await {
+                Ok(OperationState::InProgress) => Some(Input::Operation {
+                    kind,
+                    poll: OperationPoll::InProgress,
+                }),
+                Ok(OperationState::Succeeded) => Some(Input::Operation {
+                    kind,
+                    poll: OperationPoll::Succeeded,
+                }),
+                Ok(OperationState::Failed(e)) => {
+                    warn!(db, error = %e, ?kind, "arm operation failed");
+                    Some(Input::Operation {
+                        kind,
+                        poll: OperationPoll::Failed(e.classify()),
+                    })
+                }
+                Err(e) if e.is_not_found() => Some(Input::Operation {
+                    kind,
+                    poll: OperationPoll::Forgotten,
+                }),
+                Err(e) => {
+                    warn!(db, error = %e, ?kind, "arm operation could not be polled");
+                    None
+                }
+            },
             Action::PollDatabaseStatus => match self.lrs.database_status(db).await {
                 Ok(status) => Some(Input::DatabaseStatus(status)),
+                Err(e) if e.is_not_found() => Some(Input::DatabaseGone),
                 Err(e) => {
                     warn!(db, error = %e, "database status unavailable");
                     None
@@ -631,6 +813,34 @@ impl Pipeline {
             }
         })
     }
+}
+
+/// Runs a use case within [`INVOCATION_BUDGET`].
+async fn bounded<T>(
+    work: impl std::future::Future<Output = Result<T, PipelineError>>,
+) -> Result<T, PipelineError> {
+    tokio::time::timeout(INVOCATION_BUDGET, work)
+        .await
+        .unwrap_or(Err(PipelineError::OutOfTime))
+}
+
+/// Relates restoreDetails' backup sets to the recognised tail: the tail set's status, and every
+/// other set still queued or restoring.
+fn relate_to_tail(state: &MigrationState, view: RestoreView) -> migration::LrsSnapshot {
+    let mut snapshot = view.snapshot;
+    let tail = state.tail.as_ref().map(|t| t.file_name.as_str());
+    snapshot.sets_reported = !view.sets.is_empty();
+    for (name, status) in view.sets {
+        if tail.is_some_and(|t| migration::same_file(Some(&name), t)) {
+            snapshot.tail_set_status = Some(status);
+        } else if ["Queued", "Restoring"]
+            .iter()
+            .any(|s| s.eq_ignore_ascii_case(&status))
+        {
+            snapshot.pending_sets.push(name);
+        }
+    }
+    snapshot
 }
 
 fn file_record(

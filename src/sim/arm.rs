@@ -1,7 +1,7 @@
 //! The simulator's ARM surface: routes, LRS's rules for start and complete, long-running
-//! operations, the request log and fault injection middleware.
+//! operations, ARM's throttling, the request log and fault injection middleware.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use axum::body::{Body, Bytes};
@@ -9,7 +9,7 @@ use axum::extract::{Path, Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use time::{Duration, OffsetDateTime};
@@ -17,9 +17,11 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 
 use super::clock::Clock;
+use super::codes::{self, documented_status};
 use super::faults::{FaultState, Faults, Injected};
 use super::restore::{RestoreJob, timestamp};
 use super::source::{list_folder, read_file};
+use super::throttle::{self, Admission, Throttle};
 use super::{LoggedRequest, SimConfig};
 use crate::chain::{self, PlanInput, TailRule};
 use crate::lrs::ops::is_loopback_host;
@@ -28,6 +30,19 @@ use crate::storage::BlobStore;
 const API_VERSION: &str = "2025-01-01";
 const MAX_BODY: usize = 1024 * 1024;
 const DB_TYPE: &str = "Microsoft.Sql/managedInstances/databases";
+
+/// How long a delete operation runs when no `operation_secs` is set.
+///
+/// Model choice: Microsoft documents no duration; one second keeps deletes visibly asynchronous.
+const DELETE_SECS: f64 = 1.0;
+
+/// The `type` restoreDetails shows for a database that is not an LRS restore, unless the test names
+/// another.
+///
+/// Model choice: the spec documents only `LRSRestore`. Answering 200 with another type for a
+/// database LRS did not create is the worst plausible behaviour: a client that adopts any database
+/// whose restoreDetails answers would adopt it.
+pub(crate) const NOT_LRS_TYPE: &str = "PointInTimeRestore";
 
 /// A database key: ARM names are case-insensitive.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -47,30 +62,54 @@ impl DbKey {
             database: db.to_ascii_lowercase(),
         }
     }
+
+    fn same_instance(&self, other: &DbKey) -> bool {
+        self.subscription == other.subscription
+            && self.resource_group == other.resource_group
+            && self.instance == other.instance
+    }
 }
 
 #[derive(Debug, Clone)]
 enum Phase {
     Restoring,
-    Completing { done_at: OffsetDateTime },
+    /// completeRestore was accepted; the database is `Online` at `done_at`.
+    Completing {
+        done_at: OffsetDateTime,
+    },
     Online,
+}
+
+/// Where a database came from.
+#[derive(Debug)]
+enum Origin {
+    /// A start (PUT with createMode `RestoreExternalBackup`) and its LRS job.
+    Lrs {
+        container: String,
+        folder: String,
+        job: Box<RestoreJob>,
+        /// Whether `dropAfterSecs` may drop it: a start of a name dropped before is not.
+        droppable: bool,
+    },
+    /// Made through `PUT /_sim/databases/...`: online, not an LRS restore.
+    Other { restore_type: String },
 }
 
 #[derive(Debug)]
 struct SimDatabase {
     id: String,
     name: String,
+    /// Tells this database from an earlier one of the same name, for its operations.
+    generation: u64,
     location: String,
     collation: String,
-    container: String,
-    folder: String,
     created: OffsetDateTime,
-    ready_at: OffsetDateTime,
     phase: Phase,
-    job: RestoreJob,
+    origin: Origin,
 }
 
 impl SimDatabase {
+    /// `properties.status`: `Restoring` until completeRestore has finished, then `Online`.
     fn status(&self) -> &'static str {
         match self.phase {
             Phase::Restoring | Phase::Completing { .. } => "Restoring",
@@ -78,43 +117,165 @@ impl SimDatabase {
         }
     }
 
-    fn restore_status(&self) -> &'static str {
-        match self.phase {
-            Phase::Restoring => "Restoring",
-            Phase::Completing { .. } => "Completing",
-            Phase::Online => "Completed",
-        }
+    /// An LRS restore that has not finished: it counts against the concurrent restore limits and
+    /// can be dropped.
+    fn is_active_restore(&self) -> bool {
+        matches!(self.origin, Origin::Lrs { .. }) && !matches!(self.phase, Phase::Online)
     }
 
     fn to_json(&self) -> Value {
+        let mut props = json!({
+            "status": self.status(),
+            "collation": self.collation,
+            "creationDate": timestamp(self.created),
+        });
+        if matches!(self.origin, Origin::Lrs { .. }) {
+            props["createMode"] = json!("RestoreExternalBackup");
+        }
         json!({
             "id": self.id,
             "name": self.name,
             "type": DB_TYPE,
             "location": self.location,
-            "properties": {
-                "status": self.status(),
-                "collation": self.collation,
-                "creationDate": timestamp(self.created),
-                "createMode": "RestoreExternalBackup",
-            }
+            "properties": props,
         })
     }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OpKind {
+    Start,
+    Complete,
+    Delete,
+}
+
+impl OpKind {
+    fn name(self) -> &'static str {
+        match self {
+            OpKind::Start => "start",
+            OpKind::Complete => "complete",
+            OpKind::Delete => "delete",
+        }
+    }
+}
+
+/// When an operation ends.
+#[derive(Debug, Clone, Copy)]
+enum OpEnd {
+    /// At a set time (the short model, and deletes).
+    At(OffsetDateTime),
+    /// When its database is `Online`.
+    ///
+    /// Model choice: for the create operation this is the default. Microsoft's CLI and PowerShell
+    /// guidance (a synchronous start in continuous mode, `-AsJob` advised) suggests the create
+    /// operation runs until cutover; the spec does not say. For completeRestore it models Business
+    /// Critical, where completion lasts while secondaries seed.
+    WhenOnline,
 }
 
 #[derive(Debug, Clone)]
 struct Operation {
     db: DbKey,
-    kind: &'static str,
+    generation: u64,
+    kind: OpKind,
     started: OffsetDateTime,
-    done_at: OffsetDateTime,
+    end: OpEnd,
+}
+
+/// Why a database disappeared without a delete, and when.
+#[derive(Debug, Clone)]
+struct Gone {
+    at: OffsetDateTime,
+    code: &'static str,
+    message: String,
+}
+
+/// Where an operation stands.
+#[derive(Debug, Clone)]
+enum OpState {
+    InProgress,
+    Succeeded,
+    Failed { code: &'static str, message: String },
 }
 
 #[derive(Debug, Default)]
 struct World {
     databases: HashMap<DbKey, SimDatabase>,
-    expired: HashMap<DbKey, OffsetDateTime>,
     operations: HashMap<String, Operation>,
+    /// Databases that disappeared while an operation could be following them, by generation.
+    gone: HashMap<u64, Gone>,
+    /// Names `dropAfterSecs` dropped once: a new start of them is not dropped again.
+    dropped_names: HashSet<DbKey>,
+    next_generation: u64,
+}
+
+impl World {
+    fn generation(&mut self) -> u64 {
+        self.next_generation += 1;
+        self.next_generation
+    }
+
+    /// Where `op` stands at `now`.
+    ///
+    /// Model choice: an operation whose database disappears before it ends ends `Failed`, with
+    /// `OperationInterrupted` for an injected drop and `OperationCancelled` for the 30-day
+    /// cancellation or a DELETE (both documented for PUT as 409); Microsoft does not document
+    /// what the create operation reports then.
+    fn state_of(&self, op: &Operation, now: OffsetDateTime) -> OpState {
+        let alive = self
+            .databases
+            .get(&op.db)
+            .filter(|d| d.generation == op.generation);
+        if op.kind == OpKind::Delete {
+            return match op.end {
+                OpEnd::At(t) if t > now => OpState::InProgress,
+                _ => OpState::Succeeded,
+            };
+        }
+        if let Some(gone) = self.gone.get(&op.generation) {
+            let finished_before = match op.end {
+                OpEnd::At(t) => t <= gone.at,
+                OpEnd::WhenOnline => false,
+            };
+            if !finished_before {
+                return OpState::Failed {
+                    code: gone.code,
+                    message: gone.message.clone(),
+                };
+            }
+        }
+        match op.end {
+            OpEnd::At(t) if t <= now => OpState::Succeeded,
+            OpEnd::At(_) => OpState::InProgress,
+            OpEnd::WhenOnline => match alive {
+                Some(d) if matches!(d.phase, Phase::Online) => OpState::Succeeded,
+                Some(_) => OpState::InProgress,
+                // Deleted by a DELETE: the operation cannot finish.
+                None => OpState::Failed {
+                    code: "OperationCancelled",
+                    message: "The database was deleted while the operation ran.".into(),
+                },
+            },
+        }
+    }
+
+    /// Active LRS restores on `key`'s instance and on its subscription.
+    ///
+    /// Model choice: a restore counts from its accepted start until it is `Online`, dropped or
+    /// deleted, so a database whose completion is still running holds its slot.
+    fn active_restores(&self, key: &DbKey) -> (usize, usize) {
+        let mut instance = 0;
+        let mut subscription = 0;
+        for (k, d) in &self.databases {
+            if k.subscription == key.subscription && d.is_active_restore() {
+                subscription += 1;
+                if k.same_instance(key) {
+                    instance += 1;
+                }
+            }
+        }
+        (instance, subscription)
+    }
 }
 
 /// Everything the routes share.
@@ -125,6 +286,7 @@ pub(crate) struct Inner {
     world: tokio::sync::Mutex<World>,
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<FaultState>,
+    throttle: Mutex<Throttle>,
 }
 
 impl std::fmt::Debug for Inner {
@@ -146,6 +308,7 @@ impl Inner {
             world: tokio::sync::Mutex::new(World::default()),
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
+            throttle: Mutex::new(Throttle::new(std::time::Instant::now())),
         }
     }
 
@@ -166,6 +329,15 @@ impl Inner {
         self.log.lock().map(|l| l.clone()).unwrap_or_default()
     }
 
+    pub fn stats(&self) -> Value {
+        let arm = self
+            .throttle
+            .lock()
+            .map(|t| t.stats(std::time::Instant::now()))
+            .unwrap_or(Value::Null);
+        json!({ "throttling": self.config.throttle, "arm": arm })
+    }
+
     pub async fn tick(&self) {
         let now = self.clock.now();
         let mut world = self.world.lock().await;
@@ -175,82 +347,181 @@ impl Inner {
         }
     }
 
-    /// Brings one database up to `now`: the 30-day cancellation, a scan of its folder, restore
-    /// progress, and the end of a completion.
+    /// Brings one database up to `now`: its lifecycle, then a scan of its folder and restore
+    /// progress.
     async fn refresh(&self, world: &mut World, key: &DbKey, now: OffsetDateTime) {
+        self.lifecycle(world, key, now);
         let Some(db) = world.databases.get_mut(key) else {
             return;
         };
-        match db.phase {
-            Phase::Restoring if now - db.created >= self.config.cancel_after => {
-                warn!(
-                    database = %db.name,
-                    started = %timestamp(db.created),
-                    "lrs job cancelled automatically: not completed within the time limit; the database is dropped"
-                );
-                world.databases.remove(key);
-                world.expired.insert(key.clone(), now);
-            }
-            Phase::Restoring => {
-                self.scan(db, now).await;
-                db.job.advance(now);
-            }
-            Phase::Completing { done_at } if done_at <= now => {
-                info!(database = %db.name, "restore completed: the database is online");
-                db.phase = Phase::Online;
-            }
-            _ => {}
+        if let (
+            Phase::Restoring,
+            Origin::Lrs {
+                container,
+                folder,
+                job,
+                ..
+            },
+        ) = (&db.phase, &mut db.origin)
+        {
+            self.scan(job, container, folder, now).await;
+            job.advance(now);
         }
     }
 
-    async fn scan(&self, db: &mut SimDatabase, now: OffsetDateTime) {
+    /// The changes that need no storage: an injected drop, the 30-day cancellation and the end of
+    /// a completion.
+    ///
+    /// Model choice: a drop (`dropAfterSecs`) takes any LRS database that is not `Online` yet,
+    /// during completion too (the guide: a failover after cutover starts drops it), and never one
+    /// made through `/_sim/databases`. The 30-day cancellation takes only a database whose
+    /// completion was not requested, and drops it as the guide says.
+    fn lifecycle(&self, world: &mut World, key: &DbKey, now: OffsetDateTime) {
+        let drop_after = self.faults().drop_after_secs;
+        let Some(db) = world.databases.get_mut(key) else {
+            return;
+        };
+        let droppable = matches!(
+            db.origin,
+            Origin::Lrs {
+                droppable: true,
+                ..
+            }
+        );
+        let drop_at = drop_after
+            .filter(|_| droppable && db.is_active_restore())
+            .map(|secs| db.created + Duration::seconds_f64(secs));
+        let cancel_at =
+            matches!(db.phase, Phase::Restoring).then(|| db.created + self.config.cancel_after);
+        let gone = match (drop_at, cancel_at) {
+            (Some(d), c) if d <= now && c.is_none_or(|c| d <= c) => Some(Gone {
+                at: d,
+                code: "OperationInterrupted",
+                message: format!(
+                    "The database '{}' was dropped (injected: a failover during the restore, a Business Critical update or the 30-day cancellation). Start the migration again from a full backup.",
+                    db.name
+                ),
+            }),
+            (_, Some(c)) if c <= now => Some(Gone {
+                at: c,
+                code: "OperationCancelled",
+                message: format!(
+                    "The LRS job for '{}' was cancelled automatically: it was not completed within the time limit, and the database was dropped.",
+                    db.name
+                ),
+            }),
+            _ => None,
+        };
+        if let Some(gone) = gone {
+            warn!(database = %db.name, started = %timestamp(db.created), code = gone.code, "lrs job ended without a cutover: the database is dropped");
+            let generation = db.generation;
+            if gone.code == "OperationInterrupted" {
+                world.dropped_names.insert(key.clone());
+            }
+            world.databases.remove(key);
+            world.gone.insert(generation, gone);
+            return;
+        }
+        if let Phase::Completing { done_at } = db.phase
+            && done_at <= now
+        {
+            info!(database = %db.name, "restore completed: the database is online");
+            db.phase = Phase::Online;
+        }
+    }
+
+    async fn scan(&self, job: &mut RestoreJob, container: &str, folder: &str, now: OffsetDateTime) {
         if self.faults().storage_failure {
-            db.job.handle_storage_error(
+            job.handle_storage_error(
                 "injected storage failure: the storage account cannot be read".into(),
             );
             return;
         }
-        let listed = match list_folder(self.source.as_ref(), &db.container, &db.folder).await {
+        let listed = match list_folder(self.source.as_ref(), container, folder).await {
             Ok(listed) => listed,
             Err(e) => {
-                db.job.handle_storage_error(e.0);
+                job.handle_storage_error(e.0);
                 return;
             }
         };
         let mut files = Vec::with_capacity(listed.len());
         for item in &listed {
-            if let Some(known) = db.job.known(&item.name, item.size, item.last_modified) {
+            if let Some(known) = job.known(&item.name, item.size, item.last_modified) {
                 files.push(known.clone());
                 continue;
             }
-            match read_file(self.source.as_ref(), &db.container, &db.folder, item).await {
+            match read_file(self.source.as_ref(), container, folder, item).await {
                 Ok(file) => files.push(file),
                 Err(e) => {
-                    db.job.handle_storage_error(e.0);
+                    job.handle_storage_error(e.0);
                     return;
                 }
             }
         }
         let tail = TailRule::default();
         let plan = chain::plan(PlanInput {
-            folder: &db.folder,
+            folder,
             files: &files,
-            fixed_base: db.job.fixed_base(),
+            fixed_base: job.fixed_base(),
             tail: &tail,
         });
-        db.job.handle_scan(files, plan, now);
+        job.handle_scan(files, plan, now);
     }
 
-    fn new_operation(&self, world: &mut World, db: DbKey, kind: &'static str, secs: f64) -> String {
+    /// Makes an `Online` database that no LRS job created; its restoreDetails shows `restore_type`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        sub: &str,
+        rg: &str,
+        mi: &str,
+        db: &str,
+        restore_type: &str,
+    ) -> Result<Value, String> {
+        let key = DbKey::new(sub, rg, mi, db);
         let now = self.clock.now();
+        let mut world = self.world.lock().await;
+        self.lifecycle(&mut world, &key, now);
+        if world.databases.contains_key(&key) {
+            return Err(format!("database {db} already exists"));
+        }
+        let generation = world.generation();
+        let record = SimDatabase {
+            id: database_id(sub, rg, mi, db),
+            name: db.to_owned(),
+            generation,
+            location: self.config.location.clone(),
+            collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+            created: now,
+            phase: Phase::Online,
+            origin: Origin::Other {
+                restore_type: restore_type.to_owned(),
+            },
+        };
+        let out = record.to_json();
+        world.databases.insert(key, record);
+        Ok(out)
+    }
+
+    fn new_operation(
+        &self,
+        world: &mut World,
+        db: DbKey,
+        generation: u64,
+        kind: OpKind,
+        end: OpEnd,
+    ) -> String {
         let id = Uuid::new_v4().to_string();
         world.operations.insert(
             id.clone(),
             Operation {
                 db,
+                generation,
                 kind,
-                started: now,
-                done_at: now + Duration::seconds_f64(secs.max(0.0)),
+                started: self.clock.now(),
+                end,
             },
         );
         id
@@ -283,7 +554,8 @@ impl Inner {
 
 type AppState = Arc<Inner>;
 
-/// The app: ARM routes behind the log, fault and api-version layers; `/_sim` routes beside them.
+/// The app: ARM routes behind the log, throttling, fault and api-version layers; `/_sim` routes
+/// beside them.
 pub(crate) fn router(state: AppState) -> Router {
     let mi =
         "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{mi}";
@@ -311,12 +583,21 @@ pub(crate) fn router(state: AppState) -> Router {
         .fallback(unknown_route)
         .layer(middleware::from_fn(require_api_version))
         .layer(middleware::from_fn_with_state(state.clone(), inject_faults))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            throttle_requests,
+        ))
         .layer(middleware::from_fn(arm_headers))
         .layer(middleware::from_fn_with_state(state.clone(), log_request));
     let admin = Router::new()
         .route("/_sim/requests", get(list_requests))
         .route("/_sim/clock", post(move_clock))
-        .route("/_sim/faults", get(get_faults).put(put_faults));
+        .route("/_sim/faults", get(get_faults).put(put_faults))
+        .route("/_sim/stats", get(get_stats))
+        .route(
+            "/_sim/databases/{sub}/{rg}/{mi}/{db}",
+            put(put_other_database),
+        );
     admin.merge(arm).with_state(state)
 }
 
@@ -385,6 +666,62 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
             "ConflictingDatabaseOperation",
             "There is an operation in progress on the database (injected fault).",
         ),
+    }
+}
+
+/// ARM's token buckets: a request that finds its bucket empty is answered 429 with `Retry-After`;
+/// every answer says what is left.
+///
+/// Model choice: a read answer carries only `x-ms-ratelimit-remaining-subscription-reads` and a
+/// write answer only `-writes`; `Retry-After` is the whole seconds until the next token (at least
+/// one); every path under `/subscriptions/{id}` shares that subscription's buckets in the one
+/// region the simulator serves.
+async fn throttle_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if !state.config.throttle {
+        return next.run(req).await;
+    }
+    let kind = if matches!(*req.method(), Method::GET | Method::HEAD) {
+        throttle::Kind::Read
+    } else {
+        throttle::Kind::Write
+    };
+    let header = match kind {
+        throttle::Kind::Read => "x-ms-ratelimit-remaining-subscription-reads",
+        throttle::Kind::Write => "x-ms-ratelimit-remaining-subscription-writes",
+    };
+    let subscription = req
+        .uri()
+        .path()
+        .split('/')
+        .skip_while(|s| !s.eq_ignore_ascii_case("subscriptions"))
+        .nth(1)
+        .unwrap_or_default()
+        .to_owned();
+    let admission = match state.throttle.lock() {
+        Ok(mut t) => t.admit(&subscription, kind, std::time::Instant::now()),
+        Err(_) => Admission::Admitted { remaining: 0 },
+    };
+    match admission {
+        Admission::Admitted { remaining } => {
+            let mut response = next.run(req).await;
+            response
+                .headers_mut()
+                .insert(header, HeaderValue::from(remaining));
+            response
+        }
+        Admission::Throttled { retry_after_secs } => {
+            let mut response = arm_error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "SubscriptionTooManyRequests",
+                format!(
+                    "Number of requests for subscription '{subscription}' exceeded the limit. Please try again after '{retry_after_secs}' seconds."
+                ),
+            );
+            let headers = response.headers_mut();
+            headers.insert("retry-after", HeaderValue::from(retry_after_secs));
+            headers.insert(header, HeaderValue::from(0u64));
+            response
+        }
     }
 }
 
@@ -503,6 +840,45 @@ async fn move_clock(State(state): State<AppState>, body: Bytes) -> Response {
     Json(json!({ "now": timestamp(state.clock.now()) })).into_response()
 }
 
+async fn get_stats(State(state): State<AppState>) -> Json<Value> {
+    Json(state.stats())
+}
+
+/// `PUT /_sim/databases/{sub}/{rg}/{mi}/{db}`: makes an `Online` database that no LRS job created.
+async fn put_other_database(
+    State(state): State<AppState>,
+    Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
+    body: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase", deny_unknown_fields)]
+    struct Body {
+        restore_type: Option<String>,
+    }
+    let parsed = if body.is_empty() {
+        Ok(Body { restore_type: None })
+    } else {
+        serde_json::from_slice::<Body>(&body)
+    };
+    let restore_type = match parsed {
+        Ok(b) => b.restore_type.unwrap_or_else(|| NOT_LRS_TYPE.to_owned()),
+        Err(e) => {
+            return (
+                StatusCode::BAD_REQUEST,
+                Json(json!({"error": format!("send no body, or {{\"restoreType\": \"<type restoreDetails shows>\"}}: {e}")})),
+            )
+                .into_response();
+        }
+    };
+    match state
+        .add_other_database(&sub, &rg, &mi, &db, &restore_type)
+        .await
+    {
+        Ok(out) => (StatusCode::CREATED, Json(out)).into_response(),
+        Err(e) => (StatusCode::CONFLICT, Json(json!({ "error": e }))).into_response(),
+    }
+}
+
 async fn get_faults(State(state): State<AppState>) -> Json<Faults> {
     Json(state.faults())
 }
@@ -534,6 +910,20 @@ async fn unknown_route(method: Method, uri: axum::http::Uri) -> Response {
     )
 }
 
+fn database_id(sub: &str, rg: &str, mi: &str, db: &str) -> String {
+    format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{mi}/databases/{db}"
+    )
+}
+
+/// An error answer with the status the spec documents for `code` in `table`, or 400.
+fn documented_error(table: &[(u16, &str)], code: &str, message: String) -> Response {
+    let status = documented_status(table, code)
+        .and_then(|s| StatusCode::from_u16(s).ok())
+        .unwrap_or(StatusCode::BAD_REQUEST);
+    arm_error(status, code, message)
+}
+
 async fn get_instance(
     State(state): State<AppState>,
     Path((sub, rg, mi)): Path<(String, String, String)>,
@@ -562,6 +952,7 @@ async fn get_database(
     }
 }
 
+/// 404 `ResourceNotFound`, documented for GET managed database.
 fn not_found(db: &str) -> Response {
     arm_error(
         StatusCode::NOT_FOUND,
@@ -570,35 +961,54 @@ fn not_found(db: &str) -> Response {
     )
 }
 
+/// The path segments of a storageContainerUri, decoded.
+fn path_segments(uri: &url::Url) -> Vec<String> {
+    uri.path_segments()
+        .map(|segments| {
+            segments
+                .filter(|s| !s.is_empty())
+                .map(|s| {
+                    percent_encoding::percent_decode_str(s)
+                        .decode_utf8_lossy()
+                        .into_owned()
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// The last two path segments of a storageContainerUri: `<container>/<folder>`.
 fn container_and_folder(uri: &url::Url) -> Option<(String, String)> {
-    let segments: Vec<String> = uri
-        .path_segments()?
-        .filter(|s| !s.is_empty())
-        .map(|s| {
-            percent_encoding::percent_decode_str(s)
-                .decode_utf8_lossy()
-                .into_owned()
-        })
-        .collect();
-    match segments.as_slice() {
+    match path_segments(uri).as_slice() {
         [.., container, folder] => Some((container.clone(), folder.clone())),
         _ => None,
     }
 }
 
-async fn put_database(
-    State(state): State<AppState>,
-    Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let bad = |code: &str, message: &str| arm_error(StatusCode::BAD_REQUEST, code, message);
-    let Ok(body) = serde_json::from_slice::<Value>(&body) else {
-        return bad(
+/// The first path segment (container or folder) holding LRS's reserved word `backup`, in any case.
+fn reserved_segment(uri: &url::Url) -> Option<String> {
+    path_segments(uri)
+        .into_iter()
+        .find(|s| s.to_ascii_lowercase().contains("backup"))
+}
+
+/// Checks a start's body as ARM and LRS do, and returns the location, collation, container and
+/// folder it names.
+///
+/// Model choice: the spec documents `MissingStorageContainerUri`, `MissingCollation` and
+/// `MissingStorageContainerSasToken` for PUT; the other codes here (`InvalidRequestContent`,
+/// `LocationRequired`, `InvalidCreateMode`, `ExternalBackupUriMalformed`,
+/// `ExternalBackupUriInvalidSchemeOrPort`, `InvalidStorageContainerSasToken`,
+/// `InvalidStorageContainerIdentity`, `AutoCompleteRestoreNotSupported`) are ARM's generic codes,
+/// codes the spec documents for other operations, or the simulator's own, all answered 400.
+fn check_start_body(body: &Bytes) -> Result<(String, String, String, String), Box<Response>> {
+    let bad =
+        |code: &str, message: &str| Box::new(arm_error(StatusCode::BAD_REQUEST, code, message));
+    let Ok(body) = serde_json::from_slice::<Value>(body) else {
+        return Err(bad(
             "InvalidRequestContent",
             "The request content was invalid and could not be deserialized.",
-        );
+        ));
     };
     let props = &body["properties"];
     let text = |v: &Value| {
@@ -608,112 +1018,197 @@ async fn put_database(
             .map(str::to_owned)
     };
     let Some(location) = text(&body["location"]) else {
-        return bad(
+        return Err(bad(
             "LocationRequired",
             "The location property is required for this definition.",
-        );
+        ));
     };
     if props["createMode"].as_str() != Some("RestoreExternalBackup") {
-        return bad(
+        return Err(bad(
             "InvalidCreateMode",
             "The simulator only creates databases with createMode RestoreExternalBackup.",
-        );
+        ));
     }
     let Some(uri_text) = text(&props["storageContainerUri"]) else {
-        return bad(
+        return Err(bad(
             "MissingStorageContainerUri",
             "Storage container URI is required.",
-        );
+        ));
     };
     let Some(collation) = text(&props["collation"]) else {
-        return bad("MissingCollation", "Collation is required.");
+        return Err(bad("MissingCollation", "Collation is required."));
     };
     let Ok(uri) = url::Url::parse(&uri_text) else {
-        return bad(
+        return Err(bad(
             "ExternalBackupUriMalformed",
             "The storage container URI is malformed.",
-        );
+        ));
     };
     if uri.query().is_some() {
-        return bad(
+        return Err(bad(
             "ExternalBackupUriMalformed",
             "The storage container URI must not hold a query: pass the SAS token in storageContainerSasToken.",
-        );
+        ));
     }
     let loopback = uri.host_str().is_some_and(is_loopback_host);
     let https_443 = uri.scheme() == "https" && uri.port().is_none_or(|p| p == 443);
     if !(https_443 || (uri.scheme() == "http" && loopback)) {
-        return bad(
+        return Err(bad(
             "ExternalBackupUriInvalidSchemeOrPort",
             "The storage container URI must use https on port 443 (the simulator also allows http to a loopback emulator).",
-        );
+        ));
     }
     let Some((container, folder)) = container_and_folder(&uri) else {
-        return bad(
+        return Err(bad(
             "ExternalBackupUriMalformed",
             "The storage container URI must end with <container>/<folder>.",
-        );
+        ));
     };
+    if let Some(segment) = reserved_segment(&uri) {
+        return Err(Box::new(reserved_word(&segment)));
+    }
     let identity = props["storageContainerIdentity"]
         .as_str()
         .unwrap_or("SharedAccessSignature");
     if identity.eq_ignore_ascii_case("SharedAccessSignature") {
         match props["storageContainerSasToken"].as_str().map(str::trim) {
             None | Some("") => {
-                return bad(
+                return Err(bad(
                     "MissingStorageContainerSasToken",
                     "Storage container SAS token is required.",
-                );
+                ));
             }
             Some(token) if token.starts_with('?') => {
-                return bad(
+                return Err(bad(
                     "InvalidStorageContainerSasToken",
                     "The SAS token must not start with '?'.",
-                );
+                ));
             }
             Some(_) => {}
         }
     } else if !identity.eq_ignore_ascii_case("ManagedIdentity") {
-        return bad(
+        return Err(bad(
             "InvalidStorageContainerIdentity",
             "storageContainerIdentity must be ManagedIdentity or SharedAccessSignature.",
-        );
+        ));
     }
     if props["autoCompleteRestore"].as_bool() == Some(true) {
-        return bad(
+        return Err(bad(
             "AutoCompleteRestoreNotSupported",
             "The simulator runs LRS in continuous mode only (autoCompleteRestore false).",
+        ));
+    }
+    Ok((location, collation, container, folder))
+}
+
+/// A start whose storage path holds `backup` (the LRS guide, Limitations: "The backup URI path,
+/// container name, or folder names can't contain backup or Backup").
+///
+/// Model choice: the guide names no error code or moment. The simulator refuses the PUT at once with
+/// 400 `InvalidDatabaseCreateOrUpdateRequest`, the closest code the spec documents for PUT.
+fn reserved_word(segment: &str) -> Response {
+    arm_error(
+        StatusCode::BAD_REQUEST,
+        "InvalidDatabaseCreateOrUpdateRequest",
+        format!(
+            "The storage container URI path segment '{segment}' contains 'backup', a word Log Replay Service reserves: rename the container or folder so that no name in the path contains 'backup' in any case."
+        ),
+    )
+}
+
+/// A start over the concurrent restore limits (100 per instance, 150 per subscription).
+///
+/// Model choice: the limits are documented, the error is not. The simulator answers 409
+/// `ConflictingManagedInstanceOperation` for the instance limit and 429
+/// `SubscriptionTooManyCreateUpdateRequests` for the subscription limit, both documented for PUT,
+/// without `Retry-After` (nobody knows when a restore ends).
+fn over_restore_limit(state: &Inner, world: &World, key: &DbKey) -> Option<Response> {
+    let (instance, subscription) = world.active_restores(key);
+    if instance >= state.config.instance_restore_limit {
+        return Some(arm_error(
+            StatusCode::CONFLICT,
+            "ConflictingManagedInstanceOperation",
+            format!(
+                "The managed instance '{}' already runs {instance} Log Replay Service restores, the most it can run at once ({}). Complete or stop one first.",
+                key.instance, state.config.instance_restore_limit
+            ),
+        ));
+    }
+    if subscription >= state.config.subscription_restore_limit {
+        return Some(arm_error(
+            StatusCode::TOO_MANY_REQUESTS,
+            "SubscriptionTooManyCreateUpdateRequests",
+            format!(
+                "The subscription '{}' already runs {subscription} Log Replay Service restores, the most it can run at once ({}). Complete or stop one first.",
+                key.subscription, state.config.subscription_restore_limit
+            ),
+        ));
+    }
+    None
+}
+
+async fn put_database(
+    State(state): State<AppState>,
+    Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let (location, collation, container, folder) = match check_start_body(&body) {
+        Ok(checked) => checked,
+        Err(response) => return *response,
+    };
+    // Model choice: an injected start error comes after the body checks and before the name and
+    // limit checks, so a bad body is still reported as such.
+    if let Some(code) = Faults::code_for(&state.faults().start_errors, &db) {
+        return documented_error(
+            codes::PUT_DATABASE,
+            code,
+            format!("The start of database '{db}' was refused with {code} (injected fault)."),
         );
     }
 
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
     let mut world = state.world.lock().await;
-    state.refresh(&mut world, &key, now).await;
+    let keys: Vec<DbKey> = world.databases.keys().cloned().collect();
+    for k in &keys {
+        state.lifecycle(&mut world, k, now);
+    }
     if world.databases.contains_key(&key) {
-        return bad(
+        return arm_error(
+            StatusCode::BAD_REQUEST,
             "ManagedDatabaseNameInUse",
-            &format!("Database '{db}' already exists. Choose a different database name."),
+            format!("Database '{db}' already exists. Choose a different database name."),
         );
     }
+    if let Some(refused) = over_restore_limit(&state, &world, &key) {
+        return refused;
+    }
+    let generation = world.generation();
+    let droppable = !world.dropped_names.contains(&key);
     let record = SimDatabase {
-        id: format!(
-            "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{mi}/databases/{db}"
-        ),
+        id: database_id(&sub, &rg, &mi, &db),
         name: db.clone(),
+        generation,
         location,
         collation,
-        container,
-        folder,
         created: now,
-        ready_at: now + Duration::seconds_f64(state.config.operation_secs.max(0.0)),
         phase: Phase::Restoring,
-        job: RestoreJob::new(state.config.restore_mbps),
+        origin: Origin::Lrs {
+            container,
+            folder,
+            job: Box::new(RestoreJob::new(state.config.restore_mbps)),
+            droppable,
+        },
     };
-    info!(database = %db, container = %record.container, folder = %record.folder, "lrs started");
+    info!(database = %db, "lrs started");
     world.databases.insert(key.clone(), record);
     state.refresh(&mut world, &key, now).await;
-    let id = state.new_operation(&mut world, key, "start", state.config.operation_secs);
+    let end = match state.config.operation_secs {
+        Some(secs) => OpEnd::At(now + Duration::seconds_f64(secs.max(0.0))),
+        None => OpEnd::WhenOnline,
+    };
+    let id = state.new_operation(&mut world, key, generation, OpKind::Start, end);
     let headers = state.operation_headers(&base_url(&headers), &sub, &id);
     (StatusCode::ACCEPTED, headers).into_response()
 }
@@ -725,15 +1220,23 @@ async fn delete_database(
 ) -> Response {
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let mut world = state.world.lock().await;
-    if world.databases.remove(&key).is_none() {
+    let Some(removed) = world.databases.remove(&key) else {
         return StatusCode::NO_CONTENT.into_response();
-    }
+    };
     error!(database = %db, "database deleted: its lrs job is gone and the migration cannot resume");
-    let id = state.new_operation(&mut world, key, "delete", state.config.operation_secs);
+    let secs = state.config.operation_secs.unwrap_or(DELETE_SECS).max(0.0);
+    let end = OpEnd::At(state.clock.now() + Duration::seconds_f64(secs));
+    let id = state.new_operation(&mut world, key, removed.generation, OpKind::Delete, end);
     let headers = state.operation_headers(&base_url(&headers), &sub, &id);
     (StatusCode::ACCEPTED, headers).into_response()
 }
 
+/// completeRestore: accepted while the create operation still runs; refused unless `lastBackupName`
+/// is the last restored backup.
+///
+/// Model choice: a second complete, or one after the database is `Online`, answers 400
+/// `ExternalBackupAlreadySignaledToComplete`; one for a database LRS did not create answers 400
+/// `ExternalBackupRestoreHasNotBeenStarted`. Both codes are documented, the cases are not.
 async fn complete_restore(
     State(state): State<AppState>,
     Path((sub, rg, mi, db)): Path<(String, String, String, String)>,
@@ -778,20 +1281,22 @@ async fn complete_restore(
             format!("Database '{db}' does not exist or has no restore in progress."),
         );
     };
-    if !matches!(record.phase, Phase::Restoring) {
-        return bad(
-            "ExternalBackupAlreadySignaledToComplete",
-            "Complete has already been signaled for this restore.".into(),
-        );
-    }
-    if now < record.ready_at {
-        return arm_error(
-            StatusCode::CONFLICT,
-            "ConflictingDatabaseOperation",
-            "The start operation on this database is still in progress.",
-        );
-    }
-    let last = record.job.last_restored_file().map(str::to_owned);
+    let generation = record.generation;
+    let last = match (&record.phase, &record.origin) {
+        (_, Origin::Other { .. }) => {
+            return bad(
+                "ExternalBackupRestoreHasNotBeenStarted",
+                format!("Database '{db}' is not being restored by Log Replay Service."),
+            );
+        }
+        (Phase::Completing { .. } | Phase::Online, _) => {
+            return bad(
+                "ExternalBackupAlreadySignaledToComplete",
+                "Complete has already been signaled for this restore.".into(),
+            );
+        }
+        (Phase::Restoring, Origin::Lrs { job, .. }) => job.last_restored_file().map(str::to_owned),
+    };
     if last.as_deref() != Some(name.as_str()) {
         let shown = last.unwrap_or_else(|| "none yet".into());
         return bad(
@@ -804,31 +1309,43 @@ async fn complete_restore(
     let done_at = now + Duration::seconds_f64(state.config.complete_secs.max(0.0));
     record.phase = Phase::Completing { done_at };
     info!(database = %db, last_backup = %name, "complete signaled");
-    let id = state.new_operation(&mut world, key, "complete", state.config.complete_secs);
+    let id = state.new_operation(
+        &mut world,
+        key,
+        generation,
+        OpKind::Complete,
+        OpEnd::WhenOnline,
+    );
     let headers = state.operation_headers(&base_url(&headers), &sub, &id);
     (StatusCode::ACCEPTED, headers).into_response()
 }
 
+/// GET restoreDetails. Every error answer is 400, as the spec documents for this operation.
 async fn restore_details(
     State(state): State<AppState>,
     Path((sub, rg, mi, db, name)): Path<(String, String, String, String, String)>,
 ) -> Response {
+    if let Some(code) = Faults::code_for(&state.faults().restore_details_errors, &db) {
+        return documented_error(
+            codes::RESTORE_DETAILS,
+            code,
+            format!("Restore details of database '{db}' answer {code} (injected fault)."),
+        );
+    }
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
     let mut world = state.world.lock().await;
     state.refresh(&mut world, &key, now).await;
-    if world.expired.contains_key(&key) && !world.databases.contains_key(&key) {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "RestoreDetailsNotAvailableOrExpired",
-            "Restore details are not available or have expired: the job was cancelled after 30 days.",
-        );
-    }
     let Some(record) = world.databases.get(&key) else {
-        return not_found(&db);
+        return not_available(&db);
+    };
+    let properties = match (&record.phase, &record.origin) {
+        (_, Origin::Other { restore_type }) => json!({ "type": restore_type }),
+        (Phase::Completing { .. } | Phase::Online, _) => return not_restoring(&db),
+        (Phase::Restoring, Origin::Lrs { job, .. }) => job.details(now),
     };
     Json(json!({
-        "properties": record.job.details(record.restore_status(), now),
+        "properties": properties,
         "id": format!("{}/restoreDetails/{name}", record.id),
         "name": name,
         "type": "Microsoft.Sql/managedInstances/databases/restoreDetails",
@@ -836,36 +1353,75 @@ async fn restore_details(
     .into_response()
 }
 
+/// restoreDetails of a database that does not exist (never started, deleted, dropped or cancelled).
+///
+/// Model choice: the spec documents `RestoreDetailsNotAvailableOrExpired` ("not available, or have
+/// expired") but not which case answers it; the simulator answers it for every missing database.
+fn not_available(db: &str) -> Response {
+    arm_error(
+        StatusCode::BAD_REQUEST,
+        "RestoreDetailsNotAvailableOrExpired",
+        format!(
+            "Requested restore details are not available, or have expired, for database '{db}'."
+        ),
+    )
+}
+
+/// restoreDetails once completeRestore was accepted.
+///
+/// Model choice: the spec documents `ManagedDatabaseNotInRestoringState` without saying when it
+/// starts. The simulator answers it from the moment completeRestore is accepted, the worst
+/// plausible: no restoreDetails is seen during completion, while GET database still says
+/// `Restoring` until it is `Online`.
+fn not_restoring(db: &str) -> Response {
+    arm_error(
+        StatusCode::BAD_REQUEST,
+        "ManagedDatabaseNotInRestoringState",
+        format!("The managed database '{db}' is not in restoring state."),
+    )
+}
+
 /// Settles an operation at `now`: the phase change it causes has happened by the time it is
 /// reported done.
-async fn settle(state: &Inner, id: &str) -> Option<(Operation, bool)> {
+async fn settle(state: &Inner, id: &str) -> Option<(Operation, OpState)> {
     let now = state.clock.now();
     let mut world = state.world.lock().await;
     let op = world.operations.get(id)?.clone();
     state.refresh(&mut world, &op.db, now).await;
-    Some((op.clone(), op.done_at <= now))
+    let status = world.state_of(&op, now);
+    Some((op, status))
+}
+
+fn operation_not_found(id: &str) -> Response {
+    arm_error(
+        StatusCode::NOT_FOUND,
+        "OperationIdNotFound",
+        format!("operation {id} not found"),
+    )
 }
 
 async fn poll_async_operation(
     State(state): State<AppState>,
     Path((_sub, _loc, id)): Path<(String, String, String)>,
 ) -> Response {
-    let Some((op, done)) = settle(&state, &id).await else {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "OperationNotFound",
-            format!("operation {id} not found"),
-        );
+    let Some((op, status)) = settle(&state, &id).await else {
+        return operation_not_found(&id);
     };
-    let status = if done { "Succeeded" } else { "InProgress" };
-    let mut response = Json(json!({
+    let mut body = json!({
         "name": id,
-        "status": status,
         "startTime": timestamp(op.started),
-        "operation": op.kind,
-    }))
-    .into_response();
-    if !done {
+        "operation": op.kind.name(),
+    });
+    match &status {
+        OpState::InProgress => body["status"] = json!("InProgress"),
+        OpState::Succeeded => body["status"] = json!("Succeeded"),
+        OpState::Failed { code, message } => {
+            body["status"] = json!("Failed");
+            body["error"] = json!({ "code": code, "message": message });
+        }
+    }
+    let mut response = Json(body).into_response();
+    if matches!(status, OpState::InProgress) {
         response.headers_mut().insert(
             "retry-after",
             HeaderValue::from(state.config.poll_retry_after_secs),
@@ -874,24 +1430,28 @@ async fn poll_async_operation(
     response
 }
 
+/// The `Location` poll: 202 while running, 204 when done, and a failed operation's error with the
+/// status the spec documents for its code.
+///
+/// Model choice: ARM's `Location` protocol says a failed operation answers its error, not with
+/// which status; the simulator uses the status the spec documents for that code on PUT (409).
 async fn poll_location(
     State(state): State<AppState>,
     Path((sub, _loc, id)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let Some((_op, done)) = settle(&state, &id).await else {
-        return arm_error(
-            StatusCode::NOT_FOUND,
-            "OperationNotFound",
-            format!("operation {id} not found"),
-        );
+    let Some((_op, status)) = settle(&state, &id).await else {
+        return operation_not_found(&id);
     };
-    if done {
-        return StatusCode::NO_CONTENT.into_response();
+    match status {
+        OpState::Succeeded => StatusCode::NO_CONTENT.into_response(),
+        OpState::Failed { code, message } => documented_error(codes::PUT_DATABASE, code, message),
+        OpState::InProgress => {
+            let mut out = state.operation_headers(&base_url(&headers), &sub, &id);
+            out.remove("azure-asyncoperation");
+            (StatusCode::ACCEPTED, out).into_response()
+        }
     }
-    let mut out = state.operation_headers(&base_url(&headers), &sub, &id);
-    out.remove("azure-asyncoperation");
-    (StatusCode::ACCEPTED, out).into_response()
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! Fault injection: throttling with `Retry-After`, server errors, latency, busy databases and broken
-//! storage, at set rates. Draws come from a seeded generator, so a test with a given seed and the
-//! same sequence of requests sees the same faults every run.
+//! storage, at set rates; documented error codes per database for restoreDetails and starts; and
+//! databases dropped after a while. Draws come from a seeded generator, so a test with a given seed
+//! and the same sequence of requests sees the same faults every run.
+
+use std::collections::BTreeMap;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -24,6 +27,20 @@ pub struct Faults {
     pub storage_failure: bool,
     /// Seed of the generator that decides which requests fail.
     pub seed: u64,
+    /// Database name (any case), or `"*"` for every database, to the error code every restoreDetails
+    /// answer for it carries, with the HTTP status the spec documents for that code (400 for every
+    /// documented restoreDetails code, and 400 for a code the spec does not document).
+    pub restore_details_errors: BTreeMap<String, String>,
+    /// Drops each database once, this many simulated seconds after its start was accepted, unless it
+    /// is `Online` by then: a failover during the first full restore or after cutover starts, a
+    /// Business Critical update, or the 30-day cancellation come early. Afterwards GET database
+    /// answers 404 `ResourceNotFound`, restoreDetails 400 `RestoreDetailsNotAvailableOrExpired`, and
+    /// the create operation ends `Failed`. A later start of the same name is not dropped again.
+    /// Model choice: the guide names the causes, not the answers; see `arm::Inner::lifecycle`.
+    pub drop_after_secs: Option<f64>,
+    /// Database name (any case), or `"*"`, to the error code every start (PUT) of it is answered
+    /// with, once per attempt, with the status the spec documents for PUT (400 when undocumented).
+    pub start_errors: BTreeMap<String, String>,
 }
 
 impl Default for Faults {
@@ -36,6 +53,9 @@ impl Default for Faults {
             conflict_rate: 0.0,
             storage_failure: false,
             seed: 0,
+            restore_details_errors: BTreeMap::new(),
+            drop_after_secs: None,
+            start_errors: BTreeMap::new(),
         }
     }
 }
@@ -55,7 +75,42 @@ impl Faults {
                 return Err(format!("the {name} must be between 0 and 1, not {rate}"));
             }
         }
+        if let Some(secs) = self.drop_after_secs
+            && !(secs.is_finite() && secs >= 0.0)
+        {
+            return Err(format!(
+                "dropAfterSecs must be zero or more seconds, not {secs}"
+            ));
+        }
+        for (field, map) in [
+            ("restoreDetailsErrors", &self.restore_details_errors),
+            ("startErrors", &self.start_errors),
+        ] {
+            for (db, code) in map {
+                if db.trim().is_empty() {
+                    return Err(format!(
+                        "{field} needs a database name or \"*\" as each key"
+                    ));
+                }
+                if code.is_empty() || !code.chars().all(|c| c.is_ascii_alphanumeric()) {
+                    return Err(format!(
+                        "{field}[{db:?}] must be an error code such as BrokenRestorePlanNoFullBackup, not {code:?}"
+                    ));
+                }
+            }
+        }
         Ok(())
+    }
+
+    /// The code `map` holds for `database`: its own entry first (any case), else the `"*"` entry.
+    pub(crate) fn code_for<'a>(
+        map: &'a BTreeMap<String, String>,
+        database: &str,
+    ) -> Option<&'a str> {
+        map.iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(database))
+            .or_else(|| map.get_key_value("*"))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -148,5 +203,37 @@ mod tests {
             bad.validate(),
             Err("the throttle rate must be between 0 and 1, not 1.5".into())
         );
+        let bad = Faults {
+            drop_after_secs: Some(-1.0),
+            ..Faults::default()
+        };
+        assert!(bad.validate().is_err_and(|e| e.contains("dropAfterSecs")));
+        let bad = Faults {
+            start_errors: BTreeMap::from([("db1".into(), "not a code".into())]),
+            ..Faults::default()
+        };
+        assert!(bad.validate().is_err_and(|e| e.contains("startErrors")));
+    }
+
+    #[test]
+    fn a_database_entry_wins_over_the_star_and_names_ignore_case() {
+        let map = BTreeMap::from([
+            ("*".to_owned(), "SqlRestoreError".to_owned()),
+            ("Db1".to_owned(), "BackupSetBroken".to_owned()),
+        ]);
+        assert_eq!(Faults::code_for(&map, "db1"), Some("BackupSetBroken"));
+        assert_eq!(Faults::code_for(&map, "db2"), Some("SqlRestoreError"));
+        assert_eq!(Faults::code_for(&BTreeMap::new(), "db2"), None);
+    }
+
+    #[test]
+    fn the_json_api_uses_the_documented_field_names_and_refuses_others() {
+        let f: Faults = serde_json::from_str(
+            r#"{"restoreDetailsErrors":{"*":"SqlRestoreError"},"dropAfterSecs":5,"startErrors":{"db1":"DatabaseNumberLimitReached"}}"#,
+        )
+        .expect("valid faults");
+        assert_eq!(f.drop_after_secs, Some(5.0));
+        assert_eq!(f.start_errors["db1"], "DatabaseNumberLimitReached");
+        assert!(serde_json::from_str::<Faults>(r#"{"dropAfter":5}"#).is_err());
     }
 }

@@ -2,18 +2,38 @@
 //! order at a set speed, reports restoreDetails in the documented schema and injects faults.
 //!
 //! It is a product feature (`simulate-lrs`, `rehearse`, `demo`), not a test stub: it is strict where
-//! LRS is strict (complete only with the last restored file, once; no second start), so a rehearsal
-//! that passes here has met LRS's documented rules. It serves any subscription, resource group and
-//! instance on the ARM paths the [`crate::lrs`] client calls, plus `/_sim/*` for tests and rehearsals:
-//! `GET /_sim/requests` (the request log), `POST /_sim/clock` (jump time), `GET|PUT /_sim/faults`.
+//! LRS is strict (complete only with the last restored file, once; no second start; no `backup` in
+//! the storage path; 100 concurrent restores per instance and 150 per subscription; ARM's request
+//! throttling), so a rehearsal that passes here has met LRS's documented rules. Where Microsoft's
+//! documents are silent it models the worst plausible behaviour, and each such rule says
+//! "Model choice" in its doc comment. By default the create operation runs until the database is
+//! `Online` (completeRestore is accepted while it runs); [`SimConfig::operation_secs`] keeps a short
+//! one.
+//!
+//! It serves any subscription, resource group and instance on the ARM paths the [`crate::lrs`]
+//! client calls, plus `/_sim/*` for tests and rehearsals (never throttled, never logged):
+//! - `GET /_sim/requests`: the request log, `{"requests":[{method,path,status,time,body}]}`.
+//! - `POST /_sim/clock` with `{"advanceSeconds": N}`: jump simulated time.
+//! - `GET|PUT /_sim/faults`: the injected [`Faults`] (camelCase JSON; unknown fields refused).
+//! - `GET /_sim/stats`: ARM throttling counters, `{"throttling": bool, "arm": {"elapsedWallSecs",
+//!   "reads"|"writes": {"admitted","throttled","bucket","refillPerSec",
+//!   "budgetPerSubscriptionSinceStart","perSubscription":{sub:{"admitted","throttled",
+//!   "percentOfBudget"}}}}}`: a benchmark reads how much of ARM's budget it used.
+//! - `PUT /_sim/databases/{subscription}/{resourceGroup}/{instance}/{database}`, with no body or
+//!   `{"restoreType": "<type>"}`: makes an `Online` database that is not an LRS restore. A start of
+//!   its name answers 400 `ManagedDatabaseNameInUse`, and its restoreDetails answers 200 with that
+//!   `type` (default `PointInTimeRestore`), never `LRSRestore`. 201 with the database, 409 when the
+//!   name is taken.
 //!
 //! An adapter: it uses the core (`backup::read`, `chain::plan`) and never the shells.
 
 mod arm;
 mod clock;
+pub mod codes;
 mod faults;
 mod restore;
 mod source;
+mod throttle;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -31,6 +51,7 @@ pub use clock::{Clock, SystemClock, VirtualClock};
 pub use faults::Faults;
 pub use restore::RestoreJob;
 pub use source::{ListedFile, SourceError};
+pub use throttle::{BucketLimits, READS, WRITES};
 
 /// Where the simulator reads backups.
 #[derive(Clone)]
@@ -63,9 +84,14 @@ pub struct SimConfig {
     pub restore_mbps: f64,
     /// The region every managed instance reports.
     pub location: String,
-    /// How long a start or delete operation runs, in seconds of simulated time.
-    pub operation_secs: f64,
-    /// How long completeRestore runs before the database is `Online`, in seconds of simulated time.
+    /// `None` (the default): the create operation stays `InProgress` until the database is
+    /// `Online` after completeRestore, or ends `Failed` when it is dropped or cancelled. `Some(n)`:
+    /// the short model, where it succeeds after `n` seconds of simulated time. Deletes run `n`
+    /// seconds, or one second.
+    pub operation_secs: Option<f64>,
+    /// How long completeRestore runs before the database is `Online`, in seconds of simulated time
+    /// (hours on Business Critical while secondaries seed). The complete operation stays
+    /// `InProgress` until then.
     pub complete_secs: f64,
     /// `Retry-After` on polling answers, in seconds.
     pub poll_retry_after_secs: u64,
@@ -76,6 +102,13 @@ pub struct SimConfig {
     pub cancel_after: time::Duration,
     /// Faults to inject.
     pub faults: Faults,
+    /// ARM's per-subscription token buckets for reads and writes ([`READS`], [`WRITES`]), on by
+    /// default.
+    pub throttle: bool,
+    /// Concurrent LRS restores one instance runs (documented: 100).
+    pub instance_restore_limit: usize,
+    /// Concurrent LRS restores one subscription runs (documented: 150).
+    pub subscription_restore_limit: usize,
 }
 
 impl SimConfig {
@@ -85,12 +118,15 @@ impl SimConfig {
             storage: Storage::Folder(root.into()),
             restore_mbps: 500.0,
             location: "westeurope".into(),
-            operation_secs: 1.0,
+            operation_secs: None,
             complete_secs: 2.0,
             poll_retry_after_secs: 1,
             send_async_operation: true,
             cancel_after: time::Duration::days(30),
             faults: Faults::default(),
+            throttle: true,
+            instance_restore_limit: 100,
+            subscription_restore_limit: 150,
         }
     }
 }
@@ -146,6 +182,35 @@ impl SimState {
     /// Every ARM request received so far.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.inner.requests()
+    }
+
+    /// Makes an `Online` database that is not an LRS restore, as `PUT /_sim/databases/...` does:
+    /// a start of its name answers `ManagedDatabaseNameInUse`, its restoreDetails shows
+    /// `restore_type` (`None`: `PointInTimeRestore`) and never `LRSRestore`.
+    ///
+    /// # Errors
+    /// When a database of that name exists.
+    pub async fn add_other_database(
+        &self,
+        database: &crate::lrs::DatabaseId,
+        restore_type: Option<&str>,
+    ) -> Result<(), String> {
+        let instance = &database.instance;
+        self.inner
+            .add_other_database(
+                &instance.subscription,
+                &instance.resource_group,
+                &instance.instance,
+                &database.database,
+                restore_type.unwrap_or(arm::NOT_LRS_TYPE),
+            )
+            .await
+            .map(|_| ())
+    }
+
+    /// ARM throttling counters, as `GET /_sim/stats` shows them.
+    pub fn stats(&self) -> serde_json::Value {
+        self.inner.stats()
     }
 
     /// Scans storage and advances every active job to the clock's now.

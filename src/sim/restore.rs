@@ -201,10 +201,13 @@ impl RestoreJob {
 
     /// The `properties` of restoreDetails, in the documented schema (api-version 2025-01-01).
     /// Absent values are omitted, as in the spec's example.
-    pub fn details(&self, status: &str, now: OffsetDateTime) -> Value {
+    ///
+    /// `status` is always `Restoring`, the only value Microsoft's examples show: the simulator
+    /// serves restoreDetails only while the database restores and answers an error after that.
+    pub fn details(&self, now: OffsetDateTime) -> Value {
         let mut props = Map::new();
         props.insert("type".into(), json!("LRSRestore"));
-        props.insert("status".into(), json!(status));
+        props.insert("status".into(), json!("Restoring"));
         if let Some(reason) = self.block_reason() {
             props.insert("blockReason".into(), json!(reason));
         }
@@ -576,7 +579,7 @@ mod tests {
     }
 
     fn props(job: &RestoreJob, now: OffsetDateTime) -> Value {
-        job.details("Restoring", now)
+        job.details(now)
     }
 
     fn statuses(v: &Value, key: &str) -> Vec<String> {

@@ -26,7 +26,9 @@ use lrs_autopilot::functions::event::StorageScope;
 use lrs_autopilot::functions::{AppState, router};
 use lrs_autopilot::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions, RestoreDetails};
 use lrs_autopilot::migration::MigrationState;
-use lrs_autopilot::pipeline::{ArmLrs, LrsApi, Pipeline, Settings};
+use lrs_autopilot::pipeline::{
+    ArmLrs, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings, StartRequest,
+};
 use lrs_autopilot::sim::{self, Clock, Faults, LoggedRequest, SimConfig, SimState, VirtualClock};
 use lrs_autopilot::storage::azure::{AzureBlobStore, AzureStateStore};
 use lrs_autopilot::storage::sas::{AccountSas, DEVSTORE_KEY};
@@ -204,6 +206,70 @@ impl StateStore for StateWrapper {
     }
 }
 
+/// The production LRS port, recording the last restoreDetails the pipeline read for each database:
+/// once completeRestore is accepted, restoreDetails answers only that the database is no longer
+/// restoring, so what LRS restored is read back from here.
+pub struct Recorder {
+    inner: ArmLrs,
+    views: std::sync::Mutex<BTreeMap<String, RestoreView>>,
+}
+
+impl Recorder {
+    fn new(inner: ArmLrs) -> Self {
+        Recorder {
+            inner,
+            views: std::sync::Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// The last restoreDetails the pipeline read for `db`.
+    pub fn last_view(&self, db: &str) -> Option<RestoreView> {
+        self.views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(db)
+            .cloned()
+    }
+}
+
+#[async_trait]
+impl LrsApi for Recorder {
+    async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError> {
+        self.inner.start(request).await
+    }
+    async fn restore_details(&self, db: &str) -> Result<RestoreView, LrsCallError> {
+        let view = self.inner.restore_details(db).await?;
+        self.views
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(db.to_owned(), view.clone());
+        Ok(view)
+    }
+    async fn complete(&self, db: &str, last: &str) -> Result<Option<String>, LrsCallError> {
+        self.inner.complete(db, last).await
+    }
+    async fn poll_operation(&self, url: &str) -> Result<OperationState, LrsCallError> {
+        self.inner.poll_operation(url).await
+    }
+    async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
+        self.inner.database_status(db).await
+    }
+}
+
+/// Captures every log line of the current thread (INFO and up) until the guard drops: run the test
+/// on a `current_thread` runtime so the in-process handler's and simulator's tasks log here too.
+pub fn capture_logs() -> (crate::support::Captured, tracing::subscriber::DefaultGuard) {
+    let captured = crate::support::Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::INFO)
+        .with_ansi(false)
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    (captured, guard)
+}
+
 // ---- the simulator ---------------------------------------------------------------------------
 
 /// The simulator on a loopback port, on a virtual clock the test moves.
@@ -224,15 +290,20 @@ impl Drop for Sim {
 }
 
 impl Sim {
-    async fn start(source: Arc<dyn BlobStore>, faults: Faults) -> Sim {
+    async fn start(source: Arc<dyn BlobStore>, options: &RigOptions) -> Sim {
         let mut config = SimConfig::folder("/nonexistent");
         config.restore_mbps = 20.0;
-        config.operation_secs = 0.0;
-        // completeRestore finishes at once: the client waits for the operation, and a virtual
-        // clock does not move while it waits.
-        config.complete_secs = 0.0;
+        // `None`: the service's worst plausible model, where the create operation runs until the
+        // database is Online; `Some(n)`: the short model.
+        config.operation_secs = options.operation_secs;
+        // completeRestore runs over a few timer ticks (simulated time): the pipeline never waits
+        // on it, it watches the database come Online.
+        config.complete_secs = options.complete_secs;
         config.poll_retry_after_secs = 0;
-        config.faults = faults;
+        config.faults = options.faults.clone();
+        if let Some(limit) = options.instance_restore_limit {
+            config.instance_restore_limit = limit;
+        }
         // Start at real time: SAS expiry checks compare the pipeline's clock with real dates.
         let clock = Arc::new(VirtualClock::new(OffsetDateTime::now_utc()));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -797,6 +868,15 @@ pub struct RigOptions {
     pub max_concurrent_restores: usize,
     /// Delay every state document write by this long (a slow storage account).
     pub slow_state_writes: Option<StdDuration>,
+    /// The simulator's start-operation model: `None` runs the create operation until Online (the
+    /// default), `Some(n)` the short model that succeeds after `n` simulated seconds.
+    pub operation_secs: Option<f64>,
+    /// How long completeRestore runs in the simulator, in simulated seconds.
+    pub complete_secs: f64,
+    /// The simulated instance's concurrent-restore limit (documented: 100).
+    pub instance_restore_limit: Option<usize>,
+    /// Watch a second backups container too ([`Rig::second`]).
+    pub second_container: bool,
 }
 
 impl Default for RigOptions {
@@ -809,6 +889,10 @@ impl Default for RigOptions {
             name_map: BTreeMap::new(),
             max_concurrent_restores: 100,
             slow_state_writes: None,
+            operation_secs: None,
+            complete_secs: 60.0,
+            instance_restore_limit: None,
+            second_container: false,
         }
     }
 }
@@ -846,20 +930,28 @@ pub struct Rig {
     pub handler: InProcess,
     /// The options it was built with.
     pub options: RigOptions,
+    /// The in-process handler's LRS port, with what restoreDetails showed it.
+    pub recorder: Arc<Recorder>,
+    /// The second watched container, when [`RigOptions::second_container`].
+    pub second: Option<String>,
 }
 
 impl Rig {
     /// A fresh pair of containers on the shared Azurite, a simulator and a handler.
     pub async fn new(options: RigOptions) -> Rig {
         let az = azurite::azurite();
-        let (backups, account_url) = azurite::create_container("backups").await;
+        let (backups, account_url) = azurite::create_container("sqlfiles").await;
         let (state_container, _) = azurite::create_container("state").await;
+        let second = match options.second_container {
+            true => Some(azurite::create_container("others").await.0),
+            false => None,
+        };
         let account = az.url.clone();
         let writer = az.blob_store();
         let state = az.state_store(&state_container);
         // The simulator reads the same Azurite blobs as the pipeline, through the production store.
         let source: Arc<dyn BlobStore> = Arc::new(az.blob_store());
-        let sim = Sim::start(source, options.faults.clone()).await;
+        let sim = Sim::start(source, &options).await;
         let lrs_sas = options.lrs_sas.then(lrs_sas_token);
         let blobs = Arc::new(CountingBlobs::new(az.blob_store()));
         let wrapped_state =
@@ -872,13 +964,19 @@ impl Rig {
                     raced: AtomicU64::new(0),
                 })
             });
-        let settings = settings(&account_url, &backups, &options, lrs_sas.as_deref());
-        let lrs = Arc::new(ArmLrs::new(sim.client(), instance()));
+        let settings = settings(
+            &account_url,
+            &backups,
+            second.as_deref(),
+            &options,
+            lrs_sas.as_deref(),
+        );
+        let recorder = Arc::new(Recorder::new(ArmLrs::new(sim.client(), instance())));
         let pipeline = build_pipeline(
             &blobs,
             wrapped_state.as_ref(),
             &state_container,
-            lrs,
+            recorder.clone(),
             sim.clock.clone(),
             settings,
         );
@@ -896,6 +994,8 @@ impl Rig {
             wrapped_state,
             handler,
             options,
+            recorder,
+            second,
         }
     }
 
@@ -914,6 +1014,7 @@ impl Rig {
         let settings = settings(
             &self.account_url,
             &self.backups,
+            self.second.as_deref(),
             &self.options,
             self.lrs_sas.as_deref(),
         );
@@ -935,7 +1036,13 @@ impl Rig {
             ("LRS_RESOURCE_GROUP", RESOURCE_GROUP.to_owned()),
             ("LRS_MANAGED_INSTANCE", INSTANCE.to_owned()),
             ("LRS_STORAGE_ACCOUNT_URL", self.account_url.clone()),
-            ("LRS_CONTAINERS", self.backups.clone()),
+            (
+                "LRS_CONTAINERS",
+                std::iter::once(self.backups.clone())
+                    .chain(self.second.clone())
+                    .collect::<Vec<_>>()
+                    .join(","),
+            ),
             ("LRS_STATE_CONTAINER", self.state_container.clone()),
             (
                 "LRS_DATABASE_NAME_MAP",
@@ -968,15 +1075,28 @@ impl Rig {
         data: Bytes,
         metadata: &BTreeMap<String, String>,
     ) -> Uploaded {
+        self.upload_to(&self.backups, folder, name, data, metadata)
+            .await
+    }
+
+    /// Uploads bytes as `<container>/<folder>/<name>`.
+    pub async fn upload_to(
+        &self,
+        container: &str,
+        folder: &str,
+        name: &str,
+        data: Bytes,
+        metadata: &BTreeMap<String, String>,
+    ) -> Uploaded {
         let size = data.len() as u64;
-        let full = format!("{}/{folder}/{name}", self.backups);
+        let full = format!("{container}/{folder}/{name}");
         let etag = self
             .writer
             .upload(&full, data, BlobType::Block, metadata)
             .await
             .unwrap_or_else(|e| panic!("upload {full}: {e}"));
         Uploaded {
-            container: self.backups.clone(),
+            container: container.to_owned(),
             folder: folder.to_owned(),
             name: name.to_owned(),
             etag,
@@ -1104,6 +1224,25 @@ impl Rig {
         );
     }
 
+    /// Makes an `Online` database named `db` on the simulated instance that no LRS job created
+    /// (the simulator's `/_sim/databases` test API).
+    pub async fn precreate_foreign_database(&self, db: &str) {
+        let url = format!(
+            "{}/_sim/databases/{SUBSCRIPTION}/{RESOURCE_GROUP}/{INSTANCE}/{db}",
+            self.sim.base
+        );
+        let response = reqwest::Client::new()
+            .put(url)
+            .send()
+            .await
+            .expect("PUT /_sim/databases");
+        assert!(
+            response.status().is_success(),
+            "the simulator made the database: {}",
+            response.status()
+        );
+    }
+
     /// The simulator's request log.
     pub fn requests(&self) -> Vec<LoggedRequest> {
         self.sim.state.requests()
@@ -1134,13 +1273,18 @@ fn build_pipeline(
 fn settings(
     account_url: &str,
     backups: &str,
+    second: Option<&str>,
     options: &RigOptions,
     lrs_sas: Option<&str>,
 ) -> Settings {
+    let containers = std::iter::once(backups)
+        .chain(second)
+        .map(str::to_owned)
+        .collect();
     Settings {
         scope: StorageScope::new(
             &Url::parse(account_url).expect("the account url parses"),
-            vec![backups.to_owned()],
+            containers,
         ),
         tail_pattern: options.tail_pattern.clone(),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
@@ -1220,34 +1364,25 @@ pub fn ledger(requests: &[LoggedRequest], db: &str) -> ArmLedger {
     }
 }
 
-/// completeRestore requests for `db` sent (in simulated time) before LRS finished restoring
-/// `tail`: early completes, whatever LRS answered.
-pub fn early_completes(
-    requests: &[LoggedRequest],
-    db: &str,
-    details: &RestoreDetails,
-    tail: &str,
-) -> usize {
-    let finished = details
-        .all_sets()
-        .find(|s| s.first_stripe_name.as_deref() == Some(tail))
-        .and_then(|s| s.restore_finished_timestamp_utc)
-        .unwrap_or_else(|| panic!("LRS reports no finished restore of {tail}"));
+/// completeRestore requests for `db` the simulator refused before it accepted one: early
+/// completes (the simulator, like LRS, refuses a complete whose file is not yet the last restored
+/// one; a repeat after the accepted one is refused as already signalled and is not counted).
+pub fn early_completes(requests: &[LoggedRequest], db: &str) -> usize {
     let suffix = format!("/databases/{}/completerestore", db.to_ascii_lowercase());
     requests
         .iter()
         .filter(|r| r.method == "POST" && r.path.to_ascii_lowercase().ends_with(&suffix))
-        .filter(|r| {
-            let at = OffsetDateTime::parse(&r.time, &time::format_description::well_known::Rfc3339)
-                .expect("the simulator logs RFC 3339 times");
-            at < finished
-        })
+        .take_while(|r| r.status != 202)
+        .filter(|r| r.status == 400)
         .count()
 }
 
 /// The fault matrix's invariants for one database that must end `Completed` on `tail`: no file
-/// lost, exactly one accepted start, one accepted complete with the tail, no complete sent before
-/// LRS restored the tail, no delete, and LRS reports the restore completed on the tail.
+/// lost, exactly one accepted start, one accepted complete with the tail and none refused as not
+/// yet restored (the simulator, like LRS, refuses a complete whose file is not the last restored
+/// one, so an accepted complete with the tail came after the tail's restore), the pipeline saw the
+/// tail restored before it completed, no delete, and the database is Online by its own status while
+/// restoreDetails answers that it is no longer restoring.
 pub async fn assert_migrated(rig: &Rig, folder: &str, db: &str, uploaded: &[&str], tail: &str) {
     let state = rig
         .state_of(folder)
@@ -1267,6 +1402,12 @@ pub async fn assert_migrated(rig: &Rig, folder: &str, db: &str, uploaded: &[&str
         "{folder}: {:?}",
         state.reason
     );
+    assert!(
+        state.lrs.tail_restored_at.is_some()
+            && state.lrs.tail_restored_at <= state.lrs.complete_sent_at,
+        "completion followed the tail's restore: {:?}",
+        state.lrs
+    );
     let requests = rig.requests();
     let ledger = ledger(&requests, db);
     assert_eq!(
@@ -1278,13 +1419,19 @@ pub async fn assert_migrated(rig: &Rig, folder: &str, db: &str, uploaded: &[&str
         [tail.to_owned()],
         "one accepted complete, with the tail: {ledger:?}"
     );
-    assert_eq!(ledger.deletes, 0, "nothing deleted: {ledger:?}");
-    let details = rig.sim.restore_details(db).await;
-    assert_eq!(details.status.as_deref(), Some("Completed"));
-    assert_eq!(details.last_restored_file_name.as_deref(), Some(tail));
     assert_eq!(
-        early_completes(&requests, db, &details, tail),
+        early_completes(&requests, db),
         0,
         "no complete before the tail was restored: {ledger:?}"
     );
+    assert_eq!(ledger.deletes, 0, "nothing deleted: {ledger:?}");
+    let id = instance().database(db).expect("a valid database name");
+    let client = rig.sim.client();
+    let database = client.get_database(&id).await.expect("GET database");
+    assert_eq!(database.status().as_str(), "Online");
+    let err = client
+        .restore_details(&id)
+        .await
+        .expect_err("restoreDetails after completion");
+    assert_eq!(err.code(), Some("ManagedDatabaseNotInRestoringState"));
 }

@@ -31,11 +31,11 @@ impl Drop for RunningSim {
     }
 }
 
-/// Test settings: instant operations, no polling delay.
+/// Test settings: the short operation model with instant operations, no polling delay.
 pub fn config(root: &Path) -> SimConfig {
     let mut config = SimConfig::folder(root);
     config.restore_mbps = 1.0;
-    config.operation_secs = 0.0;
+    config.operation_secs = Some(0.0);
     config.complete_secs = 5.0;
     config.poll_retry_after_secs = 0;
     config
@@ -177,4 +177,133 @@ pub fn caught_up_to(name: &'static str) -> impl Fn(&RestoreDetails) -> bool {
             && d.number_of_files_queued == Some(0)
             && d.number_of_files_restoring == Some(0)
     }
+}
+
+/// An answer to [`raw_full`]: status, headers (names in lower case) and body.
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: std::collections::HashMap<String, String>,
+    pub body: String,
+}
+
+impl RawAnswer {
+    /// The body as JSON (`null` when it is not JSON).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// `error.code` of an ARM error body.
+    pub fn code(&self) -> String {
+        self.json()["error"]["code"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    }
+}
+
+/// Like [`raw`], with the headers.
+pub async fn raw_full(base: &str, method: &str, path: &str, body: &str) -> RawAnswer {
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = stream.write_all(request.as_bytes()).await;
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response).await;
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .expect("a status line");
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    RawAnswer {
+        status,
+        headers,
+        body: body.to_owned(),
+    }
+}
+
+/// The ARM path of a database of [`instance`] (or another instance), with the api-version.
+pub fn db_path(instance_name: &str, db: &str) -> String {
+    format!(
+        "/subscriptions/00000000-1111-2222-3333-444444444444/resourceGroups/rg-test/providers/Microsoft.Sql/managedInstances/{instance_name}/databases/{db}?api-version=2025-01-01"
+    )
+}
+
+/// A start body (managed identity) for `<container>/<folder>` on a storage account.
+pub fn start_body(container: &str, folder: &str) -> String {
+    serde_json::json!({
+        "location": "westeurope",
+        "properties": {
+            "createMode": "RestoreExternalBackup",
+            "storageContainerUri": format!("https://acct.blob.core.windows.net/{container}/{folder}"),
+            "storageContainerIdentity": "ManagedIdentity",
+            "collation": "SQL_Latin1_General_CP1_CI_AS",
+            "autoCompleteRestore": false,
+        }
+    })
+    .to_string()
+}
+
+/// Replaces the simulator's faults over HTTP (`PUT /_sim/faults`), checking it was accepted.
+pub async fn put_faults(base: &str, faults: serde_json::Value) {
+    let (status, body) = raw(base, "PUT", "/_sim/faults", &faults.to_string()).await;
+    assert_eq!(status, 200, "faults refused: {body}");
+}
+
+/// The spec's documented `(status, code)` pairs of one operation, read from the spec file's
+/// `responses.default.description` lines `* <status> <Code> - <message>`.
+pub fn spec_codes(file: &str, operation_id: &str) -> Vec<(u16, String)> {
+    let path = specs_dir().join(file);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let spec: serde_json::Value = serde_json::from_str(&text).expect("the spec is json");
+    let mut out: Vec<(u16, String)> = Vec::new();
+    for methods in spec["paths"].as_object().expect("paths").values() {
+        for op in methods.as_object().into_iter().flat_map(|m| m.values()) {
+            if op["operationId"] != operation_id {
+                continue;
+            }
+            let description = op["responses"]["default"]["description"]
+                .as_str()
+                .expect("an error description");
+            for line in description.lines() {
+                let Some(rest) = line.trim().strip_prefix("* ") else {
+                    continue;
+                };
+                let mut words = rest.split_whitespace();
+                let (Some(status), Some(code)) = (words.next(), words.next()) else {
+                    continue;
+                };
+                let Ok(status) = status.parse::<u16>() else {
+                    continue;
+                };
+                let pair = (status, code.to_owned());
+                if !out.contains(&pair) {
+                    out.push(pair);
+                }
+            }
+        }
+    }
+    assert!(
+        !out.is_empty(),
+        "{operation_id} documents no error codes in {file}"
+    );
+    out
+}
+
+/// `../shared/specs/azure-sql-2025-01-01`, or `LRS_SPECS` when set.
+pub fn specs_dir() -> std::path::PathBuf {
+    if let Ok(dir) = std::env::var("LRS_SPECS") {
+        return dir.into();
+    }
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/specs/azure-sql-2025-01-01")
 }
