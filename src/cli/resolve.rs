@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use url::Url;
 
 use crate::config::{Config, is_loopback};
-use crate::functions::event::StorageScope;
 use crate::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions};
 use crate::migration::LrsSnapshot;
 use crate::pipeline::{
@@ -18,6 +17,7 @@ use crate::pipeline::{
 };
 use crate::storage::azure::{AzureBlobStore, AzureStateStore, credential_from_env};
 use crate::storage::folder::FolderStateStore;
+use crate::storage::location::StorageScope;
 
 /// The pipeline's settings from its configuration.
 pub fn settings(config: &Config) -> Settings {

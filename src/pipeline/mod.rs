@@ -28,8 +28,9 @@ pub use summary::DatabaseSummary;
 use crate::backup::{self, BackupFile};
 use crate::chain::{FailureKind, FileRead, FolderFile, Severity};
 use crate::config::StorageIdentity;
-use crate::functions::event::{BlobEvent, BlobLocation, StorageScope};
 use crate::migration::{self, Action, Context, FileRecord, Input, MigrationState, Phase};
+use crate::storage::event::BlobEvent;
+use crate::storage::location::{BlobLocation, StorageScope};
 use crate::storage::{self, BlobItem, BlobStore, Precondition, StateStore};
 
 /// How many times a state update is retried after losing a race.

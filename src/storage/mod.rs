@@ -12,8 +12,10 @@
 
 pub mod azure;
 mod error;
+pub mod event;
 pub mod file;
 pub mod folder;
+pub mod location;
 pub mod sas;
 
 use std::collections::BTreeMap;
