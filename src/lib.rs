@@ -17,6 +17,7 @@ pub mod chain;
 pub mod cli;
 pub mod config;
 pub mod functions;
+pub mod logline;
 pub mod lrs;
 pub mod migration;
 pub mod pipeline;

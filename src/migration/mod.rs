@@ -9,6 +9,7 @@
 //! - nothing here ever asks to delete a database.
 
 mod io;
+mod limits;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -16,6 +17,10 @@ mod tests;
 use time::{Duration, OffsetDateTime};
 
 pub use io::{Action, Alert, AlertKind, Context, Input};
+pub use limits::{
+    MAX_AUDIT_ENTRY_CHARS, MAX_LAST_BACKUP_NAME_CHARS, MAX_STATE_DOCUMENT_BYTES, cap_text,
+    check_last_backup,
+};
 pub use state::{
     AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,
     SCHEMA_VERSION, Tail, TailSource,

@@ -91,16 +91,28 @@ pub enum PipelineError {
     /// No such database for an operator command.
     #[error("no migration for database {0:?}")]
     UnknownDatabase(String),
+    /// An operator's input that the folder's state refutes (a `lastBackupName` that names no
+    /// planned log backup, ...): answered to the caller, never written.
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 impl PipelineError {
+    /// Whether storage refused access (401/403): a configuration error (a role assignment, a SAS),
+    /// which no retry or file fixes.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, PipelineError::Storage(e) if matches!(e.status(), Some(401 | 403)))
+    }
+
     /// Whether the host should retry the invocation.
     pub fn is_transient(&self) -> bool {
         match self {
             PipelineError::Storage(e) => {
                 e.is_retryable() || matches!(e, storage::Error::Conflict { .. })
             }
-            PipelineError::CorruptState { .. } | PipelineError::UnknownDatabase(_) => false,
+            PipelineError::CorruptState { .. }
+            | PipelineError::UnknownDatabase(_)
+            | PipelineError::InvalidInput(_) => false,
         }
     }
 }
@@ -367,8 +379,20 @@ impl Pipeline {
             .find(database)
             .await?
             .ok_or_else(|| PipelineError::UnknownDatabase(database.to_owned()))?;
-        self.drive(&state.container, &state.folder, &state.database_name, input)
-            .await
+        if let Input::Cutover {
+            last_backup: Some(name),
+        } = &input
+        {
+            migration::check_last_backup(&state, name).map_err(PipelineError::InvalidInput)?;
+        }
+        // Only the names are kept: drive reads the document again under If-Match.
+        let MigrationState {
+            container,
+            folder,
+            database_name,
+            ..
+        } = state;
+        self.drive(&container, &folder, &database_name, input).await
     }
 
     /// Every database's state document.
@@ -389,12 +413,56 @@ impl Pipeline {
     ///
     /// # Errors
     /// Storage trouble or an undecodable document.
+    /// Documents are read one at a time and only the match is kept, so a call holds one document
+    /// in memory however many databases there are. An unreadable document is passed over unless
+    /// its key names the database asked for.
     pub async fn find(&self, database: &str) -> Result<Option<MigrationState>, PipelineError> {
-        Ok(self.list().await?.into_iter().find(|s| {
-            s.folder == database
-                || s.database_name == database
-                || format!("{}/{}", s.container, s.folder) == database
-        }))
+        for key in self.state_keys().await? {
+            match self.load(&key).await {
+                Ok(Some((s, _))) => {
+                    if s.folder == database
+                        || s.database_name == database
+                        || format!("{}/{}", s.container, s.folder) == database
+                    {
+                        return Ok(Some(s));
+                    }
+                }
+                Ok(None) => {}
+                Err(e @ PipelineError::CorruptState { .. }) => {
+                    let folder = key.trim_end_matches(".json");
+                    if folder == database || folder.rsplit('/').next() == Some(database) {
+                        return Err(e);
+                    }
+                    warn!(key = %key, error = %e, "state document passed over: unreadable");
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Every database's summary, one document in memory at a time; a document that cannot be
+    /// read is reported by key with the reason instead of failing the whole listing.
+    ///
+    /// # Errors
+    /// Storage trouble listing or reading the documents (not an undecodable document).
+    pub async fn summaries(
+        &self,
+    ) -> Result<(Vec<DatabaseSummary>, Vec<(String, String)>), PipelineError> {
+        let mut good = Vec::new();
+        let mut unreadable = Vec::new();
+        for key in self.state_keys().await? {
+            match self.load(&key).await {
+                Ok(Some((s, _))) => good.push(DatabaseSummary::from(&s)),
+                Ok(None) => {}
+                Err(PipelineError::CorruptState { key, reason }) => {
+                    error!(key = %key, reason = %reason, "state document is unreadable: a person must look at it");
+                    unreadable.push((key, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((good, unreadable))
     }
 
     /// The keys of the databases' state documents (`<container>/<folder>.json`), leaving out the
@@ -412,6 +480,15 @@ impl Pipeline {
         let Some((bytes, etag)) = self.state.get(key).await? else {
             return Ok(None);
         };
+        if bytes.len() > migration::MAX_STATE_DOCUMENT_BYTES {
+            return Err(PipelineError::CorruptState {
+                key: key.to_owned(),
+                reason: format!(
+                    "it is larger than {} bytes, the most the pipeline loads",
+                    migration::MAX_STATE_DOCUMENT_BYTES
+                ),
+            });
+        }
         let state = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
             key: key.to_owned(),
             reason: e.to_string(),
@@ -487,6 +564,16 @@ impl Pipeline {
                 slot_denied = true;
             }
             let bytes = serde_json::to_vec(&state).expect("a state document always serialises");
+            if bytes.len() > migration::MAX_STATE_DOCUMENT_BYTES {
+                return Err(PipelineError::CorruptState {
+                    key: key.to_owned(),
+                    reason: format!(
+                        "the update would make it {} bytes, over the {} byte limit; it was not written",
+                        bytes.len(),
+                        migration::MAX_STATE_DOCUMENT_BYTES
+                    ),
+                });
+            }
             match self.state.put(key, bytes, precondition).await {
                 Ok(_) => {
                     if state.phase.is_final() || state.lrs.start_error.is_some() {

@@ -645,10 +645,10 @@ impl StateStore for AzureStateStore {
     #[tracing::instrument(level = "debug", name = "state.get", skip_all, fields(key = %key, status = Empty))]
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, Error> {
         check_key(key)?;
-        let download = self
-            .account
-            .download(&self.container, key, 0, u64::MAX / 2)
-            .await;
+        // One byte past the limit: a larger document comes back cut but over it, and the pipeline
+        // refuses it without ever holding the whole of it.
+        let limit = crate::migration::MAX_STATE_DOCUMENT_BYTES as u64 + 1;
+        let download = self.account.download(&self.container, key, 0, limit).await;
         match download {
             Ok((bytes, _, Some(etag))) => Ok(Some((bytes.to_vec(), etag))),
             Ok((_, _, None)) => Err(Error::invalid(&format!(
