@@ -45,6 +45,8 @@ pub fn lrs_client(endpoint: &Url, options: LrsClientOptions) -> anyhow::Result<L
 /// The production pipeline: Azure Blob Storage for backups and state, ARM for LRS.
 pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     let url = config.storage_account_url.as_str();
+    // The account URL's SAS, when it has one, is a secret wherever its text turns up.
+    crate::storage::sas::redact_by_value(url);
     let blobs = AzureBlobStore::from_url(url).context("LRS_STORAGE_ACCOUNT_URL")?;
     let state =
         AzureStateStore::from_url(url, &config.state_container).context("LRS_STATE_CONTAINER")?;

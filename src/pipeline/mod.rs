@@ -9,6 +9,7 @@
 mod arm;
 mod lrs_port;
 mod metrics;
+mod redact;
 mod slots;
 mod summary;
 
@@ -173,10 +174,13 @@ impl Pipeline {
         settings: Settings,
         clock: Clock,
     ) -> Self {
+        if let StorageIdentity::SharedAccessSignature(token) = &settings.storage_identity {
+            storage::sas::redact_by_value(token);
+        }
         Pipeline {
             blobs,
             state,
-            lrs,
+            lrs: Arc::new(redact::RedactedLrs(lrs)),
             settings,
             clock,
             metrics: Arc::new(Metrics::default()),
