@@ -2,8 +2,10 @@
 // function invocation. Log alerts on the handler's structured lines (JSON, LRS_LOG_FORMAT=json), one alert per
 // database (dimension `db`):
 //   - message "database blocked"        : a database needs a person (broken chain, foreign database, failed start);
-//   - message "lrs 30-day limit near"   : LRS cancels a restore 30 days after it started.
-// The binary must keep those two messages and the `db` field (infra/README.md says so).
+//   - message "lrs 30-day limit near"   : LRS cancels a restore 30 days after it started;
+//   - message "storage access refused"  : storage answered 401/403 (a role assignment or SAS), a configuration
+//                                         error that fails every event until fixed.
+// The binary must keep those three messages and the `db` field (infra/README.md says so).
 
 @description('Region of the log alert rules.')
 param location string
@@ -231,6 +233,40 @@ resource thirtyDayLimit 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       ]
     }
     autoMitigate: false
+    actions: logActions
+  }
+}
+
+resource storageAccessRefused 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-storage-access-refused'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'lrs-autopilot: storage access refused'
+    description: 'Storage answered 401/403 to the handler: a broken role assignment or SAS. Every event fails (and is dead-lettered) until it is fixed; then re-drive the dead letters or run lrs-autopilot resync (infra/README.md).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "storage access refused" | project timestamp'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
     actions: logActions
   }
 }
