@@ -297,7 +297,7 @@ mod tests {
                 "LRS_STORAGE_ACCOUNT_URL",
                 "https://acct.blob.core.windows.net",
             ),
-            ("LRS_CONTAINERS", "backups, more"),
+            ("LRS_CONTAINERS", "sqlfiles, more"),
         ])
     }
 
@@ -308,7 +308,7 @@ mod tests {
     #[test]
     fn applies_defaults() {
         let c = load(&base()).unwrap();
-        assert_eq!(c.containers, vec!["backups", "more"]);
+        assert_eq!(c.containers, vec!["sqlfiles", "more"]);
         assert_eq!(c.state_container, "lrs-autopilot-state");
         assert_eq!(c.max_concurrent_restores, 100);
         assert_eq!(c.tail_pattern, "*tail*");
@@ -327,7 +327,7 @@ mod tests {
             ("LRS_ARM_ENDPOINT", "http://management.azure.com"),
             ("LRS_STORAGE_ACCOUNT_URL", "ftp://x"),
             ("LRS_TAIL_PATTERN", "[unclosed"),
-            ("LRS_STATE_CONTAINER", "backups"),
+            ("LRS_STATE_CONTAINER", "sqlfiles"),
         ];
         for (var, value) in cases {
             let mut vars = base();

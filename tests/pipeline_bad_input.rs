@@ -440,3 +440,49 @@ async fn encoded_separators_control_characters_and_long_names_are_refused() {
         cases.len() as u64
     );
 }
+
+/// A database folder named `SalesBackup` (LRS refuses "backup" in folder names) is Blocked with
+/// `reserved_word_in_path` before any start; and `serve` refuses to start when an
+/// `LRS_CONTAINERS` entry (`db-backups`) contains the word, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserved_word_blocks_a_folder_and_stops_serve() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
+    let folder = "SalesBackup";
+    let uploaded = rig.upload_clean(&fixtures, folder, true).await;
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    rig.advance(lrs_autopilot::migration::SETTLE_GRACE + time::Duration::minutes(1));
+    assert_eq!(rig.endpoint().timer().await.status, 200);
+    let state = rig.state_of(folder).await.expect("state");
+    assert_eq!(state.phase, Phase::Blocked, "{:?}", state.audit);
+    let finding = state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::ReservedWordInPath)
+        .unwrap_or_else(|| panic!("{:?}", state.findings()));
+    assert!(finding.message.contains(folder), "{}", finding.message);
+    assert_eq!(ledger(&rig.requests(), folder).start_attempts, 0);
+
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
+    let mut env = rig.env();
+    env.retain(|(k, _)| k != "LRS_CONTAINERS");
+    env.push((
+        "LRS_CONTAINERS".into(),
+        format!("{},db-backups", rig.backups),
+    ));
+    let out = std::process::Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "1")
+        .envs(env)
+        .output()
+        .expect("serve runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LRS_CONTAINERS") && stderr.contains("db-backups"),
+        "{stderr}"
+    );
+}

@@ -158,6 +158,10 @@ pub enum FindingCode {
     LogAfterTail,
     /// A full backup newer than the base LRS already restored: LRS does not re-base, so it is not used.
     NewerFullBackup,
+    /// A container or folder name containing "backup" (any case), which LRS refuses.
+    ReservedWordInPath,
+    /// A file extension other than the guide's `.bak`, `.log` and `.diff` (or none).
+    UndocumentedExtension,
 }
 
 impl FindingCode {
@@ -182,6 +186,8 @@ impl FindingCode {
             FindingCode::OlderThanBase => "older_than_base",
             FindingCode::LogAfterTail => "log_after_tail",
             FindingCode::NewerFullBackup => "newer_full_backup",
+            FindingCode::ReservedWordInPath => "reserved_word_in_path",
+            FindingCode::UndocumentedExtension => "undocumented_extension",
         }
     }
 }

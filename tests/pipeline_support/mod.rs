@@ -852,7 +852,7 @@ impl Rig {
     /// A fresh pair of containers on the shared Azurite, a simulator and a handler.
     pub async fn new(options: RigOptions) -> Rig {
         let az = azurite::azurite();
-        let (backups, account_url) = azurite::create_container("backups").await;
+        let (backups, account_url) = azurite::create_container("sqlfiles").await;
         let (state_container, _) = azurite::create_container("state").await;
         let account = az.url.clone();
         let writer = az.blob_store();
