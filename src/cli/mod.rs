@@ -12,6 +12,7 @@ mod demo;
 mod inspect;
 mod rehearse;
 mod resolve;
+mod resync;
 mod serve;
 mod simulate;
 mod status;
@@ -43,6 +44,8 @@ enum Command {
     Status(status::Args),
     /// Declare the last backup of a database and let the pipeline complete the migration.
     Cutover(cutover::Args),
+    /// Record every backup blob missing from state (after lost events), as its event would have.
+    Resync(resync::Args),
 }
 
 /// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
@@ -68,6 +71,7 @@ pub fn main() -> ExitCode {
         Command::Demo(args) => demo::run(args),
         Command::Status(args) => status::run(args),
         Command::Cutover(args) => cutover::run(args),
+        Command::Resync(args) => resync::run(args),
     };
     match result {
         Ok(code) => code,

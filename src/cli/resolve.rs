@@ -63,7 +63,8 @@ pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         Arc::new(lrs),
         settings(config),
         system_clock(),
-    ))
+    )
+    .with_resync_interval(config.resync_interval))
 }
 
 /// The deployed pipeline (`None`), or a rehearsal root's state with no LRS attached: commands

@@ -10,6 +10,7 @@ mod arm;
 mod lrs_port;
 mod metrics;
 mod redact;
+mod resync;
 mod slots;
 mod summary;
 
@@ -24,6 +25,7 @@ use tracing::{error, info, warn};
 pub use arm::ArmLrs;
 pub use lrs_port::{LrsApi, LrsCallError, StartRequest};
 pub use metrics::Metrics;
+pub use resync::{DEFAULT_RESYNC_INTERVAL, ResyncReport};
 pub use summary::DatabaseSummary;
 
 use crate::backup::{self, BackupFile};
@@ -163,6 +165,8 @@ pub struct Pipeline {
     settings: Settings,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// How often the timer runs a reconciliation pass; `None`: never.
+    resync_interval: Option<time::Duration>,
 }
 
 impl Pipeline {
@@ -184,7 +188,15 @@ impl Pipeline {
             settings,
             clock,
             metrics: Arc::new(Metrics::default()),
+            resync_interval: None,
         }
+    }
+
+    /// Lets the timer run a reconciliation pass ([`Pipeline::resync`]) every `interval`; `None`
+    /// (the default) never.
+    pub fn with_resync_interval(mut self, interval: Option<time::Duration>) -> Self {
+        self.resync_interval = interval;
+        self
     }
 
     /// The counters this pipeline keeps (shared: exporters read them).
@@ -341,6 +353,11 @@ impl Pipeline {
         if complete {
             // Only a pass that saw every database may drop claims it did not see held.
             slots::prune(self.state.as_ref(), &holders).await?;
+        }
+        match self.resync_if_due().await {
+            Some(Ok(r)) => report.errors.extend(r.errors),
+            Some(Err(e)) => report.errors.push(format!("resync: {e}")),
+            None => {}
         }
         self.metrics.set_phases(&report.phases);
         Ok(report)
