@@ -834,7 +834,7 @@ mod tests {
         let sig = "Q29uZmlndXJlZFNlY3JldA+/=";
         for text in [
             format!("the token {sig} is not valid"),
-            format!("token 'Q29uZmlndXJlZFNlY3JldA%2B%2F%3D' refused"),
+            "token 'Q29uZmlndXJlZFNlY3JldA%2B%2F%3D' refused".to_owned(),
             format!("{{\"storageContainerSasToken\":\"{token}\"}}"),
             format!("signature={sig};"),
         ] {
