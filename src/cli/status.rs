@@ -29,15 +29,21 @@ pub struct Args {
 /// Runs `status`. Exit 0 unless a database is blocked, failed or expired.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
-    let states = rt.block_on(async {
+    let (mut summaries, unreadable): (Vec<DatabaseSummary>, _) = rt.block_on(async {
         let (pipeline, _staging) =
             resolve::pipeline_for(args.local.as_deref(), args.state.as_deref())?;
         pipeline
-            .list()
+            .summaries()
             .await
             .context("cannot read the state documents")
     })?;
-    let mut summaries: Vec<DatabaseSummary> = states.iter().map(DatabaseSummary::from).collect();
+    // One unreadable document is reported, not allowed to hide every other database.
+    for (key, reason) in &unreadable {
+        eprintln!(
+            "error: state document {key} is unreadable: {}",
+            crate::logline::escape(reason)
+        );
+    }
     summaries.sort_by(|a, b| (&a.container, &a.folder).cmp(&(&b.container, &b.folder)));
     if args.json {
         println!(
@@ -79,9 +85,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    let bad = summaries
-        .iter()
-        .any(|s| matches!(s.phase, Phase::Blocked | Phase::Failed | Phase::Expired));
+    let bad = !unreadable.is_empty()
+        || summaries
+            .iter()
+            .any(|s| matches!(s.phase, Phase::Blocked | Phase::Failed | Phase::Expired));
     Ok(if bad {
         ExitCode::from(1)
     } else {

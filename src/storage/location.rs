@@ -226,25 +226,25 @@ mod tests {
     fn scope() -> StorageScope {
         StorageScope::new(
             &Url::parse("https://acct.blob.core.windows.net/?sv=x&sig=secret").unwrap(),
-            vec!["backups".into()],
+            vec!["sqlfiles".into()],
         )
     }
 
     #[test]
     fn locates_blobs_in_scope() {
         let loc = scope()
-            .locate("https://acct.blob.core.windows.net/backups/db1/full%201.bak")
+            .locate("https://acct.blob.core.windows.net/sqlfiles/db1/full%201.bak")
             .unwrap();
         assert_eq!(
             loc,
             BlobLocation {
-                container: "backups".into(),
+                container: "sqlfiles".into(),
                 folder: "db1".into(),
                 name: "full 1.bak".into()
             }
         );
         let nested = scope()
-            .locate("https://ACCT.blob.core.windows.net/backups/db1/FULL/x.bak")
+            .locate("https://ACCT.blob.core.windows.net/sqlfiles/db1/FULL/x.bak")
             .unwrap();
         assert!(nested.is_nested());
         assert_eq!(nested.blob_name(), "db1/FULL/x.bak");
@@ -254,15 +254,15 @@ mod tests {
     fn refuses_blobs_out_of_scope() {
         let s = scope();
         assert!(matches!(
-            s.locate("https://evil.blob.core.windows.net/backups/db/x.bak"),
+            s.locate("https://evil.blob.core.windows.net/sqlfiles/db/x.bak"),
             Err(ScopeError::OtherAccount(_))
         ));
         assert!(matches!(
-            s.locate("http://acct.blob.core.windows.net/backups/db/x.bak"),
+            s.locate("http://acct.blob.core.windows.net/sqlfiles/db/x.bak"),
             Err(ScopeError::OtherAccount(_))
         ));
         assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net:444/backups/db/x.bak"),
+            s.locate("https://acct.blob.core.windows.net:444/sqlfiles/db/x.bak"),
             Err(ScopeError::OtherAccount(_))
         ));
         assert!(matches!(
@@ -270,30 +270,30 @@ mod tests {
             Err(ScopeError::OtherContainer(_))
         ));
         assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net/backups/x.bak"),
+            s.locate("https://acct.blob.core.windows.net/sqlfiles/x.bak"),
             Err(ScopeError::NoFolder(_))
         ));
         assert!(
-            s.locate("https://acct.blob.core.windows.net/backups/db/../x.bak")
+            s.locate("https://acct.blob.core.windows.net/sqlfiles/db/../x.bak")
                 .is_err()
         );
         assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net/backups//x.bak"),
+            s.locate("https://acct.blob.core.windows.net/sqlfiles//x.bak"),
             Err(ScopeError::BadPath(_))
         ));
         assert!(matches!(s.locate("not a url"), Err(ScopeError::Malformed)));
         assert!(matches!(
-            s.locate("https://acct.blob.core.windows.net/backups/.state/x.bak"),
+            s.locate("https://acct.blob.core.windows.net/sqlfiles/.state/x.bak"),
             Err(ScopeError::HiddenFolder(_))
         ));
     }
 
     #[test]
     fn folder_urls_carry_no_query_and_encode_names() {
-        let url = scope().folder_url("backups", "db 1");
+        let url = scope().folder_url("sqlfiles", "db 1");
         assert_eq!(
             url.as_str(),
-            "https://acct.blob.core.windows.net/backups/db%201"
+            "https://acct.blob.core.windows.net/sqlfiles/db%201"
         );
         let s = StorageScope::new(
             &Url::parse("http://127.0.0.1:10000/devstoreaccount1?sv=1&sig=x").unwrap(),
@@ -328,7 +328,7 @@ mod tests {
     #[test]
     fn refuses_encoded_separators_control_characters_and_long_names() {
         let s = scope();
-        let base = "https://acct.blob.core.windows.net/backups";
+        let base = "https://acct.blob.core.windows.net/sqlfiles";
         for (path, check) in [
             ("nest%2Fsub/x.bak", "encoded"),
             ("nest%2fsub/x.bak", "encoded"),

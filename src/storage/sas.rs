@@ -741,7 +741,7 @@ mod tests {
     #[test]
     fn parses_fields_from_url_and_hides_signature() {
         let url = format!(
-            "https://acct.blob.core.windows.net/backups/db1?{}",
+            "https://acct.blob.core.windows.net/sqlfiles/db1?{}",
             token("sv=2022-11-02&sp=rl&st=2025-03-01T10:30Z&se=2025-04-01")
         );
         let t = SasToken::parse(&url).expect("parses");
@@ -767,14 +767,14 @@ mod tests {
 
     #[test]
     fn redacted_url_has_no_query() {
-        let url = "https://acct.blob.core.windows.net/backups/db1?sv=1&sp=rl&sig=abc%2B";
+        let url = "https://acct.blob.core.windows.net/sqlfiles/db1?sv=1&sp=rl&sig=abc%2B";
         assert_eq!(
             Redacted(url).to_string(),
-            "https://acct.blob.core.windows.net/backups/db1"
+            "https://acct.blob.core.windows.net/sqlfiles/db1"
         );
         assert_eq!(
             format!("{:?}", Redacted(url)),
-            "\"https://acct.blob.core.windows.net/backups/db1\""
+            "\"https://acct.blob.core.windows.net/sqlfiles/db1\""
         );
         assert_eq!(Redacted("not a url?sig=abc").to_string(), "not a url");
         let with_password = "https://user:pw@host/c?sig=x";
