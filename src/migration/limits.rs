@@ -88,3 +88,45 @@ pub fn check_last_backup(state: &MigrationState, name: &str) -> Result<(), Strin
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    #[test]
+    fn long_audit_entries_are_cut_with_a_marker() {
+        let mut state = MigrationState::new("c", "db", "db", datetime!(2025-06-01 8:00 UTC));
+        state.audit(
+            datetime!(2025-06-01 8:00 UTC),
+            "x".repeat(10 * MAX_AUDIT_ENTRY_CHARS),
+        );
+        let entry = &state.audit[0].event;
+        assert!(entry.ends_with("...[cut]"));
+        assert_eq!(
+            entry.chars().count(),
+            MAX_AUDIT_ENTRY_CHARS + "...[cut]".len()
+        );
+        assert_eq!(cap_text("short".into(), 10), "short");
+    }
+
+    #[test]
+    fn a_last_backup_name_must_name_a_planned_log_backup() {
+        let state = MigrationState::new("c", "db", "db", datetime!(2025-06-01 8:00 UTC));
+        for (name, why) in [
+            ("", "is empty"),
+            ("x\u{1b}.trn", "control characters"),
+            ("../x.trn", "is a path"),
+            ("nope.trn", "is not in the folder"),
+        ] {
+            let err = check_last_backup(&state, name).unwrap_err();
+            assert!(err.contains(why), "{name:?}: {err}");
+        }
+        let long = "a".repeat(MAX_LAST_BACKUP_NAME_CHARS + 1);
+        assert!(
+            check_last_backup(&state, &long)
+                .unwrap_err()
+                .contains("at most 1024")
+        );
+    }
+}

@@ -5,7 +5,7 @@ pub mod azurite;
 
 use std::path::PathBuf;
 
-/// The shared backup fixtures (`../shared/fixtures/sqlfiles`, or `LRS_FIXTURES`).
+/// The shared backup fixtures (`../shared/fixtures/backups`, or `LRS_FIXTURES`).
 ///
 /// Returns `None` when the folder is missing, so a developer without it can still run the rest;
 /// under `CI=true` a missing folder panics, so CI fails rather than skips.
@@ -13,7 +13,7 @@ pub fn fixtures_dir() -> Option<PathBuf> {
     let dir = std::env::var_os("LRS_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/sqlfiles")
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/backups")
         });
     if dir.join("EXPECTED.json").is_file() {
         return Some(dir);
