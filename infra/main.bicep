@@ -26,7 +26,7 @@ param managedInstanceId string
 @description('Object (principal) id of the managed instance\'s identity that LRS uses to read backups. Leave empty to use its system-assigned identity; set it when the instance\'s primary identity is user-assigned.')
 param managedInstancePrincipalId string = ''
 
-@description('Blob containers that receive backups (one flat folder per database inside each). Avoid the word "backup" in names: LRS has been reported to fail on such paths.')
+@description('Blob containers that receive backups (one flat folder per database inside each). No name may contain the word "backup" in any case: LRS refuses such paths, and the handler does not start with one.')
 @minLength(1)
 param backupContainers array = [
   'lrs-source'

@@ -27,6 +27,8 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LRS_DATABASE_NAME_MAP", Some("{}")),
     ("LRS_EVENTS_QUEUE", Some("lrs-backup-events")),
     ("LRS_TIMER_SCHEDULE", Some("*/30 * * * * *")),
+    // Seconds between the timer's reconciliation passes (`0`: never); see pipeline::resync.
+    ("LRS_RESYNC_INTERVAL_SECS", Some("21600")),
     // Read by the CLI's logging setup: `json` for JSON lines (the deployed app sets it; the log alerts parse it).
     ("LRS_LOG_FORMAT", Some("text")),
     ("AZURE_CLIENT_ID", None),
@@ -89,6 +91,9 @@ pub struct Config {
     pub database_name_map: BTreeMap<String, String>,
     /// `AZURE_CLIENT_ID`: the user-assigned identity, when there is one.
     pub azure_client_id: Option<String>,
+    /// `LRS_RESYNC_INTERVAL_SECS`: how often the timer reconciles state with the containers;
+    /// `None` for `0`.
+    pub resync_interval: Option<time::Duration>,
 }
 
 impl std::fmt::Debug for Config {
@@ -237,6 +242,16 @@ impl Config {
                     format!("must be a JSON object of folder to database name ({e})"),
                 )
             })?;
+        let resync_secs = required("LRS_RESYNC_INTERVAL_SECS")?
+            .parse::<u32>()
+            .map_err(|_| {
+                err(
+                    "LRS_RESYNC_INTERVAL_SECS",
+                    "must be a whole number of seconds (0: no periodic resync)",
+                )
+            })?;
+        let resync_interval =
+            (resync_secs > 0).then(|| time::Duration::seconds(i64::from(resync_secs)));
         let tail_pattern = required("LRS_TAIL_PATTERN")?;
         globset::Glob::new(&tail_pattern)
             .map_err(|e| err("LRS_TAIL_PATTERN", format!("is not a valid glob ({e})")))?;
@@ -251,6 +266,7 @@ impl Config {
             max_concurrent_restores,
             database_name_map,
             azure_client_id: get("AZURE_CLIENT_ID"),
+            resync_interval,
         })
     }
 
@@ -297,7 +313,7 @@ mod tests {
                 "LRS_STORAGE_ACCOUNT_URL",
                 "https://acct.blob.core.windows.net",
             ),
-            ("LRS_CONTAINERS", "backups, more"),
+            ("LRS_CONTAINERS", "sqlfiles, more"),
         ])
     }
 
@@ -308,7 +324,7 @@ mod tests {
     #[test]
     fn applies_defaults() {
         let c = load(&base()).unwrap();
-        assert_eq!(c.containers, vec!["backups", "more"]);
+        assert_eq!(c.containers, vec!["sqlfiles", "more"]);
         assert_eq!(c.state_container, "lrs-autopilot-state");
         assert_eq!(c.max_concurrent_restores, 100);
         assert_eq!(c.tail_pattern, "*tail*");
@@ -327,7 +343,7 @@ mod tests {
             ("LRS_ARM_ENDPOINT", "http://management.azure.com"),
             ("LRS_STORAGE_ACCOUNT_URL", "ftp://x"),
             ("LRS_TAIL_PATTERN", "[unclosed"),
-            ("LRS_STATE_CONTAINER", "backups"),
+            ("LRS_STATE_CONTAINER", "sqlfiles"),
         ];
         for (var, value) in cases {
             let mut vars = base();

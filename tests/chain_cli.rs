@@ -300,3 +300,111 @@ fn usage_errors_exit_two() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(codes(&json(&out)["databases"][0]), ["no_full_backup"]);
 }
+
+/// LRS refuses "backup" (any case) in a container or folder name: `check --all` on a container
+/// `db-backups` reports a blocking `reserved_word_in_path` for every folder, and a folder named
+/// `SalesBackup` gets one of its own; both exit 1.
+#[test]
+fn reserved_word_in_a_container_or_folder_blocks() {
+    let fixtures = fixtures_or_skip!();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let clean = fixtures.join("appveyor-lab/RestoreTimeClean");
+    let container = tmp.path().join("db-backups");
+    copy_folder(&clean, &container.join("Sales"), &[]);
+    let out = check(&["--all", path_str(&container), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc = json(&out);
+    let d = &doc["databases"][0];
+    assert!(
+        codes(d).contains(&"reserved_word_in_path".to_owned()),
+        "{d}"
+    );
+    assert_eq!(d["can_start"], false);
+    assert!(
+        d["findings"][0]["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("db-backups"),
+        "{d}"
+    );
+
+    let root = tmp.path().join("sqlfiles");
+    copy_folder(&clean, &root.join("SalesBackup"), &[]);
+    copy_folder(&clean, &root.join("Sales"), &[]);
+    let out = check(&["--all", path_str(&root), "--json"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let doc = json(&out);
+    let by_folder = |suffix: &str| {
+        doc["databases"]
+            .as_array()
+            .expect("databases")
+            .iter()
+            .find(|d| d["folder"].as_str().is_some_and(|f| f.ends_with(suffix)))
+            .cloned()
+            .unwrap_or_else(|| panic!("{suffix}: {doc}"))
+    };
+    let sales_backup = by_folder("/SalesBackup");
+    let blocking = sales_backup["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "reserved_word_in_path")
+        .unwrap_or_else(|| panic!("{sales_backup}"));
+    assert_eq!(blocking["severity"], "blocking");
+    assert!(
+        blocking["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("SalesBackup")
+    );
+    assert_eq!(sales_backup["can_start"], false);
+    let sales = by_folder("/Sales");
+    assert!(
+        !codes(&sales).contains(&"reserved_word_in_path".to_owned()),
+        "{sales}"
+    );
+    assert_eq!(sales["can_start"], true);
+}
+
+/// The guide lists `.bak`, `.log` and `.diff`; its examples use `.trn`. Any other extension (or
+/// none) is an info finding `undocumented_extension` naming the files, which never blocks.
+#[test]
+fn undocumented_extensions_are_noted_and_never_block() {
+    let fixtures = fixtures_or_skip!();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let db = tmp.path().join("RestoreTimeClean");
+    copy_folder(&fixtures.join("appveyor-lab/RestoreTimeClean"), &db, &[]);
+    fs::rename(
+        db.join("RestoreTimeClean2.bak"),
+        db.join("RestoreTimeClean2.diff"),
+    )
+    .expect("rename");
+    fs::rename(
+        db.join("RestoreTimeClean_1.trn"),
+        db.join("RestoreTimeClean_1"),
+    )
+    .expect("rename");
+    let out = check(&[path_str(&db), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let doc = json(&out);
+    let d = &doc["databases"][0];
+    let note = d["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .find(|f| f["code"] == "undocumented_extension")
+        .unwrap_or_else(|| panic!("{d}"))
+        .clone();
+    assert_eq!(note["severity"], "info");
+    let files: Vec<&str> = note["files"]
+        .as_array()
+        .expect("files")
+        .iter()
+        .filter_map(|f| f.as_str())
+        .collect();
+    assert!(files.contains(&"RestoreTimeClean_1"), "{files:?}");
+    assert!(files.contains(&"RestoreTimeClean2_3.trn"), "{files:?}");
+    assert!(!files.contains(&"RestoreTimeClean.bak"), "{files:?}");
+    assert!(!files.contains(&"RestoreTimeClean2.diff"), "{files:?}");
+    assert_eq!(d["can_start"], true);
+}

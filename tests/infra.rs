@@ -650,6 +650,10 @@ const DEFAULT_SOURCES: &[(&str, &str)] = &[
     ("LRS_EVENTS_QUEUE", "param queueName"),
     ("LRS_TIMER_SCHEDULE", "param timerSchedule"),
     (
+        "LRS_RESYNC_INTERVAL_SECS",
+        "derived: the binary's default, written in modules/function-app.bicep",
+    ),
+    (
         "LRS_LOG_FORMAT",
         "derived: always json in Azure, for the log alerts",
     ),

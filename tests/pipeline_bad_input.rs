@@ -376,3 +376,113 @@ async fn malformed_envelopes_and_messages() {
     assert!(rig.requests().is_empty(), "no ARM call");
     assert!(rig.raw_states().await.is_empty(), "no state written");
 }
+
+/// Event URLs with a percent-encoded `/` (which must not make the folder `nest/sub`), encoded
+/// relative segments, a backslash, NUL, a newline, an escape and a name longer than Azure allows:
+/// each is answered 200 "refused" with the reason, counted, and nothing is read or written. A
+/// 500 would make Service Bus redeliver the message ten times and dead-letter it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn encoded_separators_control_characters_and_long_names_are_refused() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
+    // A real blob at `nest/sub/...`: the encoded form must not reach it as folder `nest/sub`.
+    let blob = rig
+        .upload_clean_full(&fixtures, "nest", "sub/RestoreTimeClean.bak")
+        .await;
+    let base = format!("{}/{}", rig.account, rig.backups);
+    let long = "a".repeat(1100);
+    let cases = [
+        (
+            format!("{base}/nest%2Fsub/RestoreTimeClean.bak"),
+            "encoded '/'",
+        ),
+        (
+            format!("{base}/nest%2fsub/RestoreTimeClean.bak"),
+            "encoded '/'",
+        ),
+        (format!("{base}/db1/%2F..%2F..%2Fx.bak"), "encoded '/'"),
+        (format!("{base}/db1%5Cother/x.bak"), "encoded '/'"),
+        (format!("{base}/db1/x%00.bak"), "control character"),
+        (format!("{base}/db1/x%0A.bak"), "control character"),
+        (format!("{base}/db1/x%1B%5B2J.bak"), "control character"),
+        (format!("{base}/db1/x%FF.bak"), "not UTF-8"),
+        (format!("{base}/db1/{long}.bak"), "at most 1024"),
+    ];
+    let before = rig.blobs.snapshot();
+    for (i, (url, why)) in cases.iter().enumerate() {
+        let reply = rig
+            .endpoint()
+            .deliver(
+                &blob_created_at(url, &blob, Schema::alternate(i)),
+                Encoding::Twice,
+            )
+            .await;
+        assert_eq!(
+            reply.status, 200,
+            "{url}: a refusal is not retried: {reply:?}"
+        );
+        let logs = reply.log_text();
+        assert!(logs.starts_with("refused: "), "{url}: {logs}");
+        assert!(logs.contains(why), "{url}: {logs}");
+        assert!(
+            !logs.chars().any(|c| c.is_control() && c != '\n'),
+            "{url}: the answer carries no raw control character: {logs:?}"
+        );
+        assert!(logs.len() < 600, "{url}: the long name is not echoed whole");
+    }
+    assert_eq!(rig.blobs.snapshot(), before, "no blob was touched");
+    let states = rig.raw_states().await;
+    assert!(states.is_empty(), "no state was written: {states:?}");
+    assert!(rig.requests().is_empty(), "no ARM call");
+    assert_eq!(
+        rig.handler.pipeline.metrics().events_rejected.get(),
+        cases.len() as u64
+    );
+}
+
+/// A database folder named `SalesBackup` (LRS refuses "backup" in folder names) is Blocked with
+/// `reserved_word_in_path` before any start; and `serve` refuses to start when an
+/// `LRS_CONTAINERS` entry (`db-backups`) contains the word, naming the variable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_reserved_word_blocks_a_folder_and_stops_serve() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
+    let folder = "SalesBackup";
+    let uploaded = rig.upload_clean(&fixtures, folder, true).await;
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    rig.advance(lrs_autopilot::migration::SETTLE_GRACE + time::Duration::minutes(1));
+    assert_eq!(rig.endpoint().timer().await.status, 200);
+    let state = rig.state_of(folder).await.expect("state");
+    assert_eq!(state.phase, Phase::Blocked, "{:?}", state.audit);
+    let finding = state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::ReservedWordInPath)
+        .unwrap_or_else(|| panic!("{:?}", state.findings()));
+    assert!(finding.message.contains(folder), "{}", finding.message);
+    assert_eq!(ledger(&rig.requests(), folder).start_attempts, 0);
+
+    let binary = std::path::Path::new(env!("CARGO_BIN_EXE_lrs-autopilot"));
+    let mut env = rig.env();
+    env.retain(|(k, _)| k != "LRS_CONTAINERS");
+    env.push((
+        "LRS_CONTAINERS".into(),
+        format!("{},db-backups", rig.backups),
+    ));
+    let out = std::process::Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .env("FUNCTIONS_CUSTOMHANDLER_PORT", "1")
+        .envs(env)
+        .output()
+        .expect("serve runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("LRS_CONTAINERS") && stderr.contains("db-backups"),
+        "{stderr}"
+    );
+}

@@ -277,20 +277,20 @@ async fn lists_and_reads_blobs(b: &Backend) {
 async fn state_documents_use_etags(b: &Backend) {
     let state = b.state.as_ref();
     assert_eq!(
-        state.get("backups/db1.json").await.expect("get missing"),
+        state.get("sqlfiles/db1.json").await.expect("get missing"),
         None
     );
 
     let etag1 = state
         .put(
-            "backups/db1.json",
+            "sqlfiles/db1.json",
             br#"{"v":1}"#.to_vec(),
             Precondition::IfNoneMatch,
         )
         .await
         .expect("create");
     let (bytes, etag) = state
-        .get("backups/db1.json")
+        .get("sqlfiles/db1.json")
         .await
         .expect("get")
         .expect("exists");
@@ -301,7 +301,7 @@ async fn state_documents_use_etags(b: &Backend) {
 
     let again = state
         .put(
-            "backups/db1.json",
+            "sqlfiles/db1.json",
             b"{}".to_vec(),
             Precondition::IfNoneMatch,
         )
@@ -310,7 +310,7 @@ async fn state_documents_use_etags(b: &Backend) {
 
     let etag2 = state
         .put(
-            "backups/db1.json",
+            "sqlfiles/db1.json",
             br#"{"v":2}"#.to_vec(),
             Precondition::IfMatch(etag1.clone()),
         )
@@ -320,7 +320,7 @@ async fn state_documents_use_etags(b: &Backend) {
 
     let stale = state
         .put(
-            "backups/db1.json",
+            "sqlfiles/db1.json",
             br#"{"v":3}"#.to_vec(),
             Precondition::IfMatch(etag1.clone()),
         )
@@ -328,7 +328,7 @@ async fn state_documents_use_etags(b: &Backend) {
     let err = stale.expect_err("a stale etag must conflict");
     assert!(err.is_conflict() && !err.is_retryable(), "{err:?}");
     let (bytes, etag) = state
-        .get("backups/db1.json")
+        .get("sqlfiles/db1.json")
         .await
         .expect("get")
         .expect("exists");
@@ -336,7 +336,7 @@ async fn state_documents_use_etags(b: &Backend) {
 
     let on_missing = state
         .put(
-            "backups/gone.json",
+            "sqlfiles/gone.json",
             b"{}".to_vec(),
             Precondition::IfMatch(etag1),
         )
@@ -348,7 +348,7 @@ async fn state_documents_use_etags(b: &Backend) {
 
     state
         .put(
-            "backups/db2.json",
+            "sqlfiles/db2.json",
             b"{}".to_vec(),
             Precondition::IfNoneMatch,
         )
@@ -359,8 +359,8 @@ async fn state_documents_use_etags(b: &Backend) {
         .await
         .expect("create other");
     assert_eq!(
-        state.list("backups/").await.expect("list"),
-        ["backups/db1.json", "backups/db2.json"]
+        state.list("sqlfiles/").await.expect("list"),
+        ["sqlfiles/db1.json", "sqlfiles/db2.json"]
     );
     assert_eq!(state.list("").await.expect("list all").len(), 3);
 
@@ -416,7 +416,7 @@ async fn run_counter(
 async fn concurrent_updates_lose_nothing(b: &Backend) {
     const WRITERS: usize = 20;
     const ROUNDS: usize = 3;
-    let key = "backups/counter.json";
+    let key = "sqlfiles/counter.json";
     let initial = serde_json::to_vec(&json!({"count": 0, "entries": []})).expect("encode");
     b.state
         .put(key, initial, Precondition::IfNoneMatch)

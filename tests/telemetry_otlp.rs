@@ -67,7 +67,7 @@ async fn serve_exports_invocation_spans_over_otlp_http() {
             "LRS_STORAGE_ACCOUNT_URL",
             "http://127.0.0.1:9/devstoreaccount1?sv=2021-01-01&sig=NOTASECRET",
         )
-        .env("LRS_CONTAINERS", "backups")
+        .env("LRS_CONTAINERS", "sqlfiles")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()

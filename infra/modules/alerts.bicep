@@ -5,6 +5,8 @@
 //   - message "lrs 30-day limit near"   : LRS cancels a restore 30 days after it started;
 //   - message "lrs database lost" or "lrs failed": the database disappeared after its start (a failover,
 //     a Business Critical update, the 30-day cancel; `restart` it) or LRS failed for good.
+//   - message "storage access refused"  : storage answered 401/403 (a role assignment or SAS), a configuration
+//                                         error that fails every event until fixed.
 // The binary must keep those messages and the `db` field (infra/README.md says so).
 
 @description('Region of the log alert rules.')
@@ -276,6 +278,40 @@ resource thirtyDayLimit 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
       ]
     }
     autoMitigate: false
+    actions: logActions
+  }
+}
+
+resource storageAccessRefused 'Microsoft.Insights/scheduledQueryRules@2023-12-01' = {
+  name: '${namePrefix}-storage-access-refused'
+  location: location
+  tags: tags
+  kind: 'LogAlert'
+  properties: {
+    displayName: 'lrs-autopilot: storage access refused'
+    description: 'Storage answered 401/403 to the handler: a broken role assignment or SAS. Every event fails (and is dead-lettered) until it is fixed; then re-drive the dead letters or run lrs-autopilot resync (infra/README.md).'
+    severity: 1
+    enabled: true
+    scopes: [
+      appInsightsId
+    ]
+    evaluationFrequency: 'PT5M'
+    windowSize: 'PT15M'
+    criteria: {
+      allOf: [
+        {
+          query: 'traces | where message has "storage access refused" | project timestamp'
+          timeAggregation: 'Count'
+          operator: 'GreaterThan'
+          threshold: 0
+          failingPeriods: {
+            numberOfEvaluationPeriods: 1
+            minFailingPeriodsToAlert: 1
+          }
+        }
+      ]
+    }
+    autoMitigate: true
     actions: logActions
   }
 }

@@ -291,6 +291,11 @@ var binarySettings = [
     name: 'LRS_TIMER_SCHEDULE'
     value: timerSchedule
   }
+  // The timer's reconciliation pass (lrs-autopilot resync): one List Blobs call per 5,000 blobs per container.
+  {
+    name: 'LRS_RESYNC_INTERVAL_SECS'
+    value: '21600'
+  }
   // JSON lines: the log-based alerts read the `db` field of these lines.
   {
     name: 'LRS_LOG_FORMAT'

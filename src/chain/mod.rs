@@ -27,6 +27,7 @@ use uuid::Uuid;
 
 use crate::backup::{BackupType, RecoveryModel};
 
+pub use screen::{RESERVED_WORD, contains_reserved_word};
 use sets::SetGroup;
 pub use types::{
     FailureKind, FileRead, Finding, FindingCode, FolderFile, Plan, PlannedSet, Severity, TailRule,

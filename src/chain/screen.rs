@@ -11,6 +11,18 @@ use super::types::{FailureKind, FileRead, Finding, FindingCode, FolderFile, Seve
 const MIN_MAJOR: u8 = 10;
 const MAX_MAJOR: u8 = 16;
 
+/// The word LRS refuses in a backup URI's container or folder names, in any case (guide,
+/// Limitations: "can't contain `backup` or `Backup`"; Troubleshooting names `backups` too).
+pub const RESERVED_WORD: &str = "backup";
+
+/// Whether a container or folder name contains [`RESERVED_WORD`] in any case.
+pub fn contains_reserved_word(name: &str) -> bool {
+    name.to_ascii_lowercase().contains(RESERVED_WORD)
+}
+
+/// The extensions the LRS guide lists for backup files.
+const DOCUMENTED_EXTENSIONS: [&str; 3] = ["bak", "log", "diff"];
+
 /// One readable backup file directly under the folder, holding one backup set.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Entry<'a> {
@@ -36,6 +48,7 @@ pub(crate) fn screen<'a>(
 
     let mut nested: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     let mut encoded = Vec::new();
+    let mut undocumented = Vec::new();
     let mut entries = Vec::new();
     for file in sorted {
         if let Some(subfolder) = subfolder_of(&file.name) {
@@ -44,6 +57,12 @@ pub(crate) fn screen<'a>(
         }
         if needs_encoding(&file.name) {
             encoded.push(file.name.clone());
+        }
+        let documented = file.name.rsplit_once('.').is_some_and(|(stem, ext)| {
+            !stem.is_empty() && DOCUMENTED_EXTENSIONS.contains(&ext.to_ascii_lowercase().as_str())
+        });
+        if !documented {
+            undocumented.push(file.name.clone());
         }
         match &file.read {
             FileRead::Failed { kind, message } => findings.push(read_failure(file, *kind, message)),
@@ -56,6 +75,37 @@ pub(crate) fn screen<'a>(
     }
 
     let folder = folder.trim_end_matches('/');
+    if contains_reserved_word(folder) {
+        findings.push(Finding {
+            code: FindingCode::ReservedWordInPath,
+            severity: Severity::Blocking,
+            message: format!(
+                "the folder name {folder:?} contains \"{RESERVED_WORD}\", which LRS refuses in a backup \
+                 URI's container or folder names (in any case): rename the folder (for example \
+                 {:?}) and upload its files there",
+                folder.to_ascii_lowercase().replace(RESERVED_WORD, "files")
+            ),
+            files: Vec::new(),
+        });
+    }
+    if !undocumented.is_empty() {
+        findings.push(Finding {
+            code: FindingCode::UndocumentedExtension,
+            severity: Severity::Info,
+            message: format!(
+                "{} an extension other than .bak, .log or .diff, the ones the LRS guide lists \
+                 (its own examples use .trn, and LRS reads the headers, not the names): nothing to \
+                 do unless LRS skips {}",
+                count(undocumented.len(), "file has", "files have"),
+                if undocumented.len() == 1 {
+                    "it"
+                } else {
+                    "them"
+                },
+            ),
+            files: undocumented,
+        });
+    }
     let nested_count = nested.values().map(Vec::len).sum();
     for (subfolder, names) in nested {
         findings.push(Finding {

@@ -165,6 +165,10 @@ pub enum FindingCode {
     TargetNameTaken,
     /// LRS or ARM answered an error a person must act on (raised by the migration).
     LrsError,
+    /// A container or folder name containing "backup" (any case), which LRS refuses.
+    ReservedWordInPath,
+    /// A file extension other than the guide's `.bak`, `.log` and `.diff` (or none).
+    UndocumentedExtension,
 }
 
 impl FindingCode {
@@ -192,6 +196,8 @@ impl FindingCode {
             FindingCode::NameInUse => "name_in_use",
             FindingCode::TargetNameTaken => "target_name_taken",
             FindingCode::LrsError => "lrs_error",
+            FindingCode::ReservedWordInPath => "reserved_word_in_path",
+            FindingCode::UndocumentedExtension => "undocumented_extension",
         }
     }
 }

@@ -51,6 +51,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         vec![args.path.clone()]
     };
 
+    // With --all the root stands for a container; a single folder's parent is just a local path.
+    let container = args
+        .all
+        .then(|| {
+            args.path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+        })
+        .flatten();
     let mut reports = Vec::with_capacity(folders.len());
     for folder in &folders {
         let files = folder_files(folder)?;
@@ -58,12 +67,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             || folder.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let plan = chain::plan(chain::PlanInput {
+        let mut plan = chain::plan(chain::PlanInput {
             folder: &name,
             files: &files,
             fixed_base: None,
             tail: &rule,
         });
+        if let Some(finding) = container.as_deref().and_then(reserved_container) {
+            plan.findings.insert(0, finding);
+            plan.can_start = false;
+            plan.can_complete = false;
+        }
         reports.push(DatabaseReport::new(folder, plan));
     }
 
@@ -87,6 +101,20 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// The blocking finding for a container whose name LRS refuses.
+fn reserved_container(container: &str) -> Option<Finding> {
+    chain::contains_reserved_word(container).then(|| Finding {
+        code: chain::FindingCode::ReservedWordInPath,
+        severity: Severity::Blocking,
+        files: Vec::new(),
+        message: format!(
+            "the container name {container:?} contains \"{}\", which LRS refuses in a backup URI's \
+             container or folder names (in any case): upload to a container named without it",
+            chain::RESERVED_WORD
+        ),
     })
 }
 

@@ -28,8 +28,9 @@ pub struct Args {
 /// Runs `cutover`.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     if let Some(name) = &args.last_backup {
-        if name.contains(['\n', '\r']) || !name.is_ascii() {
-            anyhow::bail!("--last-backup must be one line of ASCII (an LRS rule)");
+        let max = crate::migration::MAX_LAST_BACKUP_NAME_CHARS;
+        if name.chars().count() > max {
+            anyhow::bail!("--last-backup is longer than {max} characters");
         }
     }
     let rt = runtime()?;
@@ -51,6 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     ),
                 }
                 Ok(if s.tail.is_some() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+            }
+            Err(PipelineError::InvalidInput(reason)) => {
+                eprintln!("error: {}", crate::logline::escape(&reason));
+                Ok(ExitCode::from(2))
             }
             Err(PipelineError::UnknownDatabase(db)) => {
                 eprintln!("error: no migration for database {db:?} (see `lrs-autopilot status`)");

@@ -14,6 +14,7 @@ mod inspect;
 mod rehearse;
 mod resolve;
 mod restart;
+mod resync;
 mod serve;
 mod simulate;
 mod status;
@@ -49,6 +50,8 @@ enum Command {
     Dashboard(dashboard::Args),
     /// Start LRS again for a Lost, Failed or Expired migration, from the newest complete full backup.
     Restart(restart::Args),
+    /// Record every backup blob missing from state (after lost events), as its event would have.
+    Resync(resync::Args),
 }
 
 /// Runs the command line and returns the process exit code: 0 success, 1 a negative verdict
@@ -79,6 +82,7 @@ pub fn main() -> ExitCode {
         Command::Cutover(args) => cutover::run(args),
         Command::Dashboard(args) => dashboard::run(args),
         Command::Restart(args) => restart::run(args),
+        Command::Resync(args) => resync::run(args),
     };
     match result {
         Ok(code) => code,

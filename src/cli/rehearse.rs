@@ -20,12 +20,13 @@ use url::Url;
 use super::{resolve, runtime};
 use crate::chain::{Finding, Severity};
 use crate::config::StorageIdentity;
-use crate::functions::event::{BLOB_CREATED, BlobEvent, StorageScope};
 use crate::lrs::{InstanceId, LrsClientOptions};
 use crate::migration::{MigrationState, Phase};
 use crate::pipeline::{ArmLrs, EventOutcome, Pipeline, Settings};
 use crate::sim::{Clock, SimConfig, SimState, SystemClock};
+use crate::storage::event::{BLOB_CREATED, BlobEvent};
 use crate::storage::folder::{FolderStateStore, FolderStore};
+use crate::storage::location::StorageScope;
 use crate::storage::{BlobStore, BlobType};
 
 /// The container name the rehearsal root stands in for.

@@ -10,7 +10,6 @@ use anyhow::Context as _;
 use url::Url;
 
 use crate::config::{Config, is_loopback};
-use crate::functions::event::StorageScope;
 use crate::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions};
 use crate::pipeline::{
     ArmLrs, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings, StartRequest,
@@ -18,6 +17,7 @@ use crate::pipeline::{
 };
 use crate::storage::azure::{AzureBlobStore, AzureStateStore, credential_from_env};
 use crate::storage::folder::FolderStateStore;
+use crate::storage::location::StorageScope;
 
 /// The pipeline's settings from its configuration.
 pub fn settings(config: &Config) -> Settings {
@@ -45,6 +45,8 @@ pub fn lrs_client(endpoint: &Url, options: LrsClientOptions) -> anyhow::Result<L
 /// The production pipeline: Azure Blob Storage for backups and state, ARM for LRS.
 pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     let url = config.storage_account_url.as_str();
+    // The account URL's SAS, when it has one, is a secret wherever its text turns up.
+    crate::storage::sas::redact_by_value(url);
     let blobs = AzureBlobStore::from_url(url).context("LRS_STORAGE_ACCOUNT_URL")?;
     let state =
         AzureStateStore::from_url(url, &config.state_container).context("LRS_STATE_CONTAINER")?;
@@ -61,7 +63,8 @@ pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
         Arc::new(lrs),
         settings(config),
         system_clock(),
-    ))
+    )
+    .with_resync_interval(config.resync_interval))
 }
 
 /// The deployed pipeline (`None`), or a rehearsal root's state with no LRS attached: commands

@@ -22,6 +22,18 @@ pub struct Args {
 /// Runs `serve` until SIGTERM or Ctrl-C.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = Config::from_env().context("bad configuration")?;
+    if let Some(bad) = config
+        .containers
+        .iter()
+        .find(|c| crate::chain::contains_reserved_word(c))
+    {
+        anyhow::bail!(
+            "bad configuration: LRS_CONTAINERS names {bad:?}, which contains \"{}\": LRS refuses \
+             that word (in any case) in a backup URI's container or folder names; move the backups \
+             to a container named without it",
+            crate::chain::RESERVED_WORD
+        );
+    }
     let rt = runtime()?;
     rt.block_on(async move {
         let pipeline = resolve::azure_pipeline(&config)?;

@@ -31,25 +31,34 @@ pub struct Args {
 /// Runs `status`. Exit 0 unless a database is blocked, failed, expired or lost.
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rt = runtime()?;
-    let states = rt.block_on(async {
+    // The dashboard's forecast beside each summary, one state document read at a time.
+    let now = time::OffsetDateTime::now_utc();
+    let (rows, unreadable) = rt.block_on(async {
         let (pipeline, _staging) =
             resolve::pipeline_for(args.local.as_deref(), args.state.as_deref())?;
         pipeline
-            .list()
+            .map_states(|s| {
+                (
+                    DatabaseSummary::from(s),
+                    crate::dashboard::view::database(s, now).forecast,
+                )
+            })
             .await
             .context("cannot read the state documents")
     })?;
-    let mut summaries: Vec<DatabaseSummary> = states.iter().map(DatabaseSummary::from).collect();
-    summaries.sort_by(|a, b| (&a.container, &a.folder).cmp(&(&b.container, &b.folder)));
-    // The dashboard's forecast, keyed like the summaries.
-    let now = time::OffsetDateTime::now_utc();
-    let forecasts: BTreeMap<(String, String), Forecast> = states
+    // One unreadable document is reported, not allowed to hide every other database.
+    for (key, reason) in &unreadable {
+        eprintln!(
+            "error: state document {key} is unreadable: {}",
+            crate::logline::escape(reason)
+        );
+    }
+    let forecasts: BTreeMap<(String, String), Forecast> = rows
         .iter()
-        .map(|s| {
-            let view = crate::dashboard::view::database(s, now);
-            ((view.container, view.folder), view.forecast)
-        })
+        .map(|(s, f)| ((s.container.clone(), s.folder.clone()), f.clone()))
         .collect();
+    let mut summaries: Vec<DatabaseSummary> = rows.into_iter().map(|(s, _)| s).collect();
+    summaries.sort_by(|a, b| (&a.container, &a.folder).cmp(&(&b.container, &b.folder)));
     let forecast_of = |s: &DatabaseSummary| forecasts.get(&(s.container.clone(), s.folder.clone()));
     if args.json {
         let databases: Vec<serde_json::Value> = summaries
@@ -106,12 +115,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    let bad = summaries.iter().any(|s| {
-        matches!(
-            s.phase,
-            Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Lost
-        )
-    });
+    let bad = !unreadable.is_empty()
+        || summaries.iter().any(|s| {
+            matches!(
+                s.phase,
+                Phase::Blocked | Phase::Failed | Phase::Expired | Phase::Lost
+            )
+        });
     Ok(if bad {
         ExitCode::from(1)
     } else {

@@ -17,6 +17,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
+use crate::logline::EscapingWriter;
 use crate::pipeline::Metrics;
 
 /// Keeps the OpenTelemetry providers alive; dropping it flushes and shuts them down.
@@ -52,10 +53,16 @@ pub fn init(default_filter: &str, to_stdout: bool) -> Guard {
     let fmt = tracing_subscriber::fmt::layer()
         .with_ansi(false)
         .with_writer(move || -> Box<dyn std::io::Write> {
-            if to_stdout {
+            let out: Box<dyn std::io::Write> = if to_stdout {
                 Box::new(std::io::stdout())
             } else {
                 Box::new(std::io::stderr())
+            };
+            // JSON escapes control characters itself; a text line must not be split by input.
+            if json {
+                out
+            } else {
+                Box::new(EscapingWriter(out))
             }
         });
     let fmt = if json {

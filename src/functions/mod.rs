@@ -74,7 +74,12 @@ impl IntoResponse for HandlerError {
             HandlerError::Pipeline(e) if e.is_transient() => StatusCode::SERVICE_UNAVAILABLE,
             HandlerError::Pipeline(_) => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        let line = self.to_string();
+        let line = crate::logline::escape(&self.to_string()).into_owned();
+        if let HandlerError::Pipeline(e) = &self {
+            if e.is_access_denied() {
+                report_config_error(e);
+            }
+        }
         if status == StatusCode::SERVICE_UNAVAILABLE {
             warn!(error = %line, "invocation failed, the host will retry");
         } else {
@@ -82,6 +87,16 @@ impl IntoResponse for HandlerError {
         }
         (status, axum::Json(InvocationResponse::logs(vec![line]))).into_response()
     }
+}
+
+/// The log line for storage refusing access (a broken role assignment, an expired or narrowed
+/// SAS): a configuration error, not a bad file. The alert rule `storage-access-refused`
+/// (infra/modules/alerts.bicep) matches its message.
+pub(crate) fn report_config_error(e: &PipelineError) {
+    error!(
+        error = %crate::logline::escape(&e.to_string()),
+        "storage access refused: configuration error (check the function app's role assignment on the storage account, or LRS_STORAGE_ACCOUNT_URL's SAS)"
+    );
 }
 
 fn decode_invocation(body: &Bytes) -> Result<Invocation, HandlerError> {
@@ -107,6 +122,7 @@ async fn backup_created(
         })
         .ok_or_else(|| HandlerError::BadMessage("the invocation carries no message".into()))?;
     let message_id = invocation.metadata_str("MessageId").unwrap_or_default();
+    let message_id = crate::logline::escape(&message_id).into_owned();
     let event = event::parse_event(&message).map_err(|e| {
         HandlerError::BadMessage(format!(
             "message {message_id}: {e}; it will be dead-lettered"
@@ -123,7 +139,8 @@ async fn backup_created(
         EventOutcome::Ignored(why) => format!("ignored: {why}"),
         EventOutcome::Rejected(why) => format!("refused: {why}"),
     };
-    info!(event_id = %event.id, message_id = %message_id, "{line}");
+    let line = crate::logline::escape(&line).into_owned();
+    info!(event_id = %crate::logline::escape(&event.id), message_id = %message_id, "{line}");
     Ok(axum::Json(InvocationResponse::logs(vec![line])))
 }
 

@@ -16,6 +16,7 @@
 //! - nothing here ever asks to delete a database.
 
 mod io;
+mod limits;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -24,6 +25,10 @@ use time::{Duration, OffsetDateTime};
 
 pub use io::{
     Action, Alert, AlertKind, CallError, Context, ErrorClass, Input, OperationKind, OperationPoll,
+};
+pub use limits::{
+    MAX_AUDIT_ENTRY_CHARS, MAX_LAST_BACKUP_NAME_CHARS, MAX_STATE_DOCUMENT_BYTES, cap_text,
+    check_last_backup,
 };
 pub use state::{
     AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,

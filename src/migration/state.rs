@@ -360,11 +360,12 @@ impl MigrationState {
         format!("{container}/{folder}.json")
     }
 
-    /// Appends to the audit trail, dropping the oldest entries past [`AUDIT_LIMIT`].
+    /// Appends to the audit trail, dropping the oldest entries past [`AUDIT_LIMIT`] and cutting
+    /// an entry past [`super::MAX_AUDIT_ENTRY_CHARS`].
     pub fn audit(&mut self, at: OffsetDateTime, event: impl Into<String>) {
         self.audit.push_back(AuditEntry {
             at,
-            event: event.into(),
+            event: super::cap_text(event.into(), super::MAX_AUDIT_ENTRY_CHARS),
         });
         while self.audit.len() > AUDIT_LIMIT {
             self.audit.pop_front();

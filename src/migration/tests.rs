@@ -20,7 +20,7 @@ struct World {
 impl World {
     fn new() -> Self {
         World {
-            state: MigrationState::new("backups", "Sales", "Sales", T0),
+            state: MigrationState::new("sqlfiles", "Sales", "Sales", T0),
             now: T0,
             slot: true,
             actions: Vec::new(),

@@ -13,6 +13,8 @@
 mod arm;
 mod lrs_port;
 mod metrics;
+mod redact;
+mod resync;
 mod slots;
 mod summary;
 
@@ -27,16 +29,18 @@ use tracing::{error, info, warn};
 pub use arm::ArmLrs;
 pub use lrs_port::{LrsApi, LrsCallError, OperationState, RestoreView, StartRequest};
 pub use metrics::Metrics;
+pub use resync::{DEFAULT_RESYNC_INTERVAL, ResyncReport};
 pub use summary::DatabaseSummary;
 
 use crate::backup::{self, BackupFile};
 use crate::chain::{FailureKind, FileRead, FolderFile, Severity};
 use crate::config::StorageIdentity;
-use crate::functions::event::{BlobEvent, BlobLocation, StorageScope};
 use crate::migration::{
     self, Action, CallError, Context, ErrorClass, FileRecord, Input, MigrationState, OperationPoll,
     Phase,
 };
+use crate::storage::event::BlobEvent;
+use crate::storage::location::{BlobLocation, StorageScope};
 use crate::storage::{self, BlobItem, BlobStore, Precondition, StateStore};
 
 /// How many times a state update is retried after losing a race.
@@ -122,9 +126,19 @@ pub enum PipelineError {
     /// and the next invocation goes on from there.
     #[error("the invocation ran out of its {} s budget", INVOCATION_BUDGET.as_secs())]
     OutOfTime,
+    /// An operator's input that the folder's state refutes (a `lastBackupName` that names no
+    /// planned log backup, ...): answered to the caller, never written.
+    #[error("{0}")]
+    InvalidInput(String),
 }
 
 impl PipelineError {
+    /// Whether storage refused access (401/403): a configuration error (a role assignment, a SAS),
+    /// which no retry or file fixes.
+    pub fn is_access_denied(&self) -> bool {
+        matches!(self, PipelineError::Storage(e) if matches!(e.status(), Some(401 | 403)))
+    }
+
     /// Whether the host should retry the invocation.
     pub fn is_transient(&self) -> bool {
         match self {
@@ -135,7 +149,8 @@ impl PipelineError {
             PipelineError::CorruptState { .. }
             | PipelineError::UnknownDatabase(_)
             | PipelineError::Ambiguous { .. }
-            | PipelineError::NotRestartable { .. } => false,
+            | PipelineError::NotRestartable { .. }
+            | PipelineError::InvalidInput(_) => false,
         }
     }
 }
@@ -185,6 +200,8 @@ pub struct Pipeline {
     settings: Settings,
     clock: Clock,
     metrics: Arc<Metrics>,
+    /// How often the timer runs a reconciliation pass; `None`: never.
+    resync_interval: Option<time::Duration>,
 }
 
 impl Pipeline {
@@ -196,14 +213,25 @@ impl Pipeline {
         settings: Settings,
         clock: Clock,
     ) -> Self {
+        if let StorageIdentity::SharedAccessSignature(token) = &settings.storage_identity {
+            storage::sas::redact_by_value(token);
+        }
         Pipeline {
             blobs,
             state,
-            lrs,
+            lrs: Arc::new(redact::RedactedLrs(lrs)),
             settings,
             clock,
             metrics: Arc::new(Metrics::default()),
+            resync_interval: None,
         }
+    }
+
+    /// Lets the timer run a reconciliation pass ([`Pipeline::resync`]) every `interval`; `None`
+    /// (the default) never.
+    pub fn with_resync_interval(mut self, interval: Option<time::Duration>) -> Self {
+        self.resync_interval = interval;
+        self
     }
 
     /// The counters this pipeline keeps (shared: exporters read them).
@@ -375,6 +403,11 @@ impl Pipeline {
             // Only a pass that saw every database may drop claims it did not see held.
             slots::prune(self.state.as_ref(), &holders).await?;
         }
+        match self.resync_if_due().await {
+            Some(Ok(r)) => report.errors.extend(r.errors),
+            Some(Err(e)) => report.errors.push(format!("resync: {e}")),
+            None => {}
+        }
         self.metrics.set_phases(&report.phases);
         Ok(report)
     }
@@ -424,8 +457,20 @@ impl Pipeline {
                     phase: state.phase,
                 });
             }
-            self.drive(&state.container, &state.folder, &state.database_name, input)
-                .await
+            if let Input::Cutover {
+                last_backup: Some(name),
+            } = &input
+            {
+                migration::check_last_backup(&state, name).map_err(PipelineError::InvalidInput)?;
+            }
+            // Only the names are kept: drive reads the document again under If-Match.
+            let MigrationState {
+                container,
+                folder,
+                database_name,
+                ..
+            } = state;
+            self.drive(&container, &folder, &database_name, input).await
         })
         .await
     }
@@ -463,25 +508,45 @@ impl Pipeline {
     /// path segment), or by folder or target database name when only one folder matches.
     ///
     /// # Errors
-    /// [`PipelineError::Ambiguous`] when a name matches more than one folder; storage trouble or
-    /// an undecodable document.
+    /// [`PipelineError::Ambiguous`] when a name matches more than one folder; storage trouble, or
+    /// an undecodable document whose key names the database asked for.
+    ///
+    /// Documents are read one at a time and only matches are kept, so a call holds about one
+    /// document in memory however many databases there are. An unreadable document is passed over
+    /// unless its key names the database asked for.
     pub async fn find(&self, database: &str) -> Result<Option<MigrationState>, PipelineError> {
-        let all = self.list_unbounded().await?;
-        let key = |s: &MigrationState| format!("{}/{}", s.container, s.folder);
         let as_key = database.replacen(':', "/", 1);
-        if let Some(exact) = all.iter().find(|s| key(s) == database || key(s) == as_key) {
-            return Ok(Some(exact.clone()));
+        let mut matches: Vec<MigrationState> = Vec::new();
+        for key in self.state_keys().await? {
+            let folder_key = key.trim_end_matches(".json");
+            match self.load(&key).await {
+                Ok(Some((s, _))) => {
+                    if folder_key == as_key || format!("{}/{}", s.container, s.folder) == as_key {
+                        return Ok(Some(s));
+                    }
+                    if s.folder == database || s.database_name == database {
+                        matches.push(s);
+                    }
+                }
+                Ok(None) => {}
+                Err(e @ PipelineError::CorruptState { .. }) => {
+                    if folder_key == as_key || folder_key.rsplit('/').next() == Some(database) {
+                        return Err(e);
+                    }
+                    warn!(key = %key, error = %e, "state document passed over: unreadable");
+                }
+                Err(e) => return Err(e),
+            }
         }
-        let mut matches: Vec<MigrationState> = all
-            .into_iter()
-            .filter(|s| s.folder == database || s.database_name == database)
-            .collect();
         match matches.len() {
             0 => Ok(None),
             1 => Ok(matches.pop()),
             _ => Err(PipelineError::Ambiguous {
                 name: database.to_owned(),
-                keys: matches.iter().map(key).collect(),
+                keys: matches
+                    .iter()
+                    .map(|s| format!("{}/{}", s.container, s.folder))
+                    .collect(),
             }),
         }
     }
@@ -527,6 +592,42 @@ impl Pipeline {
             .map(|(_, _, k)| k.trim_end_matches(".json").to_owned()))
     }
 
+    /// Every database's summary, one document in memory at a time; a document that cannot be
+    /// read is reported by key with the reason instead of failing the whole listing.
+    ///
+    /// # Errors
+    /// Storage trouble listing or reading the documents (not an undecodable document).
+    pub async fn summaries(
+        &self,
+    ) -> Result<(Vec<DatabaseSummary>, Vec<(String, String)>), PipelineError> {
+        self.map_states(|s| DatabaseSummary::from(s)).await
+    }
+
+    /// `f` of every database's state, reading one document at a time, with the keys of the
+    /// documents that cannot be read and why.
+    ///
+    /// # Errors
+    /// Storage trouble listing or reading the documents (not an undecodable document).
+    pub async fn map_states<T>(
+        &self,
+        f: impl Fn(&MigrationState) -> T,
+    ) -> Result<(Vec<T>, Vec<(String, String)>), PipelineError> {
+        let mut good = Vec::new();
+        let mut unreadable = Vec::new();
+        for key in self.state_keys().await? {
+            match self.load(&key).await {
+                Ok(Some((s, _))) => good.push(f(&s)),
+                Ok(None) => {}
+                Err(PipelineError::CorruptState { key, reason }) => {
+                    error!(key = %key, reason = %reason, "state document is unreadable: a person must look at it");
+                    unreadable.push((key, reason));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((good, unreadable))
+    }
+
     /// The keys of the databases' state documents (`<container>/<folder>.json`), leaving out the
     /// instance-wide slots document.
     async fn state_keys(&self) -> Result<Vec<String>, PipelineError> {
@@ -542,6 +643,15 @@ impl Pipeline {
         let Some((bytes, etag)) = self.state.get(key).await? else {
             return Ok(None);
         };
+        if bytes.len() > migration::MAX_STATE_DOCUMENT_BYTES {
+            return Err(PipelineError::CorruptState {
+                key: key.to_owned(),
+                reason: format!(
+                    "it is larger than {} bytes, the most the pipeline loads",
+                    migration::MAX_STATE_DOCUMENT_BYTES
+                ),
+            });
+        }
         let state = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
             key: key.to_owned(),
             reason: e.to_string(),
@@ -631,6 +741,16 @@ impl Pipeline {
                 slot_denied = true;
             }
             let bytes = serde_json::to_vec(&state).expect("a state document always serialises");
+            if bytes.len() > migration::MAX_STATE_DOCUMENT_BYTES {
+                return Err(PipelineError::CorruptState {
+                    key: key.to_owned(),
+                    reason: format!(
+                        "the update would make it {} bytes, over the {} byte limit; it was not written",
+                        bytes.len(),
+                        migration::MAX_STATE_DOCUMENT_BYTES
+                    ),
+                });
+            }
             match self.state.put(key, bytes, precondition).await {
                 Ok(_) => {
                     if state.phase.is_final() || state.lrs.start_error.is_some() {

@@ -645,10 +645,10 @@ impl StateStore for AzureStateStore {
     #[tracing::instrument(level = "debug", name = "state.get", skip_all, fields(key = %key, status = Empty))]
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, Error> {
         check_key(key)?;
-        let download = self
-            .account
-            .download(&self.container, key, 0, u64::MAX / 2)
-            .await;
+        // One byte past the limit: a larger document comes back cut but over it, and the pipeline
+        // refuses it without ever holding the whole of it.
+        let limit = crate::migration::MAX_STATE_DOCUMENT_BYTES as u64 + 1;
+        let download = self.account.download(&self.container, key, 0, limit).await;
         match download {
             Ok((bytes, _, Some(etag))) => Ok(Some((bytes.to_vec(), etag))),
             Ok((_, _, None)) => Err(Error::invalid(&format!(
@@ -727,12 +727,15 @@ mod tests {
             None,
         )
         .expect("account");
-        let url = account.resource_url("backups", "db 1/full.bak");
-        assert_eq!(url.path(), "/devstoreaccount1/backups/db%201/full.bak");
+        let url = account.resource_url("sqlfiles", "db 1/full.bak");
+        assert_eq!(url.path(), "/devstoreaccount1/sqlfiles/db%201/full.bak");
         assert_eq!(url.query(), Some("sv=1&sig=x"));
         let root =
             Account::new("https://acct.blob.core.windows.net/", None, None).expect("account");
-        assert_eq!(root.resource_url("backups", "db/x").path(), "/backups/db/x");
+        assert_eq!(
+            root.resource_url("sqlfiles", "db/x").path(),
+            "/sqlfiles/db/x"
+        );
     }
 
     #[test]
@@ -740,10 +743,10 @@ mod tests {
         let store =
             AzureBlobStore::new("https://acct.blob.core.windows.net?sp=rl&sig=secret", None)
                 .expect("store");
-        let url = store.url("backups/db1/").expect("url");
+        let url = store.url("sqlfiles/db1/").expect("url");
         assert_eq!(
             url.as_str(),
-            "https://acct.blob.core.windows.net/backups/db1"
+            "https://acct.blob.core.windows.net/sqlfiles/db1"
         );
         assert_eq!(
             store.service_url().as_str(),

@@ -272,7 +272,7 @@ mod tests {
     fn service(status: u16) -> Error {
         Error::service(
             "read",
-            "backups/db/x.bak",
+            "sqlfiles/db/x.bak",
             ServiceDetail::new(
                 status,
                 Some("Code"),
@@ -306,7 +306,7 @@ mod tests {
         assert_eq!(err.request_id(), Some("rid"));
         assert_eq!(
             err.to_string(),
-            "read backups/db/x.bak failed: status 503 Code: Msg (request id rid)"
+            "read sqlfiles/db/x.bak failed: status 503 Code: Msg (request id rid)"
         );
     }
 

@@ -477,13 +477,13 @@ mod tests {
     async fn refuses_names_that_leave_the_root() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = FolderStore::new(tmp.path().join("root")).expect("store");
-        fs::create_dir_all(tmp.path().join("root/backups")).expect("mkdir");
+        fs::create_dir_all(tmp.path().join("root/sqlfiles")).expect("mkdir");
         fs::write(tmp.path().join("secret"), b"x").expect("write");
         for name in [
-            "backups/../../secret",
-            "backups/../secret",
+            "sqlfiles/../../secret",
+            "sqlfiles/../secret",
             "/secret",
-            "backups//x",
+            "sqlfiles//x",
         ] {
             let read = store.read_range(name, 0, 10).await;
             assert!(
@@ -527,14 +527,14 @@ mod tests {
     async fn url_is_a_file_url_without_query() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let store = FolderStore::new(tmp.path()).expect("store");
-        let url = store.url("backups/db 1/").expect("url");
+        let url = store.url("sqlfiles/db 1/").expect("url");
         assert_eq!(url.scheme(), "file");
-        assert!(url.path().ends_with("/backups/db%201"), "{url}");
+        assert!(url.path().ends_with("/sqlfiles/db%201"), "{url}");
         assert_eq!(url.query(), None);
         let segments: Vec<_> = url.path_segments().map(|s| s.collect()).unwrap_or_default();
         assert_eq!(
             segments.get(segments.len().wrapping_sub(2)),
-            Some(&"backups")
+            Some(&"sqlfiles")
         );
     }
 
@@ -544,21 +544,21 @@ mod tests {
         let store = FolderStore::new(tmp.path()).expect("store");
         store
             .upload(
-                "backups/db/x.trn",
+                "sqlfiles/db/x.trn",
                 Bytes::from_static(b"abc"),
                 BlobType::Block,
                 &BTreeMap::new(),
             )
             .await
             .expect("upload");
-        fs::create_dir_all(tmp.path().join(".lrs-meta/backups/db")).expect("mkdir");
+        fs::create_dir_all(tmp.path().join(".lrs-meta/sqlfiles/db")).expect("mkdir");
         fs::write(
-            tmp.path().join(".lrs-meta/backups/db/x.trn.json"),
+            tmp.path().join(".lrs-meta/sqlfiles/db/x.trn.json"),
             b"{not json",
         )
         .expect("write");
         let err = store
-            .properties("backups/db/x.trn")
+            .properties("sqlfiles/db/x.trn")
             .await
             .expect_err("corrupt sidecar");
         assert!(err.to_string().contains("metadata sidecar"), "{err}");

@@ -6,14 +6,16 @@
 //! module.
 //!
 //! Names: a blob is named `<container>/<path>`, the way it appears in a blob URL after the account
-//! (`backups/db1/full.bak`). Both stores check names the same way ([`split_name`]), so a layout
+//! (`sqlfiles/db1/full.bak`). Both stores check names the same way ([`split_name`]), so a layout
 //! that works on a folder works on Azure too. State documents are keyed by a relative path inside
-//! the state container (`backups/db1.json`).
+//! the state container (`sqlfiles/db1.json`).
 
 pub mod azure;
 mod error;
+pub mod event;
 pub mod file;
 pub mod folder;
+pub mod location;
 pub mod sas;
 
 use std::collections::BTreeMap;
@@ -92,7 +94,7 @@ impl BlobItem {
 #[async_trait]
 pub trait BlobStore: Send + Sync {
     /// Every blob whose name starts with `prefix`, sorted by name. The prefix starts with the
-    /// container (`backups/db1/`); a bare container name lists the whole container. There is no
+    /// container (`sqlfiles/db1/`); a bare container name lists the whole container. There is no
     /// delimiter listing: callers group by folder themselves.
     ///
     /// # Errors
@@ -313,14 +315,14 @@ mod tests {
     #[test]
     fn splits_container_and_path() {
         assert_eq!(
-            split_name("backups/db1/full.bak", false).ok(),
-            Some(("backups", "db1/full.bak"))
+            split_name("sqlfiles/db1/full.bak", false).ok(),
+            Some(("sqlfiles", "db1/full.bak"))
         );
-        assert_eq!(split_name("backups", true).ok(), Some(("backups", "")));
-        assert_eq!(split_name("backups/", true).ok(), Some(("backups", "")));
+        assert_eq!(split_name("sqlfiles", true).ok(), Some(("sqlfiles", "")));
+        assert_eq!(split_name("sqlfiles/", true).ok(), Some(("sqlfiles", "")));
         assert_eq!(
-            split_name("backups/db1/", true).ok(),
-            Some(("backups", "db1/"))
+            split_name("sqlfiles/db1/", true).ok(),
+            Some(("sqlfiles", "db1/"))
         );
     }
 
@@ -328,21 +330,21 @@ mod tests {
     fn rejects_hostile_names() {
         for name in [
             "",
-            "backups",
-            "backups/",
-            "/backups/x",
+            "sqlfiles",
+            "sqlfiles/",
+            "/sqlfiles/x",
             "Backups/x",
             "ab/x",
             "-ab/x",
             "a--b/x",
-            "backups/../etc/passwd",
-            "backups/db1/../../x",
-            "backups/./x",
-            "backups//x",
-            "backups/x\\..\\y",
-            "backups/x\0y",
-            "backups/x\ny",
-            "backups/db1/",
+            "sqlfiles/../etc/passwd",
+            "sqlfiles/db1/../../x",
+            "sqlfiles/./x",
+            "sqlfiles//x",
+            "sqlfiles/x\\..\\y",
+            "sqlfiles/x\0y",
+            "sqlfiles/x\ny",
+            "sqlfiles/db1/",
         ] {
             let err = split_name(name, false).err();
             assert!(
@@ -350,25 +352,25 @@ mod tests {
                 "{name:?} should be refused, got {err:?}"
             );
         }
-        assert!(split_name("backups/db1//", true).is_err());
-        let long = format!("backups/{}", "x".repeat(1025));
+        assert!(split_name("sqlfiles/db1//", true).is_err());
+        let long = format!("sqlfiles/{}", "x".repeat(1025));
         assert!(split_name(&long, false).is_err());
     }
 
     #[test]
     fn invalid_name_error_says_why() {
-        let err = split_name("backups/../x", false)
+        let err = split_name("sqlfiles/../x", false)
             .err()
             .map(|e| e.to_string());
         assert_eq!(
             err.as_deref(),
-            Some("invalid name \"backups/../x\": the name may not contain '.' or '..' segments")
+            Some("invalid name \"sqlfiles/../x\": the name may not contain '.' or '..' segments")
         );
     }
 
     #[test]
     fn checks_state_keys() {
-        assert!(check_key("backups/db1.json").is_ok());
+        assert!(check_key("sqlfiles/db1.json").is_ok());
         for key in ["", "/x", "a/../b", ".lock", "a/.tmp-1", "a//b", "a/"] {
             assert!(check_key(key).is_err(), "{key:?} should be refused");
         }
@@ -377,7 +379,7 @@ mod tests {
     #[test]
     fn meta_lookup_ignores_case() {
         let item = BlobItem {
-            name: "backups/db/tail.trn".into(),
+            name: "sqlfiles/db/tail.trn".into(),
             size: 1,
             last_modified: OffsetDateTime::UNIX_EPOCH,
             etag: ETag::from("x"),

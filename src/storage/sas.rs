@@ -67,11 +67,62 @@ pub fn strip_query(url: &Url) -> Url {
     url
 }
 
-/// Remove secrets from free text: the query string of every `http(s)://` URL in it, and the value
-/// of any bare `sig=` parameter. Used on every message that goes into a storage error.
+/// Remove secrets from free text: every configured secret value ([`redact_by_value`]) wherever
+/// it appears, the query string of every `http(s)://` URL, and the value of any bare `sig=`
+/// parameter. Used on every message that goes into a storage or LRS error.
 pub fn redact_text(text: &str) -> String {
-    let without_queries = strip_url_queries(text);
+    let without_values = strip_secret_values(text);
+    let without_queries = strip_url_queries(&without_values);
     redact_sig_values(&without_queries)
+}
+
+/// Secret values configured in this process (SAS signatures, in every encoding they travel in).
+static SECRET_VALUES: std::sync::RwLock<Vec<String>> = std::sync::RwLock::new(Vec::new());
+
+/// A secret shorter than this is not registered: it would redact ordinary words.
+const MIN_SECRET_CHARS: usize = 8;
+
+/// Registers a configured SAS (a token, or a URL carrying one) so that [`redact_text`] removes
+/// its signature by value, whatever text surrounds it: an ARM error that echoes the token, a
+/// message that quotes it without `sig=`. The signature is registered as written, decoded and
+/// percent-encoded; the whole token too.
+pub fn redact_by_value(sas: &str) {
+    let Ok(token) = SasToken::parse(sas) else {
+        return;
+    };
+    let sig = token.signature().to_owned();
+    let encoded: String = url::form_urlencoded::byte_serialize(sig.as_bytes()).collect();
+    let query = match Url::parse(sas.trim()) {
+        Ok(url) => url.query().map(str::to_owned),
+        Err(_) => Some(sas.trim().trim_start_matches('?').to_owned()),
+    };
+    let mut forms = vec![sig.clone(), encoded.clone(), encoded.to_ascii_lowercase()];
+    forms.extend(query);
+    // Some JSON encoders escape '/': cover that form too.
+    forms.push(sig.replace('/', "\\/"));
+    let Ok(mut values) = SECRET_VALUES.write() else {
+        return;
+    };
+    for form in forms {
+        if form.chars().count() >= MIN_SECRET_CHARS && !values.contains(&form) {
+            values.push(form);
+        }
+    }
+    // Longest first, so a token is removed whole before its signature alone is looked for.
+    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
+}
+
+fn strip_secret_values(text: &str) -> String {
+    let Ok(values) = SECRET_VALUES.read() else {
+        return text.to_owned();
+    };
+    let mut out = text.to_owned();
+    for value in values.iter() {
+        if out.contains(value.as_str()) {
+            out = out.replace(value.as_str(), "[redacted]");
+        }
+    }
+    out
 }
 
 fn is_url_end(c: char) -> bool {
@@ -690,7 +741,7 @@ mod tests {
     #[test]
     fn parses_fields_from_url_and_hides_signature() {
         let url = format!(
-            "https://acct.blob.core.windows.net/backups/db1?{}",
+            "https://acct.blob.core.windows.net/sqlfiles/db1?{}",
             token("sv=2022-11-02&sp=rl&st=2025-03-01T10:30Z&se=2025-04-01")
         );
         let t = SasToken::parse(&url).expect("parses");
@@ -716,14 +767,14 @@ mod tests {
 
     #[test]
     fn redacted_url_has_no_query() {
-        let url = "https://acct.blob.core.windows.net/backups/db1?sv=1&sp=rl&sig=abc%2B";
+        let url = "https://acct.blob.core.windows.net/sqlfiles/db1?sv=1&sp=rl&sig=abc%2B";
         assert_eq!(
             Redacted(url).to_string(),
-            "https://acct.blob.core.windows.net/backups/db1"
+            "https://acct.blob.core.windows.net/sqlfiles/db1"
         );
         assert_eq!(
             format!("{:?}", Redacted(url)),
-            "\"https://acct.blob.core.windows.net/backups/db1\""
+            "\"https://acct.blob.core.windows.net/sqlfiles/db1\""
         );
         assert_eq!(Redacted("not a url?sig=abc").to_string(), "not a url");
         let with_password = "https://user:pw@host/c?sig=x";
@@ -773,5 +824,24 @@ mod tests {
             BASE64.encode(mac.finalize().into_bytes())
         );
         assert_eq!(sas.sign("not base64!"), Err(SasError::BadKey));
+    }
+
+    #[test]
+    fn configured_signatures_are_redacted_by_value_in_any_text() {
+        let token =
+            "sv=2022-11-02&sp=rl&se=2030-01-01T00:00:00Z&sig=Q29uZmlndXJlZFNlY3JldA%2B%2F%3D";
+        redact_by_value(token);
+        let sig = "Q29uZmlndXJlZFNlY3JldA+/=";
+        for text in [
+            format!("the token {sig} is not valid"),
+            "token 'Q29uZmlndXJlZFNlY3JldA%2B%2F%3D' refused".to_owned(),
+            format!("{{\"storageContainerSasToken\":\"{token}\"}}"),
+            format!("signature={sig};"),
+        ] {
+            let out = redact_text(&text);
+            assert!(!out.contains("Q29uZmlndXJlZFNlY3JldA"), "{out}");
+            assert!(out.contains("[redacted]"), "{out}");
+        }
+        assert_eq!(redact_text("nothing secret"), "nothing secret");
     }
 }

@@ -22,7 +22,6 @@ use async_trait::async_trait;
 use azure_core::http::{FixedRetryOptions, RetryOptions};
 use bytes::Bytes;
 use lrs_autopilot::config::StorageIdentity;
-use lrs_autopilot::functions::event::StorageScope;
 use lrs_autopilot::functions::{AppState, router};
 use lrs_autopilot::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions, RestoreDetails};
 use lrs_autopilot::migration::MigrationState;
@@ -31,6 +30,7 @@ use lrs_autopilot::pipeline::{
 };
 use lrs_autopilot::sim::{self, Clock, Faults, LoggedRequest, SimConfig, SimState, VirtualClock};
 use lrs_autopilot::storage::azure::{AzureBlobStore, AzureStateStore};
+use lrs_autopilot::storage::location::StorageScope;
 use lrs_autopilot::storage::sas::{AccountSas, DEVSTORE_KEY};
 use lrs_autopilot::storage::{
     self, BlobItem, BlobStore, BlobType, BlobWriter, ETag, Precondition, StateStore,
