@@ -531,7 +531,7 @@ mod tests {
     const NOW: OffsetDateTime = datetime!(2026-03-01 12:00 UTC);
 
     fn state(folder: &str, files: Vec<FolderFile>, tail: Option<&str>) -> MigrationState {
-        let mut s = MigrationState::new("backups", folder, folder, NOW);
+        let mut s = MigrationState::new("sqlfiles", folder, folder, NOW);
         for f in files {
             s.files.insert(
                 f.name.clone(),

@@ -84,18 +84,18 @@ mod tests {
     #[tokio::test]
     async fn lists_a_database_folder_with_nested_files_relative_to_it() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let folder = dir.path().join("backups").join("db1");
+        let folder = dir.path().join("sqlfiles").join("db1");
         std::fs::create_dir_all(folder.join("FULL")).expect("mkdir");
         std::fs::write(folder.join("a.bak"), b"0123456789").expect("write");
         std::fs::write(folder.join("FULL").join("b.bak"), b"xy").expect("write");
-        std::fs::create_dir_all(dir.path().join("backups").join("db10")).expect("mkdir");
+        std::fs::create_dir_all(dir.path().join("sqlfiles").join("db10")).expect("mkdir");
         std::fs::write(
-            dir.path().join("backups").join("db10").join("other.bak"),
+            dir.path().join("sqlfiles").join("db10").join("other.bak"),
             b"z",
         )
         .expect("write");
         let store = FolderStore::new(dir.path()).expect("store");
-        let files = list_folder(&store, "backups", "db1").await.expect("listed");
+        let files = list_folder(&store, "sqlfiles", "db1").await.expect("listed");
         let mut names: Vec<(&str, u64)> = files.iter().map(|f| (f.name.as_str(), f.size)).collect();
         names.sort();
         assert_eq!(
@@ -108,7 +108,7 @@ mod tests {
     #[tokio::test]
     async fn a_file_that_is_not_a_backup_is_a_failed_read_not_an_error() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let folder = dir.path().join("backups").join("db1");
+        let folder = dir.path().join("sqlfiles").join("db1");
         std::fs::create_dir_all(&folder).expect("mkdir");
         std::fs::write(
             folder.join("ImageFile.JPG"),
@@ -116,8 +116,8 @@ mod tests {
         )
         .expect("write");
         let store = FolderStore::new(dir.path()).expect("store");
-        let listed = list_folder(&store, "backups", "db1").await.expect("listed");
-        let file = read_file(&store, "backups", "db1", &listed[0])
+        let listed = list_folder(&store, "sqlfiles", "db1").await.expect("listed");
+        let file = read_file(&store, "sqlfiles", "db1", &listed[0])
             .await
             .expect("read");
         assert!(
@@ -141,6 +141,6 @@ mod tests {
             size: 10,
             last_modified: None,
         };
-        assert!(read_file(&store, "backups", "db1", &missing).await.is_err());
+        assert!(read_file(&store, "sqlfiles", "db1", &missing).await.is_err());
     }
 }
