@@ -20,5 +20,6 @@ pub mod functions;
 pub mod lrs;
 pub mod migration;
 pub mod pipeline;
+pub mod preflight;
 pub mod sim;
 pub mod storage;

@@ -7,9 +7,11 @@ use crate::backup::{BackupFile, BackupSet, BackupType};
 
 use super::types::{FailureKind, FileRead, Finding, FindingCode, FolderFile, Severity};
 
-/// The oldest and newest SQL Server major versions LRS restores from (2008 and 2022).
+/// The oldest and newest SQL Server major versions LRS restores from (2008 and 2025). A 2025
+/// source needs an instance on the SQLServer2025 or AlwaysUpToDate update policy: the preflight
+/// (`crate::preflight`) checks that against the instance.
 const MIN_MAJOR: u8 = 10;
-const MAX_MAJOR: u8 = 16;
+const MAX_MAJOR: u8 = 17;
 
 /// One readable backup file directly under the folder, holding one backup set.
 #[derive(Debug, Clone, Copy)]
@@ -153,7 +155,7 @@ fn screen_facts<'a>(
         } else {
             (
                 format!("SQL Server version {version}"),
-                "LRS restores backups from SQL Server 2008 to 2022 only; migrate this database \
+                "LRS restores backups from SQL Server 2008 to 2025 only; migrate this database \
                  another way, or from a supported version",
             )
         };
