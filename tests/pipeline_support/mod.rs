@@ -254,6 +254,14 @@ impl LrsApi for Recorder {
     async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
         self.inner.database_status(db).await
     }
+    async fn instance_facts(
+        &self,
+    ) -> Result<lrs_autopilot::preflight::InstanceFacts, LrsCallError> {
+        self.inner.instance_facts().await
+    }
+    fn instance_name(&self) -> String {
+        self.inner.instance_name()
+    }
 }
 
 /// Captures every log line of the current thread (INFO and up) until the guard drops: run the test
@@ -301,6 +309,9 @@ impl Sim {
         config.complete_secs = options.complete_secs;
         config.poll_retry_after_secs = 0;
         config.faults = options.faults.clone();
+        if let Some(change) = options.sim_config {
+            change(&mut config);
+        }
         // Start at real time: SAS expiry checks compare the pipeline's clock with real dates.
         let clock = Arc::new(VirtualClock::new(OffsetDateTime::now_utc()));
         let dyn_clock: Arc<dyn Clock> = clock.clone();
@@ -870,6 +881,8 @@ pub struct RigOptions {
     pub operation_secs: Option<f64>,
     /// How long completeRestore runs in the simulator, in simulated seconds.
     pub complete_secs: f64,
+    /// Changes to the simulator's settings (its instance's tier, update policy, storage).
+    pub sim_config: Option<fn(&mut SimConfig)>,
 }
 
 impl Default for RigOptions {
@@ -884,6 +897,7 @@ impl Default for RigOptions {
             slow_state_writes: None,
             operation_secs: None,
             complete_secs: 60.0,
+            sim_config: None,
         }
     }
 }
