@@ -131,7 +131,7 @@ async fn a_database_larger_than_the_free_storage_is_blocked_before_any_start() {
     rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
         .await;
     let (_, message) = blocked_with(&rig, folder, FindingCode::InsufficientStorage).await;
-    assert!(message.contains("0.0 GB free"), "{message}");
+    assert!(message.contains("has 0 MB free"), "{message}");
     assert!(message.contains("storageSizeInGB"), "{message}");
     assert_alert_line(&logs.text(), "ManagedInstanceStorageLimitHit");
     assert!(

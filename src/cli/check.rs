@@ -31,6 +31,10 @@ pub struct Args {
     /// The tail-log backup's file name, when it has no recognisable name.
     #[arg(long)]
     pub tail_file: Option<String>,
+    /// The target instance (preflight: `--instance`, `--tier`, `--update-policy`,
+    /// `--free-storage-gb`).
+    #[command(flatten)]
+    pub target: super::check_instance::InstanceArgs,
 }
 
 /// Runs `check`.
@@ -51,6 +55,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         vec![args.path.clone()]
     };
 
+    let instance = args.target.facts()?;
     let mut reports = Vec::with_capacity(folders.len());
     for folder in &folders {
         let files = folder_files(folder)?;
@@ -58,12 +63,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             || folder.display().to_string(),
             |n| n.to_string_lossy().into_owned(),
         );
-        let plan = chain::plan(chain::PlanInput {
+        let mut plan = chain::plan(chain::PlanInput {
             folder: &name,
             files: &files,
             fixed_base: None,
             tail: &rule,
         });
+        super::check_instance::apply(&mut plan, &files, &name, &instance);
         reports.push(DatabaseReport::new(folder, plan));
     }
 

@@ -186,8 +186,13 @@ fn mb(bytes: u64) -> u64 {
     bytes.div_ceil(1024 * 1024)
 }
 
+/// `700 MB`, `12.5 GB`.
 fn gb(mb: u64) -> String {
-    format!("{:.1} GB", mb as f64 / 1024.0)
+    if mb < 1024 {
+        format!("{mb} MB")
+    } else {
+        format!("{:.1} GB", mb as f64 / 1024.0)
+    }
 }
 
 /// The database's files (sum of the file list's sizes: what the restore allocates) against free
@@ -198,7 +203,7 @@ fn storage(file: &str, set: &BackupSet, instance: &InstanceFacts, out: &mut Vec<
         return;
     }
     let label = instance.label();
-    let grow = "raise the instance's storage (storageSizeInGB, in steps of 32 GB), free space by \
+    let grow = "Raise the instance's storage (storageSizeInGB, in steps of 32 GB), free space by \
                 dropping databases you no longer need, or shrink the source's files and take a \
                 new full backup";
     if let Some(free) = instance.free_storage_mb() {
@@ -222,7 +227,7 @@ fn storage(file: &str, set: &BackupSet, instance: &InstanceFacts, out: &mut Vec<
                 file,
                 format!(
                     "the database's files need {} of the {} free on {label} ({:.0} %): the \
-                     log backups still to come grow it further; {grow}",
+                     log backups still to come grow it further. {grow}",
                     gb(need),
                     gb(free),
                     need as f64 * 100.0 / free as f64
@@ -237,7 +242,7 @@ fn storage(file: &str, set: &BackupSet, instance: &InstanceFacts, out: &mut Vec<
                 file,
                 format!(
                     "the database's files need {} (the sum of the file list in {file}), more than \
-                     all of {label}'s {} of storage: {grow}",
+                     all of {label}'s {} of storage. {grow}",
                     gb(need),
                     gb(size)
                 ),
