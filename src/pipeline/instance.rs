@@ -160,3 +160,153 @@ async fn write(state: &dyn StateStore, key: &str, doc: &Cached, precondition: Pr
         Err(e) => warn!(error = %e, key, "could not cache the instance facts"),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+    use time::macros::datetime;
+
+    use super::*;
+    use crate::pipeline::{LrsCallError, OperationState, RestoreView, StartRequest};
+    use crate::storage::folder::FolderStateStore;
+
+    /// A mock LRS port (no simulator needed for the cache rules): answers instance reads from a
+    /// script and counts them; every other call is unused here.
+    struct Scripted {
+        answers: Mutex<Vec<Result<InstanceFacts, LrsCallError>>>,
+        reads: Mutex<usize>,
+    }
+
+    fn unused() -> LrsCallError {
+        LrsCallError {
+            status: None,
+            code: None,
+            message: "unused".into(),
+            retryable: false,
+        }
+    }
+
+    #[async_trait]
+    impl LrsApi for Scripted {
+        async fn start(&self, _: &StartRequest) -> Result<Option<String>, LrsCallError> {
+            Err(unused())
+        }
+        async fn restore_details(&self, _: &str) -> Result<RestoreView, LrsCallError> {
+            Err(unused())
+        }
+        async fn complete(&self, _: &str, _: &str) -> Result<Option<String>, LrsCallError> {
+            Err(unused())
+        }
+        async fn poll_operation(&self, _: &str) -> Result<OperationState, LrsCallError> {
+            Err(unused())
+        }
+        async fn database_status(&self, _: &str) -> Result<String, LrsCallError> {
+            Err(unused())
+        }
+        async fn instance_facts(&self) -> Result<InstanceFacts, LrsCallError> {
+            *self.reads.lock().expect("lock") += 1;
+            self.answers.lock().expect("lock").remove(0)
+        }
+        fn instance_name(&self) -> String {
+            "mi1".into()
+        }
+    }
+
+    fn gp() -> InstanceFacts {
+        InstanceFacts {
+            tier: Some(Tier::GeneralPurpose),
+            ..InstanceFacts::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn facts_are_cached_ten_minutes_and_a_failed_refresh_keeps_them_with_their_age() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStateStore::new(dir.path()).expect("store");
+        let lrs = Scripted {
+            answers: Mutex::new(vec![
+                Ok(gp()),
+                Err(LrsCallError {
+                    status: Some(503),
+                    code: Some("ServiceUnavailable".into()),
+                    message: "down".into(),
+                    retryable: true,
+                }),
+            ]),
+            reads: Mutex::new(0),
+        };
+        let t0 = datetime!(2026-01-01 10:00 UTC);
+        let first = facts(&store, &lrs, t0).await.expect("read");
+        assert_eq!(first.facts.tier, Some(Tier::GeneralPurpose));
+        assert!(first.note.is_none());
+        assert!(
+            store
+                .get("_instance/mi1.json")
+                .await
+                .expect("get")
+                .is_some()
+        );
+        // Within ten minutes: the cache, no read.
+        let cached = facts(&store, &lrs, t0 + Duration::minutes(9))
+            .await
+            .expect("read");
+        assert_eq!(cached.facts.tier, Some(Tier::GeneralPurpose));
+        assert_eq!(*lrs.reads.lock().expect("lock"), 1);
+        // After: a read, which fails; the last facts stay, with their age.
+        let stale = facts(&store, &lrs, t0 + Duration::minutes(25))
+            .await
+            .expect("read");
+        assert_eq!(*lrs.reads.lock().expect("lock"), 2);
+        assert_eq!(stale.facts.tier, Some(Tier::GeneralPurpose));
+        let note = stale.note.expect("a note");
+        assert!(
+            note.contains("25 minutes old") && note.contains("ServiceUnavailable"),
+            "{note}"
+        );
+    }
+
+    #[tokio::test]
+    async fn without_any_facts_a_failed_read_checks_the_backups_alone() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStateStore::new(dir.path()).expect("store");
+        let lrs = Scripted {
+            answers: Mutex::new(vec![Err(unused())]),
+            reads: Mutex::new(0),
+        };
+        let got = facts(&store, &lrs, datetime!(2026-01-01 10:00 UTC))
+            .await
+            .expect("read");
+        assert!(got.facts.is_empty());
+        assert!(got.note.expect("a note").contains("only the backups"));
+        assert!(
+            store
+                .get("_instance/mi1.json")
+                .await
+                .expect("get")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn arm_answers_become_facts() {
+        let mi: ManagedInstance = serde_json::from_str(
+            r#"{"location":"westeurope","name":"mi1","sku":{"name":"GP_Gen5","tier":"GeneralPurpose"},
+            "properties":{"storageSizeInGB":64,"databaseFormat":"SQLServer2025","isGeneralPurposeV2":true}}"#,
+        )
+        .expect("valid");
+        let dbs: Vec<Database> = serde_json::from_str(
+            r#"[{"name":"a","properties":{"status":"Online"}},
+               {"name":"b","properties":{"status":"Restoring","createMode":"RestoreExternalBackup"}}]"#,
+        )
+        .expect("valid");
+        let f = facts_from_arm("mi1", &mi, &dbs, Some(1000));
+        assert_eq!(f.tier, Some(Tier::NextGenGeneralPurpose));
+        assert_eq!(f.update_policy, Some(UpdatePolicy::SQLServer2025));
+        assert_eq!(f.free_storage_mb(), Some(64 * 1024 - 1000));
+        let list = f.databases.expect("list");
+        assert!(!list[0].lrs_restore && list[1].lrs_restore);
+        assert_eq!(list[0].status.as_deref(), Some("Online"));
+    }
+}
