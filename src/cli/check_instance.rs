@@ -79,7 +79,7 @@ pub fn apply(
         plan.can_complete = false;
     }
     plan.findings.extend(found);
-    plan.findings.sort_by(|a, b| b.severity.cmp(&a.severity));
+    plan.findings.sort_by_key(|f| std::cmp::Reverse(f.severity));
 }
 
 /// `/subscriptions/<s>/resourceGroups/<rg>/providers/Microsoft.Sql/managedInstances/<name>`.

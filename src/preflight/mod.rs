@@ -50,7 +50,7 @@ pub fn check(input: PreflightInput<'_>) -> Vec<Finding> {
     source_version(input.plan, input.files, instance, &mut out);
     name_and_limit(input.target, instance, &mut out);
     maintenance(instance, &mut out);
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
