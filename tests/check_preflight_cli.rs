@@ -200,3 +200,66 @@ async fn instance_reads_the_target_through_arm() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("managedInstances"));
 }
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lrs-autopilot"))
+        .args(args)
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the binary runs")
+}
+
+fn phase_of(report: &Value, folder: &str) -> (String, Vec<String>) {
+    let db = report["databases"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["folder"] == folder))
+        .unwrap_or_else(|| panic!("no {folder} in {report}"));
+    let codes = db["findings"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|f| f["code"].as_str().map(str::to_owned))
+        .collect();
+    (db["phase"].as_str().unwrap_or("").to_owned(), codes)
+}
+
+/// The demo's SQL Server 2025 database is refused by the default (SQL Server 2022 policy)
+/// instance, with a reason in plain words, and completes when `--update-policy` takes it.
+#[test]
+fn demo_blocks_the_2025_database_until_the_policy_takes_it() {
+    let out = run(&["demo", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (phase, codes) = phase_of(&report, "AnalyticsDb");
+    assert_eq!(phase, "Blocked");
+    assert!(
+        codes.contains(&"source_newer_than_instance".to_owned()),
+        "{codes:?}"
+    );
+    assert_eq!(phase_of(&report, "SalesDb").0, "Completed");
+
+    let text = run(&["demo"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("AnalyticsDb (0 of 3 planned files restored): Blocked")
+            && text.contains("SQLServer2025 or AlwaysUpToDate")
+            && text.contains("one-way"),
+        "{text}"
+    );
+
+    let out = run(&["demo", "--json", "--update-policy", "SQLServer2025"]);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(phase_of(&report, "AnalyticsDb").0, "Completed");
+
+    // No free storage: nothing can start, and the demo says it did not come out as built.
+    let out = run(&["demo", "--json", "--free-storage-gb", "0"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let report: Value = serde_json::from_slice(&out.stdout).expect("json");
+    let (phase, codes) = phase_of(&report, "SalesDb");
+    assert_eq!(phase, "Blocked");
+    assert!(
+        codes.contains(&"insufficient_storage".to_owned()),
+        "{codes:?}"
+    );
+}
