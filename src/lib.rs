@@ -22,5 +22,6 @@ pub mod logline;
 pub mod lrs;
 pub mod migration;
 pub mod pipeline;
+pub mod preflight;
 pub mod sim;
 pub mod storage;

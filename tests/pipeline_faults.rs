@@ -181,7 +181,9 @@ async fn arm_throttling_and_server_errors() {
             throttle_rate: 0.3,
             retry_after_secs: 0,
             server_error_rate: 0.3,
-            seed: 7,
+            // A sequence in which a write meets a fault, with the preflight's instance reads
+            // (GET instance, database list, metrics) before the start.
+            seed: 11,
             ..Faults::default()
         },
         ..RigOptions::default()
@@ -474,7 +476,9 @@ async fn a_transient_restore_details_error_is_retried() {
 }
 
 /// A database that exists on the instance but is not an LRS restore (restoreDetails `type` is not
-/// `LRSRestore`) is never adopted: the folder blocks with `name_in_use`, naming the database.
+/// `LRSRestore`) is never adopted: the folder blocks with `name_taken_on_instance` (the preflight
+/// sees it in the instance's database list, before any start) or `name_in_use` (the start's own
+/// answer, when the list did not show it yet), naming the database.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_name_in_use_by_a_database_that_is_not_an_lrs_restore_is_never_adopted() {
     let Some((rig, uploaded)) = rig_with_clean(RigOptions::default()).await else {
@@ -489,8 +493,8 @@ async fn a_name_in_use_by_a_database_that_is_not_an_lrs_restore_is_never_adopted
     let finding = state
         .findings()
         .iter()
-        .find(|f| f.code == FindingCode::NameInUse)
-        .expect("a name_in_use finding");
+        .find(|f| [FindingCode::NameInUse, FindingCode::NameTakenOnInstance].contains(&f.code))
+        .expect("a name_in_use or name_taken_on_instance finding");
     assert!(finding.message.contains(FOLDER), "{}", finding.message);
     assert!(finding.message.contains("LRS_DATABASE_NAME_MAP"));
     // More ticks change nothing: it is never adopted nor completed.
@@ -502,7 +506,7 @@ async fn a_name_in_use_by_a_database_that_is_not_an_lrs_restore_is_never_adopted
     assert_eq!(after.phase, Phase::Blocked);
     assert!(state.lrs.started_at.is_none() && after.lrs.started_at.is_none());
     let l = ledger(&rig.requests(), FOLDER);
-    assert_eq!((l.start_attempts, l.starts_accepted), (1, 0), "{l:?}");
+    assert!(l.start_attempts <= 1 && l.starts_accepted == 0, "{l:?}");
     assert!(l.completes_accepted.is_empty(), "{l:?}");
 }
 

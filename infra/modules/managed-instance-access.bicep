@@ -1,6 +1,8 @@
 // The app's access to the target managed instance, in the instance's resource group: a custom role limited to the
 // instance's databases (start = create a database with createMode RestoreExternalBackup, restoreDetails,
-// completeRestore, status) and reading the instance itself (its region), rather than Contributor or SQL Managed
+// completeRestore, status, the database list) and reading the instance itself (its region, tier, update policy,
+// storage) and its metrics (Azure Monitor's storage_space_used_mb, for the preflight's free-storage check: only
+// Microsoft.Insights/metrics/read, less than the built-in Monitoring Reader), rather than Contributor or SQL Managed
 // Instance Contributor. Deleting a database is excluded: the pipeline never deletes one, so its identity cannot.
 
 @description('Managed instance name (in this module\'s resource group).')
@@ -30,6 +32,7 @@ resource operatorRole 'Microsoft.Authorization/roleDefinitions@2022-04-01' = {
         actions: [
           'Microsoft.Sql/managedInstances/read'
           'Microsoft.Sql/managedInstances/databases/*'
+          'Microsoft.Insights/metrics/read'
         ]
         notActions: [
           'Microsoft.Sql/managedInstances/databases/delete'

@@ -7,9 +7,11 @@ use crate::backup::{BackupFile, BackupSet, BackupType};
 
 use super::types::{FailureKind, FileRead, Finding, FindingCode, FolderFile, Severity};
 
-/// The oldest and newest SQL Server major versions LRS restores from (2008 and 2022).
+/// The oldest and newest SQL Server major versions LRS restores from (2008 and 2025). A 2025
+/// source needs an instance on the SQLServer2025 or AlwaysUpToDate update policy: the preflight
+/// (`crate::preflight`) checks that against the instance.
 const MIN_MAJOR: u8 = 10;
-const MAX_MAJOR: u8 = 16;
+const MAX_MAJOR: u8 = 17;
 
 /// The word LRS refuses in a backup URI's container or folder names, in any case (guide,
 /// Limitations: "can't contain `backup` or `Backup`"; Troubleshooting names `backups` too).
@@ -203,7 +205,7 @@ fn screen_facts<'a>(
         } else {
             (
                 format!("SQL Server version {version}"),
-                "LRS restores backups from SQL Server 2008 to 2022 only; migrate this database \
+                "LRS restores backups from SQL Server 2008 to 2025 only; migrate this database \
                  another way, or from a supported version",
             )
         };

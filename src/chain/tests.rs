@@ -478,13 +478,14 @@ fn names_that_need_url_encoding_are_a_warning() {
 }
 
 #[test]
-fn sql_server_2005_is_blocking_and_2008_to_2022_are_not() {
+fn sql_server_2005_is_blocking_and_2008_to_2025_are_not() {
     for (major, minor, supported) in [
         (9, 0, false),
         (10, 0, true),
         (10, 50, true),
         (16, 0, true),
-        (17, 0, false),
+        (17, 0, true),
+        (18, 0, false),
     ] {
         let mut db = Synthetic::new("Sales").version(major, minor, 1600);
         let full = db.full(100, 200);

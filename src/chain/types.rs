@@ -169,6 +169,22 @@ pub enum FindingCode {
     ReservedWordInPath,
     /// A file extension other than the guide's `.bak`, `.log` and `.diff` (or none).
     UndocumentedExtension,
+    /// FILESTREAM or FileTable data, which SQL Managed Instance does not support (preflight).
+    FilestreamUnsupported,
+    /// A memory-optimized filegroup on a General Purpose target (preflight).
+    InMemoryOltpNeedsBusinessCritical,
+    /// More than one log file, which LRS refuses (preflight).
+    MultipleLogFiles,
+    /// The source is newer than the instance's update policy accepts (preflight).
+    SourceNewerThanInstance,
+    /// The database's files do not fit, or barely fit, in the instance's free storage (preflight).
+    InsufficientStorage,
+    /// A database of the target name exists on the instance and is not our LRS restore (preflight).
+    NameTakenOnInstance,
+    /// The instance holds its tier's maximum number of databases (preflight).
+    InstanceDatabaseLimit,
+    /// The instance has a maintenance window the migration should avoid (preflight, info).
+    MaintenanceWindow,
 }
 
 impl FindingCode {
@@ -198,6 +214,16 @@ impl FindingCode {
             FindingCode::LrsError => "lrs_error",
             FindingCode::ReservedWordInPath => "reserved_word_in_path",
             FindingCode::UndocumentedExtension => "undocumented_extension",
+            FindingCode::FilestreamUnsupported => "filestream_unsupported",
+            FindingCode::InMemoryOltpNeedsBusinessCritical => {
+                "in_memory_oltp_needs_business_critical"
+            }
+            FindingCode::MultipleLogFiles => "multiple_log_files",
+            FindingCode::SourceNewerThanInstance => "source_newer_than_instance",
+            FindingCode::InsufficientStorage => "insufficient_storage",
+            FindingCode::NameTakenOnInstance => "name_taken_on_instance",
+            FindingCode::InstanceDatabaseLimit => "instance_database_limit",
+            FindingCode::MaintenanceWindow => "maintenance_window",
         }
     }
 }

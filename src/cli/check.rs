@@ -31,6 +31,10 @@ pub struct Args {
     /// The tail-log backup's file name, when it has no recognisable name.
     #[arg(long)]
     pub tail_file: Option<String>,
+    /// The target instance (preflight: `--instance`, `--tier`, `--update-policy`,
+    /// `--free-storage-gb`).
+    #[command(flatten)]
+    pub target: super::check_instance::InstanceArgs,
 }
 
 /// Runs `check`.
@@ -60,6 +64,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .map(|n| n.to_string_lossy().into_owned())
         })
         .flatten();
+    let instance = args.target.facts()?;
     let mut reports = Vec::with_capacity(folders.len());
     for folder in &folders {
         let files = folder_files(folder)?;
@@ -78,6 +83,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             plan.can_start = false;
             plan.can_complete = false;
         }
+        super::check_instance::apply(&mut plan, &files, &name, &instance);
         reports.push(DatabaseReport::new(folder, plan));
     }
 

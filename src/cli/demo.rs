@@ -24,10 +24,21 @@ pub struct Args {
     /// Print the rehearsal's report as JSON instead of the explanation.
     #[arg(long)]
     json: bool,
+    /// The simulated instance's tier, as `rehearse --tier`.
+    #[arg(long)]
+    tier: Option<crate::preflight::Tier>,
+    /// The simulated instance's update policy, as `rehearse --update-policy` (default
+    /// SQLServer2022: the SQL Server 2025 database is refused).
+    #[arg(long)]
+    update_policy: Option<crate::preflight::UpdatePolicy>,
+    /// The simulated instance's free storage in GB, as `rehearse --free-storage-gb`.
+    #[arg(long, value_name = "GB")]
+    free_storage_gb: Option<f64>,
 }
 
 /// Runs `demo`. Exit 0 when the rehearsal came out as the estate was built to: two databases
-/// completed and two blocked for the right reasons.
+/// completed and three blocked for the right reasons (the SQL Server 2025 one completes when
+/// `--update-policy` takes it).
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let temp;
     let root = match &args.out {
@@ -63,6 +74,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         json: args.json,
         max_hours: 24,
         dashboard: None,
+        tier: args.tier,
+        update_policy: args.update_policy,
+        free_storage_gb: args.free_storage_gb,
     };
     let report = runtime()?.block_on(rehearse::rehearse(
         &rehearse_args,
@@ -79,7 +93,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             );
         }
     }
-    Ok(if as_built(&report) {
+    let takes_2025 = args
+        .update_policy
+        .is_some_and(|p| p.max_source_major() >= 17);
+    Ok(if as_built(&report, takes_2025) {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(1)
@@ -87,7 +104,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
 }
 
 /// The estate's databases and what each is built to show.
-const ESTATE: [(&str, &str); 4] = [
+const ESTATE: [(&str, &str); 5] = [
     (
         "SalesDb",
         "healthy: full, differential, two logs and a tail-log backup",
@@ -103,6 +120,10 @@ const ESTATE: [(&str, &str); 4] = [
     (
         "HrDb",
         "a backup of another database (PayrollDb) was dropped in its folder",
+    ),
+    (
+        "AnalyticsDb",
+        "a SQL Server 2025 database, for an instance on the SQL Server 2022 update policy",
     ),
 ];
 
@@ -165,6 +186,20 @@ fn write_estate(root: &Path) -> anyhow::Result<usize> {
     let mut payroll = Synthetic::new("PayrollDb").version(15, 0, 4153);
     files.push(("HrDb", payroll.full(9000, 9100).file("PayrollDb_full.bak")));
 
+    let mut analytics = Synthetic::new("AnalyticsDb").version(17, 0, 1000);
+    files.push((
+        "AnalyticsDb",
+        analytics.full(4000, 4100).file("AnalyticsDb_01_full.bak"),
+    ));
+    files.push((
+        "AnalyticsDb",
+        analytics.log(4100, 4200).file("AnalyticsDb_02_log.trn"),
+    ));
+    files.push((
+        "AnalyticsDb",
+        analytics.log(4200, 4220).file("AnalyticsDb_03_tail.trn"),
+    ));
+
     for (folder, file) in &files {
         let FileRead::Read { facts } = &file.read else {
             continue;
@@ -185,8 +220,9 @@ fn write_estate(root: &Path) -> anyhow::Result<usize> {
     Ok(files.len())
 }
 
-/// Whether the rehearsal came out the way the estate was built.
-fn as_built(report: &Report) -> bool {
+/// Whether the rehearsal came out the way the estate was built: AnalyticsDb (SQL Server 2025)
+/// completes only when the instance's update policy takes it.
+fn as_built(report: &Report, takes_2025: bool) -> bool {
     let phase = |folder: &str| {
         report
             .databases
@@ -206,6 +242,12 @@ fn as_built(report: &Report) -> bool {
         && has("OrdersDb", FindingCode::LogChainGap)
         && phase("HrDb") == Some(Phase::Blocked)
         && has("HrDb", FindingCode::MultipleDatabases)
+        && if takes_2025 {
+            phase("AnalyticsDb") == Some(Phase::Completed)
+        } else {
+            phase("AnalyticsDb") == Some(Phase::Blocked)
+                && has("AnalyticsDb", FindingCode::SourceNewerThanInstance)
+        }
 }
 
 /// Plain words for each database: what the pipeline did, and why.

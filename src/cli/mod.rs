@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod check;
+mod check_instance;
 mod cutover;
 mod dashboard;
 mod demo;

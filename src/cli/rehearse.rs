@@ -66,6 +66,17 @@ pub struct Args {
     /// keep the rehearsal running, so cutovers can be declared from the page, until Ctrl-C.
     #[arg(long, value_name = "ADDR", num_args = 0..=1, default_missing_value = "127.0.0.1:8090")]
     pub dashboard: Option<std::net::SocketAddr>,
+    /// The simulated instance's tier (GeneralPurpose, NextGenGeneralPurpose, BusinessCritical),
+    /// so the preflight checks against your real target. Default: GeneralPurpose.
+    #[arg(long)]
+    pub tier: Option<crate::preflight::Tier>,
+    /// The simulated instance's update policy (SQLServer2022, SQLServer2025, AlwaysUpToDate).
+    /// Default: SQLServer2022, the policy new instances get.
+    #[arg(long)]
+    pub update_policy: Option<crate::preflight::UpdatePolicy>,
+    /// The simulated instance's free storage in GB. Default: 32 TB, so storage never blocks.
+    #[arg(long, value_name = "GB")]
+    pub free_storage_gb: Option<f64>,
 }
 
 /// Runs `rehearse`.
@@ -350,6 +361,33 @@ impl Drop for Rig {
     }
 }
 
+/// The simulated instance the preflight checks against: `--tier`, `--update-policy`,
+/// `--free-storage-gb` (reserved storage in 32 GB steps, the rest shown as used).
+fn target_instance(config: &mut SimConfig, args: &Args) -> anyhow::Result<()> {
+    if let Some(tier) = args.tier {
+        config.tier = tier;
+    }
+    if let Some(policy) = args.update_policy {
+        config.update_policy = policy;
+    }
+    match args.free_storage_gb {
+        Some(free) => {
+            anyhow::ensure!(
+                free.is_finite() && free >= 0.0,
+                "--free-storage-gb must be a number of GB, 0 or more (got {free})"
+            );
+            let reserved = ((free / 32.0).ceil() as u64).max(1) * 32;
+            config.storage_gb = reserved;
+            config.storage_used_gb = reserved as f64 - free;
+        }
+        None => {
+            config.storage_gb = 32 * 1024;
+            config.storage_used_gb = 0.0;
+        }
+    }
+    Ok(())
+}
+
 async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> {
     // The folder store and the simulator see `<staging>/rehearsal` as a container: a link to the
     // user's folder, so its name need not follow Azure's container rules.
@@ -365,6 +403,7 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
     config.operation_secs = Some(0.2);
     config.complete_secs = 0.5;
     config.poll_retry_after_secs = 0;
+    target_instance(&mut config, args)?;
     let source = blobs.clone();
     let sim = SimState::new(config, source, clock.clone());
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0))

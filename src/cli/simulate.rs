@@ -73,6 +73,27 @@ pub struct Args {
     /// subscription).
     #[arg(long, env = "LRS_SIM_NO_THROTTLE")]
     no_throttle: bool,
+    /// The instance's tier, update policy and storage.
+    #[command(flatten)]
+    instance: InstanceArgs,
+}
+
+/// The instance's facts the simulator serves (GET instance, Azure Monitor's used storage).
+#[derive(Debug, Clone, clap::Args)]
+pub struct InstanceArgs {
+    /// The instance's tier: GeneralPurpose, NextGenGeneralPurpose or BusinessCritical.
+    #[arg(long, env = "LRS_SIM_TIER", default_value = "GeneralPurpose")]
+    pub tier: crate::preflight::Tier,
+    /// The instance's update policy (databaseFormat): SQLServer2022, SQLServer2025 or
+    /// AlwaysUpToDate.
+    #[arg(long, env = "LRS_SIM_UPDATE_POLICY", default_value = "SQLServer2022")]
+    pub update_policy: crate::preflight::UpdatePolicy,
+    /// Reserved storage in GB (storageSizeInGB).
+    #[arg(long, env = "LRS_SIM_STORAGE_GB", default_value_t = 32)]
+    pub storage_gb: u64,
+    /// Storage used in GB, as Azure Monitor's storage_space_used_mb reports it.
+    #[arg(long, env = "LRS_SIM_STORAGE_USED_GB", default_value_t = 0.0)]
+    pub storage_used_gb: f64,
 }
 
 /// Resolves the arguments into the simulator's settings.
@@ -143,6 +164,15 @@ fn resolve(args: &Args) -> anyhow::Result<SimConfig> {
     config.complete_secs = args.complete_secs;
     config.faults = faults;
     config.throttle = !args.no_throttle;
+    let used = args.instance.storage_used_gb;
+    anyhow::ensure!(
+        used.is_finite() && used >= 0.0,
+        "--storage-used-gb must be a number of GB, 0 or more (got {used})"
+    );
+    config.tier = args.instance.tier;
+    config.update_policy = args.instance.update_policy;
+    config.storage_gb = args.instance.storage_gb;
+    config.storage_used_gb = used;
     Ok(config)
 }
 
@@ -193,6 +223,32 @@ mod tests {
     }
 
     #[test]
+    fn instance_flags_become_settings_and_bad_ones_are_refused() {
+        let config = parse(&[
+            "--tier",
+            "BusinessCritical",
+            "--update-policy",
+            "AlwaysUpToDate",
+            "--storage-gb",
+            "64",
+            "--storage-used-gb",
+            "60.5",
+        ])
+        .expect("valid flags");
+        assert_eq!(config.tier, crate::preflight::Tier::BusinessCritical);
+        assert_eq!(
+            config.update_policy,
+            crate::preflight::UpdatePolicy::AlwaysUpToDate
+        );
+        assert_eq!(config.storage_gb, 64);
+        assert_eq!(config.storage_used_gb, 60.5);
+        let err = parse(&["--tier", "Premium"]).expect_err("unknown tier");
+        assert!(err.to_string().contains("GeneralPurpose"), "{err}");
+        let err = parse(&["--storage-used-gb=-1"]).expect_err("negative");
+        assert!(err.to_string().contains("--storage-used-gb"), "{err}");
+    }
+
+    #[test]
     fn flags_become_settings() {
         let config = parse(&[
             "--restore-mbps",
@@ -207,6 +263,10 @@ mod tests {
         assert_eq!(config.faults.throttle_rate, 0.25);
         assert_eq!(config.faults.latency_ms, 7);
         assert_eq!(config.operation_secs, None, "the long model by default");
+        assert_eq!(
+            config.update_policy,
+            crate::preflight::UpdatePolicy::SQLServer2022
+        );
         assert!(config.throttle, "throttling on by default");
 
         let config = parse(&[

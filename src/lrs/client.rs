@@ -23,8 +23,8 @@ use url::Url;
 use super::error::Error;
 use super::model::{Database, ManagedInstance, OperationStatus, RestoreDetails};
 use super::ops::{
-    Accepted, CompleteRestore, GetDatabase, GetManagedInstance, GetRestoreDetails, LongRunning,
-    PollKind, PollOperation, StartRestore, is_loopback_host,
+    Accepted, CompleteRestore, GetDatabase, GetManagedInstance, GetRestoreDetails, GetStorageUsed,
+    ListDatabases, LongRunning, PollKind, PollOperation, StartRestore, is_loopback_host,
 };
 use super::{ARM_SCOPE, DatabaseId, InstanceId};
 
@@ -210,6 +210,49 @@ impl LrsClient {
             .send("get_managed_instance", op.into_request(&self.endpoint))
             .await?;
         GetManagedInstance::parse_response(status, &headers, &body)
+    }
+
+    /// Lists the instance's databases, following `nextLink` (at most 100 pages).
+    ///
+    /// # Errors
+    /// See [`Error`]; [`Error::InvalidInput`] for a `nextLink` away from the ARM endpoint.
+    pub async fn list_databases(&self, instance: &InstanceId) -> Result<Vec<Database>, Error> {
+        let mut out = Vec::new();
+        let mut next = None;
+        for _ in 0..100 {
+            let op = ListDatabases {
+                instance: instance.clone(),
+                next_link: next.take(),
+            };
+            let (status, headers, body) = self
+                .send("list_databases", op.into_request(&self.endpoint)?)
+                .await?;
+            let page = ListDatabases::parse_response(status, &headers, &body)?;
+            out.extend(page.value);
+            match page.next_link.filter(|l| !l.trim().is_empty()) {
+                Some(link) => {
+                    next = Some(Url::parse(&link).map_err(|e| Error::InvalidInput {
+                        reason: format!("ARM's nextLink is not a url: {e}"),
+                    })?);
+                }
+                None => return Ok(out),
+            }
+        }
+        Ok(out)
+    }
+
+    /// The instance's used storage in MB from Azure Monitor, `None` when the series is empty.
+    ///
+    /// # Errors
+    /// See [`Error`]; 403 when the identity lacks Monitoring Reader on the instance.
+    pub async fn storage_used_mb(&self, instance: &InstanceId) -> Result<Option<u64>, Error> {
+        let op = GetStorageUsed {
+            instance: instance.clone(),
+        };
+        let (status, headers, body) = self
+            .send("storage_used", op.into_request(&self.endpoint))
+            .await?;
+        GetStorageUsed::parse_response(status, &headers, &body)
     }
 
     /// Starts LRS and returns without waiting: the operation to follow, if any.

@@ -21,8 +21,8 @@ pub mod ops;
 pub use client::{Auth, LrsClient, LrsClientOptions};
 pub use error::{ArmError, Error};
 pub use model::{
-    BackupSetDetails, Database, DatabaseStatus, ManagedInstance, OperationStatus, RestoreDetails,
-    SetStatus, UnrestorableFile,
+    BackupSetDetails, Database, DatabaseList, DatabaseStatus, InstanceProperties, InstanceSku,
+    ManagedInstance, MetricsResponse, OperationStatus, RestoreDetails, SetStatus, UnrestorableFile,
 };
 pub use ops::{LongRunning, PollKind};
 

@@ -19,6 +19,112 @@ pub struct ManagedInstance {
     pub name: Option<String>,
     /// The region (`westeurope`), required in the start body.
     pub location: String,
+    /// The SKU (`GP_Gen5`, tier `GeneralPurpose`, ...), for the preflight.
+    #[serde(default)]
+    pub sku: Option<InstanceSku>,
+    /// The properties the preflight reads.
+    #[serde(default)]
+    pub properties: InstanceProperties,
+}
+
+/// `sku` of a managed instance (common-types `Sku`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct InstanceSku {
+    /// `GP_Gen5`, `BC_G8IM`, ...
+    #[serde(default)]
+    pub name: Option<String>,
+    /// `GeneralPurpose` or `BusinessCritical`.
+    #[serde(default)]
+    pub tier: Option<String>,
+    /// The hardware family (`Gen5`, ...).
+    #[serde(default)]
+    pub family: Option<String>,
+    /// vCores, when the SKU carries them.
+    #[serde(default)]
+    pub capacity: Option<u32>,
+}
+
+/// `properties` of a managed instance, as `ManagedInstances.json` names them (2025-01-01).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InstanceProperties {
+    /// `state` (`Ready`, `Stopped`, ...).
+    #[serde(default)]
+    pub state: Option<String>,
+    /// `vCores`.
+    #[serde(default, rename = "vCores")]
+    pub v_cores: Option<u32>,
+    /// `storageSizeInGB`: reserved storage.
+    #[serde(default, rename = "storageSizeInGB")]
+    pub storage_size_in_gb: Option<u64>,
+    /// `databaseFormat`: the update policy (`SQLServer2022`, `SQLServer2025`, `AlwaysUpToDate`).
+    #[serde(default)]
+    pub database_format: Option<String>,
+    /// `isGeneralPurposeV2`: Next-gen General Purpose.
+    #[serde(default, rename = "isGeneralPurposeV2")]
+    pub is_general_purpose_v2: Option<bool>,
+    /// `maintenanceConfigurationId`.
+    #[serde(default)]
+    pub maintenance_configuration_id: Option<String>,
+}
+
+/// A page of `GET {instance}/databases` (`ManagedDatabaseListResult`).
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DatabaseList {
+    /// The databases on this page.
+    #[serde(default)]
+    pub value: Vec<Database>,
+    /// The next page, absolute.
+    #[serde(default)]
+    pub next_link: Option<String>,
+}
+
+/// An Azure Monitor metrics answer (`Microsoft.Insights/metrics`), reduced to what is read.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct MetricsResponse {
+    /// One entry per metric asked.
+    #[serde(default)]
+    pub value: Vec<Metric>,
+}
+
+/// One metric.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct Metric {
+    /// Its time series.
+    #[serde(default)]
+    pub timeseries: Vec<MetricSeries>,
+}
+
+/// One time series.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct MetricSeries {
+    /// Its points, oldest first.
+    #[serde(default)]
+    pub data: Vec<MetricPoint>,
+}
+
+/// One point.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+pub struct MetricPoint {
+    /// The average over the interval, when there was data.
+    #[serde(default)]
+    pub average: Option<f64>,
+    /// The maximum over the interval, when asked and there was data.
+    #[serde(default)]
+    pub maximum: Option<f64>,
+}
+
+impl MetricsResponse {
+    /// The newest point with a value (maximum, else average).
+    pub fn latest(&self) -> Option<f64> {
+        self.value
+            .iter()
+            .flat_map(|m| m.timeseries.iter())
+            .flat_map(|t| t.data.iter())
+            .filter_map(|p| p.maximum.or(p.average))
+            .next_back()
+    }
 }
 
 /// A managed database as `GET {base}` shows it.
@@ -61,6 +167,9 @@ pub struct DatabaseProperties {
     /// When the database was created.
     #[serde(default, deserialize_with = "lenient_time")]
     pub creation_date: Option<OffsetDateTime>,
+    /// `createMode` (`RestoreExternalBackup` for LRS), when ARM shows it.
+    #[serde(default)]
+    pub create_mode: Option<String>,
 }
 
 macro_rules! text_enum {

@@ -13,8 +13,8 @@ use url::Url;
 
 use super::error::{ArmError, Error};
 use super::model::{
-    AsyncOperationBody, Database, ErrorEnvelope, ManagedInstance, OperationState, OperationStatus,
-    RestoreDetails, RestoreDetailsEnvelope,
+    AsyncOperationBody, Database, DatabaseList, ErrorEnvelope, ManagedInstance, MetricsResponse,
+    OperationState, OperationStatus, RestoreDetails, RestoreDetailsEnvelope,
 };
 use super::{DatabaseId, InstanceId};
 
@@ -121,6 +121,110 @@ impl GetManagedInstance {
     ) -> Result<ManagedInstance, Error> {
         expect_status(status, headers, body, &[200])?;
         decode(status, headers, body)
+    }
+}
+
+/// `GET {instance}/databases` (`ManagedDatabases_ListByInstance`), one page; the next page is
+/// `nextLink`, followed only on the ARM endpoint itself (a token is never sent elsewhere).
+#[derive(Debug, Clone)]
+pub struct ListDatabases {
+    /// The instance.
+    pub instance: InstanceId,
+    /// The page to read: `None` for the first, else the previous page's `nextLink`.
+    pub next_link: Option<Url>,
+}
+
+impl ListDatabases {
+    /// Builds the request.
+    ///
+    /// # Errors
+    /// [`Error::InvalidInput`] when `next_link` points away from `base` (scheme, host or port).
+    pub fn into_request(&self, base: &Url) -> Result<Request, Error> {
+        let url = match &self.next_link {
+            Some(next) => {
+                if next.origin() != base.origin() {
+                    return Err(Error::InvalidInput {
+                        reason: format!(
+                            "ARM's nextLink for the database list points to {}, not to the ARM \
+                             endpoint: not followed",
+                            next.origin().ascii_serialization()
+                        ),
+                    });
+                }
+                next.clone()
+            }
+            None => {
+                let mut url = self.instance.url(base);
+                url.set_query(None);
+                if let Ok(mut segments) = url.path_segments_mut() {
+                    segments.push("databases");
+                }
+                url.query_pairs_mut()
+                    .append_pair("api-version", super::API_VERSION);
+                url
+            }
+        };
+        Ok(json_request(url, Method::Get, None))
+    }
+
+    /// Parses one page.
+    ///
+    /// # Errors
+    /// [`Error::Arm`] for an error status, [`Error::Decode`] for a body that is not a list.
+    pub fn parse_response(
+        status: u16,
+        headers: &Headers,
+        body: &[u8],
+    ) -> Result<DatabaseList, Error> {
+        expect_status(status, headers, body, &[200])?;
+        decode(status, headers, body)
+    }
+}
+
+/// The Azure Monitor api-version for `Microsoft.Insights/metrics` (Metrics - List).
+pub const METRICS_API_VERSION: &str = "2018-01-01";
+
+/// `GET {instance}/providers/Microsoft.Insights/metrics?metricnames=storage_space_used_mb`: the
+/// instance's used storage in MB (Azure Monitor's supported metrics for
+/// `Microsoft.Sql/managedInstances`; Metrics - List REST API). Needs Monitoring Reader on the
+/// instance.
+#[derive(Debug, Clone)]
+pub struct GetStorageUsed {
+    /// The instance.
+    pub instance: InstanceId,
+}
+
+impl GetStorageUsed {
+    /// Builds the request: the last hour (the API's default timespan), maximum per 5 minutes.
+    pub fn into_request(&self, base: &Url) -> Request {
+        let mut url = self.instance.url(base);
+        url.set_query(None);
+        if let Ok(mut segments) = url.path_segments_mut() {
+            segments.extend(["providers", "Microsoft.Insights", "metrics"]);
+        }
+        url.query_pairs_mut()
+            .append_pair("api-version", METRICS_API_VERSION)
+            .append_pair("metricnames", "storage_space_used_mb")
+            .append_pair("aggregation", "Maximum,Average")
+            .append_pair("interval", "PT5M");
+        json_request(url, Method::Get, None)
+    }
+
+    /// Parses the answer: the newest value in MB, `None` when the series is empty.
+    ///
+    /// # Errors
+    /// [`Error::Arm`] for an error status (403 without Monitoring Reader), [`Error::Decode`].
+    pub fn parse_response(
+        status: u16,
+        headers: &Headers,
+        body: &[u8],
+    ) -> Result<Option<u64>, Error> {
+        expect_status(status, headers, body, &[200])?;
+        let metrics: MetricsResponse = decode(status, headers, body)?;
+        Ok(metrics
+            .latest()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+            .map(|v| v.ceil() as u64))
     }
 }
 
@@ -909,6 +1013,91 @@ mod tests {
         let err = GetManagedInstance::parse_response(200, &Headers::new(), br#"{"name":"x"}"#)
             .expect_err("no location");
         assert!(matches!(err, Error::Decode { .. }));
+    }
+
+    #[test]
+    fn instance_facts_parse_from_the_spec_shape() {
+        let body = br#"{"location":"westeurope","sku":{"name":"GP_Gen5","tier":"GeneralPurpose","family":"Gen5","capacity":8},
+            "properties":{"state":"Ready","vCores":8,"storageSizeInGB":256,"databaseFormat":"SQLServer2022",
+            "isGeneralPurposeV2":true,"maintenanceConfigurationId":"/subscriptions/s/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default"}}"#;
+        let mi = GetManagedInstance::parse_response(200, &Headers::new(), body).expect("valid");
+        let sku = mi.sku.expect("sku");
+        assert_eq!(sku.tier.as_deref(), Some("GeneralPurpose"));
+        assert_eq!(mi.properties.v_cores, Some(8));
+        assert_eq!(mi.properties.storage_size_in_gb, Some(256));
+        assert_eq!(
+            mi.properties.database_format.as_deref(),
+            Some("SQLServer2022")
+        );
+        assert_eq!(mi.properties.is_general_purpose_v2, Some(true));
+        assert_eq!(mi.properties.state.as_deref(), Some("Ready"));
+    }
+
+    #[test]
+    fn database_list_pages_and_refuses_a_foreign_next_link() {
+        let instance = InstanceId::new("sub", "rg", "mi").expect("valid");
+        let first = ListDatabases {
+            instance: instance.clone(),
+            next_link: None,
+        };
+        let request = first.into_request(&base()).expect("first page");
+        assert_eq!(
+            request.url().as_str(),
+            "https://management.azure.com/subscriptions/sub/resourceGroups/rg/providers/Microsoft.Sql/managedInstances/mi/databases?api-version=2025-01-01"
+        );
+        let page = ListDatabases::parse_response(
+            200,
+            &Headers::new(),
+            br#"{"value":[{"name":"a","properties":{"status":"Online"}}],"nextLink":"https://management.azure.com/next?page=2"}"#,
+        )
+        .expect("a page");
+        assert_eq!(page.value.len(), 1);
+        assert!(page.next_link.is_some());
+        let foreign = ListDatabases {
+            instance,
+            next_link: Some(Url::parse("https://evil.example/next").expect("static")),
+        };
+        assert!(matches!(
+            foreign.into_request(&base()),
+            Err(Error::InvalidInput { .. })
+        ));
+    }
+
+    #[test]
+    fn storage_used_reads_the_newest_point() {
+        let op = GetStorageUsed {
+            instance: InstanceId::new("sub", "rg", "mi").expect("valid"),
+        };
+        let url = op.into_request(&base()).url().clone();
+        assert!(
+            url.path()
+                .ends_with("/managedInstances/mi/providers/Microsoft.Insights/metrics")
+        );
+        assert!(
+            url.query()
+                .unwrap_or_default()
+                .contains("metricnames=storage_space_used_mb")
+        );
+        let body = br#"{"value":[{"name":{"value":"storage_space_used_mb"},"timeseries":[{"data":[
+            {"timeStamp":"2026-01-01T00:00:00Z","average":100.0},{"timeStamp":"2026-01-01T00:05:00Z","maximum":2048.4},
+            {"timeStamp":"2026-01-01T00:10:00Z"}]}]}]}"#;
+        assert_eq!(
+            GetStorageUsed::parse_response(200, &Headers::new(), body).expect("valid"),
+            Some(2049)
+        );
+        assert_eq!(
+            GetStorageUsed::parse_response(200, &Headers::new(), br#"{"value":[]}"#)
+                .expect("valid"),
+            None
+        );
+        assert!(
+            GetStorageUsed::parse_response(
+                403,
+                &Headers::new(),
+                br#"{"error":{"code":"AuthorizationFailed","message":"no"}}"#
+            )
+            .is_err()
+        );
     }
 
     #[test]

@@ -116,6 +116,9 @@ pub enum Input {
         /// restoreDetails `type` is `LRSRestore`.
         lrs_restore: bool,
     },
+    /// The preflight (`crate::preflight`) found that the instance cannot take the database: the
+    /// start was not sent. Carries every preflight finding, blocking first.
+    PreflightRefused(Vec<crate::chain::Finding>),
     /// A restoreDetails snapshot.
     Restore(LrsSnapshot),
     /// restoreDetails failed.

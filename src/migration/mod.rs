@@ -79,7 +79,10 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     let was = state.phase;
     let hold = matches!(
         &input,
-        Input::StartFailed(_) | Input::CompleteFailed(_) | Input::Restart
+        Input::StartFailed(_)
+            | Input::CompleteFailed(_)
+            | Input::Restart
+            | Input::PreflightRefused(_)
     );
     match input {
         Input::FileSeen(record) => {
@@ -106,6 +109,7 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         }
         Input::StartNameInUse { lrs_restore: false } => handle_name_in_use(state, now),
         Input::StartFailed(e) => start_failed(state, &e, now),
+        Input::PreflightRefused(findings) => preflight_refused(state, findings, now),
         Input::Restore(snapshot) => handle_snapshot(state, snapshot, now, &mut actions),
         Input::RestoreDetailsFailed(e) => details_failed(state, &e, now, &mut actions),
         Input::CompleteAccepted { operation } => {
@@ -196,6 +200,34 @@ fn handle_name_in_use(state: &mut MigrationState, now: OffsetDateTime) {
     state.audit(now, format!("start refused: {message}"));
     state.lrs.start_claimed_at = None;
     state.lrs.block = Some(blocking_finding(FindingCode::NameInUse, message));
+}
+
+/// The preflight refused the start before it was sent: the claim goes and the first blocking
+/// finding (with the others appended) blocks until an operator's `resume` re-checks.
+fn preflight_refused(state: &mut MigrationState, findings: Vec<Finding>, now: OffsetDateTime) {
+    for f in &findings {
+        state.audit(
+            now,
+            format!("preflight {} {}: {}", f.severity, f.code, f.message),
+        );
+    }
+    state.lrs.start_claimed_at = None;
+    let mut blocking = findings
+        .into_iter()
+        .filter(|f| f.severity == Severity::Blocking);
+    if let Some(mut first) = blocking.next() {
+        for other in blocking {
+            first
+                .message
+                .push_str(&format!("; also {}: {}", other.code, other.message));
+            first.files.extend(other.files);
+        }
+        state.audit(
+            now,
+            "start not sent: the preflight found the instance cannot take it",
+        );
+        state.lrs.block = Some(first);
+    }
 }
 
 /// A polling URL that carries a SAS (`sig=`) is never stored.

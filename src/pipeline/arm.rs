@@ -80,6 +80,38 @@ fn stored(accepted: Accepted) -> Option<String> {
 
 #[async_trait]
 impl LrsApi for ArmLrs {
+    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError> {
+        let mi = self
+            .client
+            .get_managed_instance(&self.instance)
+            .await
+            .map_err(call_error)?;
+        let databases = self
+            .client
+            .list_databases(&self.instance)
+            .await
+            .map_err(call_error)?;
+        // Used storage needs Azure Monitor (Monitoring Reader on the instance): without it the
+        // preflight compares with the whole reserved storage only.
+        let used = match self.client.storage_used_mb(&self.instance).await {
+            Ok(used) => used,
+            Err(e) => {
+                tracing::warn!(error = %e, "storage_space_used_mb unavailable: give the identity Monitoring Reader on the instance");
+                None
+            }
+        };
+        Ok(super::instance::facts_from_arm(
+            &self.instance.instance,
+            &mi,
+            &databases,
+            used,
+        ))
+    }
+
+    fn instance_name(&self) -> String {
+        self.instance.instance.clone()
+    }
+
     async fn start(&self, request: &StartRequest) -> Result<Option<String>, LrsCallError> {
         let location = self.location().await?;
         let auth = match &request.identity {

@@ -11,6 +11,7 @@
 //! and the ARM client's retries stop well within the budget.
 
 mod arm;
+pub mod instance;
 mod lrs_port;
 mod metrics;
 mod redact;
@@ -632,7 +633,7 @@ impl Pipeline {
     /// instance-wide slots document.
     async fn state_keys(&self) -> Result<Vec<String>, PipelineError> {
         let mut keys = self.state.list("").await?;
-        keys.retain(|k| k.contains('/'));
+        keys.retain(|k| k.contains('/') && !k.starts_with(instance::PREFIX));
         Ok(keys)
     }
 
@@ -780,6 +781,9 @@ impl Pipeline {
                 database_name,
                 collation,
             } => {
+                if let Some(refused) = self.preflight(state).await? {
+                    return Ok(Some(refused));
+                }
                 if let StorageIdentity::SharedAccessSignature(token) =
                     &self.settings.storage_identity
                 {
@@ -932,6 +936,67 @@ impl Pipeline {
                 None
             }
         })
+    }
+}
+
+impl Pipeline {
+    /// The preflight, run just before a start is sent: `Some` (the start is not sent) when the
+    /// instance cannot take the database. A name the instance's list shows is confirmed live, so a
+    /// stale list never blocks, and our own LRS restore is never reported.
+    async fn preflight(&self, state: &MigrationState) -> Result<Option<Input>, PipelineError> {
+        let Some(plan) = state.plan.as_ref() else {
+            return Ok(None);
+        };
+        let db = state.database_name.as_str();
+        let got = instance::facts(self.state.as_ref(), self.lrs.as_ref(), (self.clock)()).await?;
+        let mut facts = got.facts;
+        if let Some(list) = facts.databases.as_mut() {
+            if list
+                .iter()
+                .any(|d| d.name.eq_ignore_ascii_case(db) && !d.lrs_restore)
+            {
+                let lrs_restore = match self.lrs.restore_details(db).await {
+                    Ok(view) => Some(
+                        view.snapshot
+                            .restore_type
+                            .as_deref()
+                            .is_some_and(|t| t.trim().eq_ignore_ascii_case("LRSRestore")),
+                    ),
+                    Err(e)
+                        if e.is_not_found()
+                            || e.code.as_deref().is_some_and(|c| {
+                                c.eq_ignore_ascii_case("RestoreDetailsNotAvailableOrExpired")
+                            }) =>
+                    {
+                        Some(false)
+                    }
+                    // Cannot tell now: the start's own answer (name in use) decides.
+                    Err(_) => None,
+                };
+                let exists =
+                    lrs_restore == Some(false) && self.lrs.database_status(db).await.is_ok();
+                for d in list.iter_mut().filter(|d| d.name.eq_ignore_ascii_case(db)) {
+                    d.lrs_restore = !exists;
+                }
+            }
+        }
+        let files: Vec<FolderFile> = state.files.values().map(|r| r.file.clone()).collect();
+        let findings = crate::preflight::check(crate::preflight::PreflightInput {
+            plan,
+            files: &files,
+            target: db,
+            instance: &facts,
+        });
+        for f in &findings {
+            match f.severity {
+                Severity::Blocking => {
+                    warn!(db, code = %f.code, note = got.note.as_deref(), "preflight: {}", f.message)
+                }
+                Severity::Warning => warn!(db, code = %f.code, "preflight: {}", f.message),
+                Severity::Info => info!(db, code = %f.code, "preflight: {}", f.message),
+            }
+        }
+        Ok(crate::preflight::blocks(&findings).then_some(Input::PreflightRefused(findings)))
     }
 }
 

@@ -63,6 +63,10 @@ impl DbKey {
         }
     }
 
+    fn is_on(&self, sub: &str, rg: &str, mi: &str) -> bool {
+        self.same_instance(&DbKey::new(sub, rg, mi, ""))
+    }
+
     fn same_instance(&self, other: &DbKey) -> bool {
         self.subscription == other.subscription
             && self.resource_group == other.resource_group
@@ -563,6 +567,11 @@ pub(crate) fn router(state: AppState) -> Router {
     let ops = "/subscriptions/{sub}/providers/Microsoft.Sql/locations/{loc}";
     let arm = Router::new()
         .route(mi, get(get_instance))
+        .route(&format!("{mi}/databases"), get(list_databases))
+        .route(
+            &format!("{mi}/providers/Microsoft.Insights/metrics"),
+            get(get_metrics),
+        )
         .route(
             &db,
             get(get_database).put(put_database).delete(delete_database),
@@ -928,12 +937,92 @@ async fn get_instance(
     State(state): State<AppState>,
     Path((sub, rg, mi)): Path<(String, String, String)>,
 ) -> Response {
+    use crate::preflight::Tier;
+    let config = &state.config;
+    let (sku, tier) = match config.tier {
+        Tier::BusinessCritical => ("BC_Gen5", "BusinessCritical"),
+        Tier::GeneralPurpose | Tier::NextGenGeneralPurpose => ("GP_Gen5", "GeneralPurpose"),
+    };
     Json(json!({
         "id": format!("/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{mi}"),
         "name": mi,
         "type": "Microsoft.Sql/managedInstances",
-        "location": state.config.location,
-        "properties": { "state": "Ready" },
+        "location": config.location,
+        "sku": { "name": sku, "tier": tier, "family": "Gen5", "capacity": 8 },
+        "properties": {
+            "state": "Ready",
+            "provisioningState": "Succeeded",
+            "vCores": 8,
+            "storageSizeInGB": config.storage_gb,
+            "databaseFormat": config.update_policy.as_str(),
+            "isGeneralPurposeV2": config.tier == Tier::NextGenGeneralPurpose,
+            "maintenanceConfigurationId": format!(
+                "/subscriptions/{sub}/providers/Microsoft.Maintenance/publicMaintenanceConfigurations/SQL_Default"
+            ),
+        },
+    }))
+    .into_response()
+}
+
+/// `GET {instance}/databases`: every database on the instance, in one page (`nextLink` absent).
+async fn list_databases(
+    State(state): State<AppState>,
+    Path((sub, rg, mi)): Path<(String, String, String)>,
+) -> Response {
+    let now = state.clock.now();
+    let mut world = state.world.lock().await;
+    let keys: Vec<DbKey> = world
+        .databases
+        .keys()
+        .filter(|k| k.is_on(&sub, &rg, &mi))
+        .cloned()
+        .collect();
+    for key in &keys {
+        state.refresh(&mut world, key, now).await;
+    }
+    let mut value: Vec<Value> = keys
+        .iter()
+        .filter_map(|k| world.databases.get(k).map(SimDatabase::to_json))
+        .collect();
+    value.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    Json(json!({ "value": value })).into_response()
+}
+
+/// `GET {instance}/providers/Microsoft.Insights/metrics`: `storage_space_used_mb` only, one
+/// point (Azure Monitor's Metrics - List shape).
+async fn get_metrics(
+    State(state): State<AppState>,
+    Path((sub, rg, mi)): Path<(String, String, String)>,
+    uri: axum::http::Uri,
+) -> Response {
+    let asked = uri.query().is_some_and(|q| {
+        url::form_urlencoded::parse(q.as_bytes()).any(|(k, v)| {
+            k == "metricnames" && v.split(',').any(|m| m.trim() == "storage_space_used_mb")
+        })
+    });
+    if !asked {
+        return arm_error(
+            StatusCode::BAD_REQUEST,
+            "BadRequest",
+            "the simulator serves the metric storage_space_used_mb only",
+        );
+    }
+    let used_mb = (state.config.storage_used_gb * 1024.0).max(0.0);
+    let id = format!(
+        "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.Sql/managedInstances/{mi}/providers/Microsoft.Insights/metrics/storage_space_used_mb"
+    );
+    Json(json!({
+        "cost": 0,
+        "interval": "PT5M",
+        "value": [{
+            "id": id,
+            "type": "Microsoft.Insights/metrics",
+            "name": { "value": "storage_space_used_mb", "localizedValue": "Storage space used" },
+            "unit": "Count",
+            "timeseries": [{ "metadatavalues": [], "data": [
+                { "timeStamp": timestamp(state.clock.now()), "average": used_mb, "maximum": used_mb }
+            ]}],
+        }],
     }))
     .into_response()
 }

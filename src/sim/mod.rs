@@ -109,6 +109,16 @@ pub struct SimConfig {
     pub instance_restore_limit: usize,
     /// Concurrent LRS restores one subscription runs (documented: 150).
     pub subscription_restore_limit: usize,
+    /// The instance's service tier (`sku` and `isGeneralPurposeV2` on GET instance).
+    pub tier: crate::preflight::Tier,
+    /// The instance's update policy (`databaseFormat`). Model choice: SQLServer2022, the policy
+    /// new instances get, and the one that refuses the most sources.
+    pub update_policy: crate::preflight::UpdatePolicy,
+    /// Reserved storage (`storageSizeInGB`). Model choice: 32, the minimum.
+    pub storage_gb: u64,
+    /// What Azure Monitor's `storage_space_used_mb` reports, in GB. Model choice: a fixed figure,
+    /// not grown by the simulated restores.
+    pub storage_used_gb: f64,
 }
 
 impl SimConfig {
@@ -127,6 +137,10 @@ impl SimConfig {
             throttle: true,
             instance_restore_limit: 100,
             subscription_restore_limit: 150,
+            tier: crate::preflight::Tier::GeneralPurpose,
+            update_policy: crate::preflight::UpdatePolicy::SQLServer2022,
+            storage_gb: 32,
+            storage_used_gb: 0.0,
         }
     }
 }

@@ -254,6 +254,14 @@ impl LrsApi for Recorder {
     async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
         self.inner.database_status(db).await
     }
+    async fn instance_facts(
+        &self,
+    ) -> Result<lrs_autopilot::preflight::InstanceFacts, LrsCallError> {
+        self.inner.instance_facts().await
+    }
+    fn instance_name(&self) -> String {
+        self.inner.instance_name()
+    }
 }
 
 /// Captures every log line of the current thread (INFO and up) until the guard drops: run the test
@@ -303,6 +311,9 @@ impl Sim {
         config.faults = options.faults.clone();
         if let Some(limit) = options.instance_restore_limit {
             config.instance_restore_limit = limit;
+        }
+        if let Some(change) = options.sim_config {
+            change(&mut config);
         }
         // Start at real time: SAS expiry checks compare the pipeline's clock with real dates.
         let clock = Arc::new(VirtualClock::new(OffsetDateTime::now_utc()));
@@ -877,6 +888,8 @@ pub struct RigOptions {
     pub instance_restore_limit: Option<usize>,
     /// Watch a second backups container too ([`Rig::second`]).
     pub second_container: bool,
+    /// Changes to the simulator's settings (its instance's tier, update policy, storage).
+    pub sim_config: Option<fn(&mut SimConfig)>,
 }
 
 impl Default for RigOptions {
@@ -893,6 +906,7 @@ impl Default for RigOptions {
             complete_secs: 60.0,
             instance_restore_limit: None,
             second_container: false,
+            sim_config: None,
         }
     }
 }
