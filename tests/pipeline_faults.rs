@@ -323,6 +323,14 @@ impl LrsApi for CutOff {
     async fn database_status(&self, db: &str) -> Result<String, LrsCallError> {
         self.inner.database_status(db).await
     }
+    async fn instance_facts(
+        &self,
+    ) -> Result<lrs_autopilot::preflight::InstanceFacts, LrsCallError> {
+        self.inner.instance_facts().await
+    }
+    fn instance_name(&self) -> String {
+        self.inner.instance_name()
+    }
 }
 
 /// Runs the clean chain through a handler whose first start or completion is cut off.

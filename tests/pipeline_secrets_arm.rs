@@ -57,6 +57,16 @@ impl LrsApi for EchoingArm {
         self.0.poll_operation(url).await
     }
 
+    async fn instance_facts(
+        &self,
+    ) -> Result<lrs_autopilot::preflight::InstanceFacts, LrsCallError> {
+        self.0.instance_facts().await
+    }
+
+    fn instance_name(&self) -> String {
+        self.0.instance_name()
+    }
+
     async fn database_status(&self, database_name: &str) -> Result<String, LrsCallError> {
         self.0.database_status(database_name).await
     }

@@ -139,4 +139,10 @@ impl LrsApi for Detached {
     async fn database_status(&self, _: &str) -> Result<String, LrsCallError> {
         Err(detached())
     }
+    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError> {
+        Err(detached())
+    }
+    fn instance_name(&self) -> String {
+        "detached".into()
+    }
 }

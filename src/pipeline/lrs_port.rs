@@ -113,17 +113,9 @@ pub trait LrsApi: Send + Sync {
     /// GET the database's `properties.status` (404: [`LrsCallError::is_not_found`]).
     async fn database_status(&self, database_name: &str) -> Result<String, LrsCallError>;
     /// The target instance's facts for the preflight (tier, policy, storage, databases). A port
-    /// that cannot read them says so; the pipeline then checks the backups alone.
-    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError> {
-        Err(LrsCallError {
-            status: None,
-            code: Some("InstanceFactsUnavailable".into()),
-            message: "this LRS port does not read the instance".into(),
-            retryable: false,
-        })
-    }
+    /// that cannot read them says so; the pipeline then checks the backups alone. No default: a
+    /// wrapper that forgot to forward it would silently turn the preflight off.
+    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError>;
     /// The name the instance's cached facts are kept under (`_instance/<name>.json`).
-    fn instance_name(&self) -> String {
-        "target".into()
-    }
+    fn instance_name(&self) -> String;
 }

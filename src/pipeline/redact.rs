@@ -56,6 +56,14 @@ impl LrsApi for RedactedLrs {
         }
     }
 
+    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError> {
+        self.0.instance_facts().await.map_err(redacted)
+    }
+
+    fn instance_name(&self) -> String {
+        self.0.instance_name()
+    }
+
     async fn database_status(&self, database_name: &str) -> Result<String, LrsCallError> {
         self.0
             .database_status(database_name)
