@@ -431,20 +431,23 @@ fn cutover(
 /// Recomputes the plan from every recorded file and raises an alert for each new finding.
 fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
     let files: Vec<_> = state.files.values().map(|r| r.file.clone()).collect();
-    let metadata_tail = state
+    let metadata: Vec<String> = state
         .files
         .values()
-        .find(|r| r.tail_metadata)
-        .map(|r| r.file.name.clone());
+        .filter(|r| r.tail_metadata)
+        .map(|r| r.file.name.clone())
+        .collect();
+    // Only an operator's choice is taken as given; a tail recognised by metadata or the pattern is
+    // checked afresh on every plan (it must continue the chain and be the newest file).
     let declared = state
         .tail
         .as_ref()
-        .filter(|t| t.source >= TailSource::Pattern);
+        .filter(|t| t.source == TailSource::Operator);
     let rule = TailRule {
-        file_name: declared
-            .map(|t| t.file_name.clone())
-            .or(metadata_tail.clone()),
+        file_name: declared.map(|t| t.file_name.clone()),
+        metadata: metadata.clone(),
         pattern: ctx.tail_pattern.clone(),
+        header_hint_confirmed: false,
     };
     let plan = chain::plan(PlanInput {
         folder: &state.folder,
@@ -452,22 +455,37 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         fixed_base: state.lrs.base_guid,
         tail: &rule,
     });
-    if state.tail.is_none() {
-        if let Some(file_name) = plan.tail.clone() {
-            let source = if metadata_tail.as_deref() == Some(file_name.as_str()) {
-                TailSource::Metadata
-            } else {
-                TailSource::Pattern
-            };
-            state.audit(
-                ctx.now,
-                format!("tail-log backup recognised: {file_name} ({source:?})"),
-            );
-            state.tail = Some(Tail {
-                file_name,
-                source,
-                recognised_at: ctx.now,
-            });
+    let recognised = state.tail.as_ref().map(|t| &t.file_name);
+    if declared.is_none() && recognised != plan.tail.as_ref() {
+        state.lrs.tail_restored_at = None;
+        match plan.tail.clone() {
+            Some(file_name) => {
+                let source = if metadata.contains(&file_name) {
+                    TailSource::Metadata
+                } else {
+                    TailSource::Pattern
+                };
+                state.audit(
+                    ctx.now,
+                    format!("tail-log backup recognised: {file_name} ({source:?})"),
+                );
+                state.tail = Some(Tail {
+                    file_name,
+                    source,
+                    recognised_at: ctx.now,
+                });
+            }
+            None => {
+                if let Some(old) = state.tail.take() {
+                    state.audit(
+                        ctx.now,
+                        format!(
+                            "{} is no longer taken as the tail-log backup",
+                            old.file_name
+                        ),
+                    );
+                }
+            }
         }
     }
     let settling = is_settling(state, ctx.now);

@@ -181,7 +181,11 @@ fn a_log_after_the_tail_blocks_the_cutover() {
         w.state
             .findings()
             .iter()
-            .any(|f| f.code == FindingCode::LogAfterTail)
+            .any(|f| f.code == FindingCode::TailRefused)
+    );
+    assert_eq!(
+        w.state.tail, None,
+        "a named file with a later log is not the tail"
     );
     assert_eq!(w.alerts(AlertKind::DatabaseBlocked), 1);
 }

@@ -802,7 +802,7 @@ pub struct RigOptions {
 impl Default for RigOptions {
     fn default() -> Self {
         RigOptions {
-            tail_pattern: Some("*tail*".into()),
+            tail_pattern: Some(lrs_autopilot::chain::DEFAULT_TAIL_PATTERN.into()),
             lrs_sas: false,
             race_state: false,
             faults: Faults::default(),
