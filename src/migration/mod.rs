@@ -65,11 +65,30 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         _ => InputKind::Other,
     };
     match input {
-        Input::FileSeen(record) => {
+        Input::FileSeen(mut record) => {
             let name = record.file.name.clone();
-            state.audit(now, format!("file recorded: {name}"));
-            state.rejected.remove(&name);
-            state.files.insert(name, *record);
+            match state
+                .files
+                .get(&name)
+                .map(|old| version_order(old, &record))
+            {
+                Some(Version::Older) => {
+                    // A slower invocation read a version that has since been replaced.
+                    state.audit(
+                        now,
+                        format!("file {name}: an older version's read was ignored"),
+                    );
+                }
+                order => {
+                    if order == Some(Version::Unordered) {
+                        // Two versions written in the same second: re-read the current one.
+                        record.pending = true;
+                    }
+                    state.audit(now, format!("file recorded: {name}"));
+                    state.rejected.remove(&name);
+                    state.files.insert(name, *record);
+                }
+            }
         }
         Input::FileRejected { name, reason } => {
             state.audit(now, format!("file refused: {name}: {reason}"));
@@ -209,6 +228,28 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     state.next_poll_at = next_poll(state, now);
     state.updated_at = now;
     actions
+}
+
+/// How a new read of a file relates to the recorded one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Version {
+    /// Older than the recorded version (an earlier last-modified time).
+    Older,
+    /// The same version, or a newer one.
+    Same,
+    /// Another version with the same last-modified time (one-second resolution): no telling
+    /// which is current.
+    Unordered,
+}
+
+fn version_order(old: &FileRecord, new: &FileRecord) -> Version {
+    match (old.file.last_modified, new.file.last_modified) {
+        (Some(a), Some(b)) if b < a => Version::Older,
+        (Some(a), Some(b)) if a == b && old.etag.is_some() && new.etag != old.etag => {
+            Version::Unordered
+        }
+        _ => Version::Same,
+    }
 }
 
 fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {

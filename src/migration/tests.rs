@@ -462,3 +462,60 @@ proptest! {
         }
     }
 }
+
+/// Issue 11 item 3: a slow invocation that read an older version of a file writes last; the newer
+/// record stays. Two versions in the same second are re-read rather than guessed.
+#[test]
+fn an_older_read_of_a_file_never_replaces_a_newer_record() {
+    let mut w = World::new();
+    let files = chain();
+    w.file(files[0].clone());
+    let record = |file: &FolderFile, etag: &str, at: OffsetDateTime| FileRecord {
+        file: FolderFile {
+            last_modified: Some(at),
+            ..file.clone()
+        },
+        etag: Some(etag.into()),
+        pending: false,
+        tail_metadata: false,
+        bytes_read: 1,
+        first_seen: T0,
+    };
+    let newer = record(&files[1], "\"v2\"", T0 + Duration::seconds(5));
+    let mut older = record(&files[2], "\"v1\"", T0);
+    older.file.name = newer.file.name.clone();
+    w.feed(Input::FileSeen(Box::new(newer.clone())));
+    w.feed(Input::FileSeen(Box::new(older)));
+    assert_eq!(w.state.files.get(&newer.file.name), Some(&newer));
+    assert!(
+        w.state
+            .audit
+            .iter()
+            .any(|a| a.event.contains("older version's read was ignored")),
+        "{:?}",
+        w.state.audit
+    );
+
+    // The same second, another ETag: recorded, and marked for the timer to re-read.
+    let mut twin = record(&files[1], "\"v3\"", T0 + Duration::seconds(5));
+    twin.file.name = newer.file.name.clone();
+    w.feed(Input::FileSeen(Box::new(twin)));
+    let now = w.state.files.get(&newer.file.name).expect("recorded");
+    assert_eq!(now.etag.as_deref(), Some("\"v3\""));
+    assert!(now.pending);
+    let out = w.feed(Input::Tick);
+    assert!(out.contains(&Action::RevalidateFile {
+        name: newer.file.name.clone()
+    }));
+    // The re-read finds the version recorded: settled.
+    let mut again = record(&files[1], "\"v3\"", T0 + Duration::seconds(5));
+    again.file.name = newer.file.name.clone();
+    w.feed(Input::FileSeen(Box::new(again)));
+    assert!(
+        !w.state
+            .files
+            .get(&newer.file.name)
+            .expect("recorded")
+            .pending
+    );
+}

@@ -154,6 +154,22 @@ impl BlobStore for CountingBlobs {
         self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
         Ok(got)
     }
+    async fn read_range_if_match(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        etag: &ETag,
+    ) -> Result<(Bytes, u64), storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let got = self
+            .inner
+            .read_range_if_match(name, offset, len, etag)
+            .await?;
+        self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
+        Ok(got)
+    }
     fn url(&self, name: &str) -> Result<Url, storage::Error> {
         self.inner.url(name)
     }
