@@ -303,10 +303,22 @@ fn read_compressed_tail(
     let Some(records) = compressed::scan_tail(raw) else {
         return Ok(None);
     };
-    // The closing header copy and the end blocks usually sit in the last two chunks; widen if
-    // not. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
+    // The closing copy is as long as the opening one: decode just the last chunks that hold it
+    // and the end blocks (their sizes are in the chunk headers). Without its length, widen from
+    // the last two chunks. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail
+    // can cause.
+    let known;
+    let steps: &[usize] = match closing_len {
+        Some(len) => {
+            known = [records
+                .chunks_covering(len.saturating_add(END_BLOCKS_LEN))
+                .clamp(2, 8)];
+            &known
+        }
+        None => &[2, 4, 8],
+    };
     let mut best = None;
-    for chunks in [2, 4, 8] {
+    for &chunks in steps {
         let logical = records
             .unpack_last(chunks)
             .map_err(|e| unpack_error(e, false))?;
