@@ -65,29 +65,22 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         _ => InputKind::Other,
     };
     match input {
-        Input::FileSeen(mut record) => {
+        Input::FileSeen(record) => {
             let name = record.file.name.clone();
-            match state
+            if state
                 .files
                 .get(&name)
-                .map(|old| version_order(old, &record))
+                .is_some_and(|old| is_older(&record, old))
             {
-                Some(Version::Older) => {
-                    // A slower invocation read a version that has since been replaced.
-                    state.audit(
-                        now,
-                        format!("file {name}: an older version's read was ignored"),
-                    );
-                }
-                order => {
-                    if order == Some(Version::Unordered) {
-                        // Two versions written in the same second: re-read the current one.
-                        record.pending = true;
-                    }
-                    state.audit(now, format!("file recorded: {name}"));
-                    state.rejected.remove(&name);
-                    state.files.insert(name, *record);
-                }
+                // A slower invocation read a version that has since been replaced.
+                state.audit(
+                    now,
+                    format!("file {name}: an older version's read was ignored"),
+                );
+            } else {
+                state.audit(now, format!("file recorded: {name}"));
+                state.rejected.remove(&name);
+                state.files.insert(name, *record);
             }
         }
         Input::FileRejected { name, reason } => {
@@ -230,26 +223,14 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     actions
 }
 
-/// How a new read of a file relates to the recorded one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Version {
-    /// Older than the recorded version (an earlier last-modified time).
-    Older,
-    /// The same version, or a newer one.
-    Same,
-    /// Another version with the same last-modified time (one-second resolution): no telling
-    /// which is current.
-    Unordered,
-}
-
-fn version_order(old: &FileRecord, new: &FileRecord) -> Version {
-    match (old.file.last_modified, new.file.last_modified) {
-        (Some(a), Some(b)) if b < a => Version::Older,
-        (Some(a), Some(b)) if a == b && old.etag.is_some() && new.etag != old.etag => {
-            Version::Unordered
-        }
-        _ => Version::Same,
-    }
+/// Whether a new read is of an older version than the recorded one: an earlier last-modified
+/// time. Two versions written within the same second (its resolution) cannot be ordered; the
+/// later write wins, as before.
+fn is_older(new: &FileRecord, old: &FileRecord) -> bool {
+    matches!(
+        (old.file.last_modified, new.file.last_modified),
+        (Some(a), Some(b)) if b < a
+    )
 }
 
 fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {
