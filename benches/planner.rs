@@ -27,10 +27,7 @@ fn folder() -> Vec<FolderFile> {
 
 fn bench(c: &mut Criterion) {
     let files = folder();
-    let tail = TailRule {
-        file_name: None,
-        pattern: Some("*tail*".to_owned()),
-    };
+    let tail = TailRule::with_pattern(chain::DEFAULT_TAIL_PATTERN);
     let input = PlanInput {
         folder: "Sales",
         files: &files,

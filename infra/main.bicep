@@ -55,7 +55,7 @@ param backupStorageAllowSharedKey bool = false
 param backupStorageSku string = 'Standard_ZRS'
 
 @description('File-name pattern of the tail-log backup that triggers the cutover (LRS_TAIL_PATTERN).')
-param tailPattern string = '*tail*'
+param tailPattern string = '*_tail.*'
 
 @description('NCRONTAB schedule (six fields, with seconds) of the CutoverTimer function (LRS_TIMER_SCHEDULE).')
 param timerSchedule string = '*/30 * * * * *'

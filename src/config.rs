@@ -22,7 +22,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
         "LRS_DEFAULT_COLLATION",
         Some("SQL_Latin1_General_CP1_CI_AS"),
     ),
-    ("LRS_TAIL_PATTERN", Some("*tail*")),
+    ("LRS_TAIL_PATTERN", Some(crate::chain::DEFAULT_TAIL_PATTERN)),
     ("LRS_MAX_CONCURRENT_RESTORES", Some("100")),
     ("LRS_DATABASE_NAME_MAP", Some("{}")),
     ("LRS_EVENTS_QUEUE", Some("lrs-backup-events")),
@@ -327,7 +327,7 @@ mod tests {
         assert_eq!(c.containers, vec!["sqlfiles", "more"]);
         assert_eq!(c.state_container, "lrs-autopilot-state");
         assert_eq!(c.max_concurrent_restores, 100);
-        assert_eq!(c.tail_pattern, "*tail*");
+        assert_eq!(c.tail_pattern, "*_tail.*");
         assert_eq!(c.storage_identity, StorageIdentity::ManagedIdentity);
         assert_eq!(c.database_name("db1"), "db1");
     }

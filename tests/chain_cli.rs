@@ -207,7 +207,7 @@ fn a_tail_pattern_recognises_the_tail_case_insensitively() {
         db.join("RestoreTimeClean_TAIL.trn"),
     )
     .expect("copy as the tail");
-    // The default pattern is *tail*.
+    // The default pattern is *_tail.*.
     let out = check(&[path_str(&db), "--json"]);
     let d = &json(&out)["databases"][0];
     assert_eq!(d["tail"], "RestoreTimeClean_TAIL.trn");

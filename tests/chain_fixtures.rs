@@ -130,7 +130,7 @@ fn restore_time_clean_plans_the_full_the_diff_and_the_logs_after_it() {
 
     let tail = TailRule {
         file_name: Some("RestoreTimeClean2_3.trn".into()),
-        pattern: None,
+        ..TailRule::default()
     };
     let plan = plan_of("RestoreTimeClean", &files, &tail);
     assert_eq!(plan.tail.as_deref(), Some("RestoreTimeClean2_3.trn"));
@@ -173,7 +173,7 @@ fn a_tail_then_a_later_log_blocks_the_cutover() {
     let files = folder(&fixtures, "appveyor-lab/RestoreTimeClean", false);
     let tail = TailRule {
         file_name: Some("RestoreTimeClean2_2.trn".into()),
-        pattern: None,
+        ..TailRule::default()
     };
     let before = plan_of(
         "RestoreTimeClean",

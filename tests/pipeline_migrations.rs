@@ -26,7 +26,7 @@ async fn list_show_pause_cutover_resume() {
     else {
         return;
     };
-    // No metadata and no file matching `*tail*`: the tail is for the operator to declare.
+    // No metadata and no file matching `*_tail.*`: the tail is for the operator to declare.
     let uploaded = rig.upload_clean(&fixtures, FOLDER, false).await;
     let api = rig.endpoint();
     rig.deliver_each(api, uploaded.iter().enumerate(), Encoding::Twice)

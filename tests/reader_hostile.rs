@@ -316,3 +316,107 @@ fn strict_prefixes_give_need_more_head_or_truncated() {
             .unwrap_or_else(|e| panic!("{name}: {e}"));
     }
 }
+
+/// XOR of the 16-bit little-endian words, as MTF checksums are computed.
+fn xor16(bytes: &[u8]) -> u16 {
+    bytes.chunks(2).fold(0, |x, w| {
+        x ^ u16::from_le_bytes([w[0], *w.get(1).unwrap_or(&0)])
+    })
+}
+
+/// Sets the length of the first MSCI block's padding stream (SPAD) to `len`, with a valid stream
+/// checksum: a header whose own length field would size the tail read.
+fn claim_msci_padding(bytes: &mut [u8], len: u64) {
+    let (_, msci) = block_offsets(bytes)
+        .into_iter()
+        .find(|(tag, _)| tag == "MSCI")
+        .expect("an MSCI block");
+    let mut at = msci + usize::from(u16::from_le_bytes([bytes[msci + 8], bytes[msci + 9]]));
+    loop {
+        let id = &bytes[at..at + 4];
+        let stream_len = u64::from_le_bytes(bytes[at + 8..at + 16].try_into().expect("8 bytes"));
+        if id == b"SPAD" {
+            bytes[at + 8..at + 16].copy_from_slice(&len.to_le_bytes());
+            let sum = xor16(&bytes[at..at + 20]);
+            bytes[at + 20..at + 22].copy_from_slice(&sum.to_le_bytes());
+            return;
+        }
+        let data_end = at + 22 + usize::try_from(stream_len).expect("a real stream length");
+        at = msci + ((data_end - msci + 3) & !3);
+    }
+}
+
+/// A synthetic full backup as the writer writes it, with 64 KiB of data pages.
+fn written_backup() -> Vec<u8> {
+    use lrs_autopilot::backup::writer::{WriteOptions, write};
+    use lrs_autopilot::chain::FileRead;
+    use lrs_autopilot::chain::synthetic::Synthetic;
+    let file = Synthetic::new("Sales").full(100, 200).file("f.bak");
+    let FileRead::Read { facts } = &file.read else {
+        panic!("synthetic facts");
+    };
+    write(
+        facts,
+        &WriteOptions {
+            data_len: 64 * 1024,
+            complete: true,
+        },
+    )
+}
+
+/// Issue 11 item 2: a stream length in the header never sizes a read. The MSCI block's padding
+/// claims from just over 64 KiB up to 2^40 bytes in a 700 MB (sparse) file: `inspect` used to
+/// read 629 MB in one ranged read. Now the file is corrupt, said from the head alone.
+#[test]
+fn a_header_length_never_sizes_a_read() {
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let file_size: u64 = 700 * 1024 * 1024;
+    let mut sources = vec![("writer", written_backup())];
+    if let Some(dir) = support::fixtures_dir() {
+        sources.push((SAMPLES[0], fixture(&dir, SAMPLES[0])));
+    }
+    for (source, intact) in &sources {
+        for claim in [
+            64 * 1024 + 4,
+            1u64 << 20,
+            (backup::MAX_READ as u64) - 64 * 1024,
+            backup::MAX_READ as u64,
+            629 * 1024 * 1024,
+            u64::from(u32::MAX),
+            1 << 40,
+        ] {
+            let mut bytes = intact.clone();
+            claim_msci_padding(&mut bytes, claim);
+            let path = tmp.path().join("crafted.bak");
+            std::fs::write(&path, &bytes).expect("write the crafted head");
+            let f = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .expect("open");
+            f.set_len(file_size).expect("a sparse 700 MB file");
+            let outcome = read_backup_file(&path).expect("readable");
+            eprintln!(
+                "{source}: MSCI padding claims {claim} bytes: read {} bytes: {:?}",
+                outcome.bytes_read,
+                outcome.result.as_ref().map(|_| "ok")
+            );
+            assert!(
+                outcome.bytes_read <= 2 * backup::MAX_READ as u64,
+                "{source}: {claim}: read {}",
+                outcome.bytes_read
+            );
+            match &outcome.result {
+                Err(Error::Corrupt { block, detail, .. }) => {
+                    assert_eq!(block, "MSCI", "{detail}");
+                    assert!(detail.contains("claims"), "{detail}");
+                }
+                other => panic!("{source}: {claim}: {other:?}"),
+            }
+            assert_eq!(
+                outcome.bytes_read,
+                backup::HEAD_LEN as u64,
+                "{source}: {claim}: refused from the head alone"
+            );
+        }
+    }
+}

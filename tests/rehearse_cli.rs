@@ -159,13 +159,7 @@ fn rehearse_completes_a_real_chain_with_the_tail_declared_by_pattern() {
     let root = tempfile::tempdir().expect("tempdir");
     restore_time_clean(&fixtures, root.path());
     let root_s = root.path().to_str().expect("utf-8");
-    let out = run(&[
-        "rehearse",
-        root_s,
-        "--json",
-        "--tail-pattern",
-        "*Clean2_3.trn",
-    ]);
+    let out = run(&["rehearse", root_s, "--json", "--tail-pattern", "*2_3.trn"]);
     assert_code(&out, 0);
     let report = json(&out);
     let db = database(&report, "RestoreTimeClean");

@@ -269,6 +269,28 @@ impl TailRecords<'_> {
         Ok(logical)
     }
 
+    /// How many chunks from the end hold at least `len` logical bytes, read from the record
+    /// headers without decompressing anything; one more, since a first chunk found by scanning
+    /// may be a false start that is dropped.
+    pub fn chunks_covering(&self, len: usize) -> usize {
+        let mut sum = 0usize;
+        let mut chunks = 0;
+        for (_, rec) in self.records.iter().rev() {
+            match rec {
+                Record::Chunk { size, .. } => {
+                    chunks += 1;
+                    sum = sum.saturating_add(*size);
+                }
+                Record::Filemark { size, .. } => sum = sum.saturating_add(*size),
+                Record::Pad | Record::End => {}
+            }
+            if sum >= len && chunks > 0 {
+                break;
+            }
+        }
+        chunks + 1
+    }
+
     /// How many chunks were found.
     pub fn chunk_count(&self) -> usize {
         self.records

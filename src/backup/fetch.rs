@@ -3,10 +3,10 @@
 //! is fed the bytes, and yields the result with the number of bytes it read. Every caller (local
 //! files, blobs) reads the same way through it, so `bytes_read` means the same everywhere.
 
-use super::{BackupFile, Error, HEAD_LEN, TAIL_LEN, Tail, read};
+use super::{AfterHead, BackupFile, Error, HEAD_LEN, MAX_READ, TAIL_LEN, Tail, read};
 
 /// The most head a file may need: far beyond any real header, it bounds a hostile one.
-const MAX_HEAD: usize = 16 * 1024 * 1024;
+const MAX_HEAD: usize = MAX_READ;
 
 /// A byte range to read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -120,21 +120,24 @@ impl Fetch {
                 self.tail.clear();
                 self.tail_read = false;
             }
-            // Reject non-backups before reading their tail.
-            if let Err(e @ Error::NotABackup { .. }) = super::container(&self.head) {
-                self.result = Some(Err(e));
-                return;
-            }
             match super::plan_tail(&self.head) {
-                Ok(tail_len) => {
+                AfterHead::Tail(tail_len) => {
                     self.want_tail_from = self.file_size.saturating_sub(tail_len as u64);
                 }
                 // Grow the head first: its length tells how much tail the closing copy needs.
-                Err(needed) if needed > self.head.len() && needed <= MAX_HEAD && !short => {
+                AfterHead::GrowHead(needed)
+                    if needed > self.head.len() && needed <= MAX_HEAD && !short =>
+                {
                     let rounded = needed.div_ceil(4096) * 4096;
                     self.want_head = clamp(rounded as u64, self.file_size);
                 }
-                Err(_) => {}
+                AfterHead::GrowHead(_) => {}
+                // Not a backup, corrupt or unsupported: the tail cannot change that, so it is not
+                // read (a length from a damaged header never sizes a read).
+                AfterHead::Done(e) => {
+                    self.result = Some(Err(e));
+                    return;
+                }
             }
         } else if !self.tail_read {
             if short {

@@ -29,7 +29,7 @@ pub use facts::{
 };
 pub use fetch::{Fetch, FetchOutcome, ReadRange};
 
-use block::{BlockError, Dblk, ESET, MQCI, MSCI, MSDA, MSLS, MSTL, SFMB, SSET, TAPE, VOLB};
+use block::{BlockError, Dblk, ESET, MQCI, MSCI, MSDA, MSLS, MSTL, SFMB, SPAD, SSET, TAPE, VOLB};
 use header::{Config, ConfigError, Sset, Tape};
 
 /// How many bytes of the head a caller should read first. Enough for every fixture's header and file
@@ -38,6 +38,25 @@ pub const HEAD_LEN: usize = 64 * 1024;
 
 /// How many bytes of the tail a caller should read to find the end blocks and the final header copy.
 pub const TAIL_LEN: usize = 64 * 1024;
+
+/// The most head a file may need, and the most any one read may take: far beyond any real header
+/// (32,767 database files fit in a few MiB), it bounds what a hostile header can make a caller
+/// read. A whole [`Fetch`] reads at most twice this (a head and a tail).
+pub const MAX_READ: usize = 16 * 1024 * 1024;
+
+/// What the tail read needs beyond the closing header copy: the end blocks (a few KiB, 16 KiB
+/// with 4 KiB blocks), with room to spare.
+const END_BLOCKS_LEN: usize = 32 * 1024;
+
+/// The longest header copy (MSCI block) accepted: its closing copy and the end blocks must fit in
+/// one read of [`MAX_READ`]. The length comes from the header's own stream lengths, so it is
+/// checked before it sizes anything.
+const MAX_CONFIG_BLOCK: usize = MAX_READ - END_BLOCKS_LEN;
+
+/// The longest padding (SPAD) a header block may have: it pads to the next block boundary, and
+/// SQL Server's largest block is 64 KiB. With it the tail read is never longer than the head
+/// already read (which holds the configuration stream) plus 96 KiB.
+const MAX_PADDING: usize = 64 * 1024;
 
 /// The last bytes of a file, with the file's total size.
 #[derive(Debug, Clone, Copy)]
@@ -81,20 +100,35 @@ pub fn read(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
     }
 }
 
-/// What to read after this head: `Ok(tail length)` ([`TAIL_LEN`], or more when the set's header
-/// copy is so long, with thousands of database files, that the closing copy would not fit), or
-/// `Err(head length)` when the head must grow first.
-pub(crate) fn plan_tail(head: &[u8]) -> Result<usize, usize> {
+/// What to do after reading a head.
+#[derive(Debug)]
+pub(crate) enum AfterHead {
+    /// Read this many bytes of the tail ([`TAIL_LEN`], or more when the set's header copy is so
+    /// long, with thousands of database files, that the closing copy would not fit; never more
+    /// than [`MAX_READ`]).
+    Tail(usize),
+    /// Grow the head to this length first.
+    GrowHead(usize),
+    /// The head decides: the file is not a backup, corrupt or unsupported whatever its tail holds.
+    Done(Error),
+}
+
+/// What to read after this head.
+pub(crate) fn plan_tail(head: &[u8]) -> AfterHead {
     let parsed = match container(head) {
         Ok(Container::Plain) => parse_head(head).map_err(HeadError::into_error),
         Ok(Container::Compressed) => read_compressed_head(head),
         Err(e) => Err(e),
     };
     match parsed {
-        // The closing copy, then the end blocks (a few KiB, 16 KiB with 4 KiB blocks).
-        Ok(h) => Ok(TAIL_LEN.max(h.config_block_len.saturating_add(32 * 1024))),
-        Err(Error::NeedMoreHead { needed }) => Err(needed),
-        Err(_) => Ok(TAIL_LEN),
+        // The closing copy, then the end blocks; `parse_head` bounds the copy's length.
+        Ok(h) => AfterHead::Tail(
+            TAIL_LEN
+                .max(h.config_block_len.saturating_add(END_BLOCKS_LEN))
+                .min(MAX_READ),
+        ),
+        Err(Error::NeedMoreHead { needed }) => AfterHead::GrowHead(needed),
+        Err(e) => AfterHead::Done(e),
     }
 }
 
@@ -269,10 +303,22 @@ fn read_compressed_tail(
     let Some(records) = compressed::scan_tail(raw) else {
         return Ok(None);
     };
-    // The closing header copy and the end blocks usually sit in the last two chunks; widen if
-    // not. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail can cause.
+    // The closing copy is as long as the opening one: decode just the last chunks that hold it
+    // and the end blocks (their sizes are in the chunk headers). Without its length, widen from
+    // the last two chunks. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail
+    // can cause.
+    let known;
+    let steps: &[usize] = match closing_len {
+        Some(len) => {
+            known = [records
+                .chunks_covering(len.saturating_add(END_BLOCKS_LEN))
+                .clamp(2, 8)];
+            &known
+        }
+        None => &[2, 4, 8],
+    };
     let mut best = None;
-    for chunks in [2, 4, 8] {
+    for &chunks in steps {
         let logical = records
             .unpack_last(chunks)
             .map_err(|e| unpack_error(e, false))?;
@@ -472,6 +518,35 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
                     )));
                 };
                 config_block_len = d.end().map_or(0, |end| end - d.at);
+                let padding = d
+                    .streams()
+                    .filter_map(Result::ok)
+                    .find(|s| s.id == SPAD)
+                    .map_or(0, |s| s.len);
+                if padding > MAX_PADDING {
+                    return Err(HeadError::Fail(corrupt(
+                        MSCI,
+                        at,
+                        format!(
+                            "the configuration block's padding claims {padding} bytes, more than \
+                             the {MAX_PADDING} bytes SQL Server pads a block with: the file is \
+                             damaged or was not written by SQL Server"
+                        ),
+                    )));
+                }
+                if config_block_len > MAX_CONFIG_BLOCK {
+                    // Its padding (SPAD) or configuration stream claims more than any header
+                    // has: reading the closing copy would mean reading that much of the tail.
+                    return Err(HeadError::Fail(corrupt(
+                        MSCI,
+                        at,
+                        format!(
+                            "the configuration block claims {config_block_len} bytes (its stream \
+                             lengths), more than the {MAX_CONFIG_BLOCK} bytes a backup header can \
+                             take: the file is damaged or was not written by SQL Server"
+                        ),
+                    )));
+                }
                 sets.push(SetHead {
                     sset,
                     machine_name,

@@ -30,7 +30,8 @@ use crate::backup::{BackupType, RecoveryModel};
 pub use screen::{RESERVED_WORD, contains_reserved_word};
 use sets::SetGroup;
 pub use types::{
-    FailureKind, FileRead, Finding, FindingCode, FolderFile, Plan, PlannedSet, Severity, TailRule,
+    DEFAULT_TAIL_PATTERN, FailureKind, FileRead, Finding, FindingCode, FolderFile, Plan,
+    PlannedSet, Severity, TailRule, tail_match_text,
 };
 
 /// What the planner is asked.
@@ -82,7 +83,7 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         skipped: Vec::new(),
     };
     let steps = planner.steps(base);
-    let tail = planner.tail(input.tail, &steps);
+    let tail = planner.tail(input.folder, input.tail, &steps);
     planner.step_warnings(&steps);
     planner.report_older();
 
@@ -91,10 +92,11 @@ pub fn plan(input: PlanInput<'_>) -> Plan {
         mut skipped,
         ..
     } = planner;
-    let (tail_name, cutover_only, tail_ok) = match tail {
-        Some(t) => (Some(t.name), t.findings, t.in_chain),
-        None => (None, Vec::new(), false),
-    };
+    let TailCheck {
+        name: tail_name,
+        findings: cutover_only,
+        in_chain: tail_ok,
+    } = tail;
     let blocked = |list: &[Finding]| list.iter().any(|f| f.severity == Severity::Blocking);
     // In the fixed-base case LRS has the base already, so a stripe deleted since does not matter.
     let can_start = base.is_some() && !blocked(&findings);
@@ -224,9 +226,10 @@ struct Planner<'g, 'a> {
 }
 
 /// What the tail rule found.
+#[derive(Default)]
 struct TailCheck {
-    /// The tail's file name (its first stripe).
-    name: String,
+    /// The tail's file name (its first stripe), when one is recognised.
+    name: Option<String>,
     /// Findings that block only the cutover.
     findings: Vec<Finding>,
     /// The tail is in the chain.
@@ -458,26 +461,102 @@ impl<'g, 'a> Planner<'g, 'a> {
         });
     }
 
-    /// Recognises the tail-log backup among the logs and checks that nothing follows it.
-    fn tail(&mut self, rule: &TailRule, steps: &[usize]) -> Option<TailCheck> {
-        let t = find_tail(self.groups, self.members, rule)?;
-        let tail = self.group(t)?;
-        let position = steps.iter().position(|&s| s == t);
-        let mut after: Vec<String> = Vec::new();
-        let mut seen = HashSet::new();
-        let chained = position.map_or(&[][..], |p| steps.get(p + 1..).unwrap_or(&[]));
-        let later = self
-            .members_of(BackupType::Log)
-            .filter(|&(i, g)| i != t && g.first() >= tail.last())
-            .map(|(i, _)| i);
-        for i in chained.iter().copied().chain(later) {
-            if seen.insert(i) {
-                if let Some(g) = self.group(i) {
-                    after.extend(g.files());
-                }
-            }
+    /// Recognises the tail-log backup: the operator's file as given (what stands in its way blocks
+    /// the cutover), else the newest log named by metadata or the pattern, provided it continues
+    /// the chain and nothing in the folder is newer (otherwise it is refused, with a finding).
+    fn tail(&mut self, folder: &str, rule: &TailRule, steps: &[usize]) -> TailCheck {
+        if let Some(t) = find_declared(self.groups, self.members, rule) {
+            return self.declared_tail(t, steps);
         }
+        let mut check = TailCheck::default();
+        self.refuse_non_logs(rule, &mut check.findings);
+        let Some(t) = find_candidate(self.groups, self.members, folder, rule) else {
+            return check;
+        };
+        let Some(tail) = self.group(t) else {
+            return check;
+        };
+        let name = tail.first_name();
+        let by = if rule
+            .metadata
+            .iter()
+            .any(|m| tail.all_files().any(|f| f == m))
+        {
+            "carries the blob metadata lrs_tail=true"
+        } else {
+            "matches the tail-log pattern"
+        };
+        let mut after = self.after(t, steps);
+        // A full or differential backup ending later is newer too (a copy-only one, say).
+        let newer = self
+            .members
+            .iter()
+            .filter_map(|&i| self.group(i))
+            .filter(|g| g.kind() != BackupType::Log && g.last() > tail.last());
+        for g in newer {
+            after.extend(g.files());
+        }
+        let refusal = if !after.is_empty() {
+            Some((
+                Severity::Blocking,
+                format!(
+                    "{name} {by} but is not the newest backup: {} {} taken after it ({}); a \
+                     tail-log backup is the last backup of the source, so {name} is not treated \
+                     as the tail and the migration will not complete on it; if the source is \
+                     still in use, stop the workload and take the real tail-log backup (BACKUP LOG \
+                     ... WITH NORECOVERY) named *_tail.trn, or declare the last backup with \
+                     `cutover --last-backup`",
+                    after.len(),
+                    if after.len() == 1 {
+                        "file was"
+                    } else {
+                        "files were"
+                    },
+                    after.join(", "),
+                ),
+            ))
+        } else if !steps.contains(&t) {
+            Some((
+                Severity::Warning,
+                format!(
+                    "{name} {by} but the log chain does not reach it yet (see the other \
+                     findings): it is not treated as the tail until the chain reaches it"
+                ),
+            ))
+        } else if rule.header_hint_confirmed && !tail.set.tail_log_hint() {
+            Some((
+                Severity::Warning,
+                format!(
+                    "{name} {by} but its header says it is not a tail-log backup (taken without \
+                     NORECOVERY or NO_TRUNCATE): the header wins, so it is not treated as the \
+                     tail; rename it, or declare the last backup with `cutover --last-backup`"
+                ),
+            ))
+        } else {
+            None
+        };
+        if let Some((severity, message)) = refusal {
+            check.findings.push(Finding {
+                code: FindingCode::TailRefused,
+                severity,
+                message,
+                files: vec![name.to_owned()],
+            });
+            return check;
+        }
+        self.check_tail_name(name, &mut check.findings);
+        check.name = Some(name.to_owned());
+        check.in_chain = true;
+        check
+    }
+
+    /// The operator's tail: trusted as the tail, with what stands in the way of the cutover.
+    fn declared_tail(&mut self, t: usize, steps: &[usize]) -> TailCheck {
         let mut findings = Vec::new();
+        let Some(tail) = self.group(t) else {
+            return TailCheck::default();
+        };
+        let after = self.after(t, steps);
         let tail_name = tail.first_name();
         if !after.is_empty() {
             findings.push(Finding {
@@ -494,6 +573,40 @@ impl<'g, 'a> Planner<'g, 'a> {
                 files: after,
             });
         }
+        self.check_tail_name(tail_name, &mut findings);
+        TailCheck {
+            name: Some(tail_name.to_owned()),
+            findings,
+            in_chain: steps.contains(&t),
+        }
+    }
+
+    /// The files of the log backups after the tail set `t`: chained after it, or starting at or
+    /// after its end.
+    fn after(&self, t: usize, steps: &[usize]) -> Vec<String> {
+        let Some(tail) = self.group(t) else {
+            return Vec::new();
+        };
+        let position = steps.iter().position(|&s| s == t);
+        let chained = position.map_or(&[][..], |p| steps.get(p + 1..).unwrap_or(&[]));
+        let later = self
+            .members_of(BackupType::Log)
+            .filter(|&(i, g)| i != t && (g.first() >= tail.last() || g.last() > tail.last()))
+            .map(|(i, _)| i);
+        let mut after = Vec::new();
+        let mut seen = HashSet::new();
+        for i in chained.iter().copied().chain(later) {
+            if seen.insert(i) {
+                if let Some(g) = self.group(i) {
+                    after.extend(g.files());
+                }
+            }
+        }
+        after
+    }
+
+    /// LRS refuses a last backup name with non-ASCII characters or line breaks.
+    fn check_tail_name(&self, tail_name: &str, findings: &mut Vec<Finding>) {
         if !screen::valid_last_backup_name(tail_name) {
             findings.push(Finding {
                 code: FindingCode::PathNeedsEncoding,
@@ -506,11 +619,28 @@ impl<'g, 'a> Planner<'g, 'a> {
                 files: vec![tail_name.to_owned()],
             });
         }
-        Some(TailCheck {
-            name: tail_name.to_owned(),
-            findings,
-            in_chain: position.is_some(),
-        })
+    }
+
+    /// A file marked `lrs_tail=true` that is a full or differential backup is not the tail.
+    fn refuse_non_logs(&self, rule: &TailRule, findings: &mut Vec<Finding>) {
+        for &i in self.members {
+            let Some(g) = self.group(i) else { continue };
+            if g.kind() == BackupType::Log {
+                continue;
+            }
+            if let Some(name) = g.all_files().find(|f| rule.metadata.iter().any(|m| m == f)) {
+                findings.push(Finding {
+                    code: FindingCode::TailRefused,
+                    severity: Severity::Warning,
+                    message: format!(
+                        "{name} carries the blob metadata lrs_tail=true but is a {} backup: only \
+                         a log backup can be the tail; remove the metadata",
+                        g.kind()
+                    ),
+                    files: vec![name.to_owned()],
+                });
+            }
+        }
     }
 
     /// Warnings about the sets LRS restores: no checksums, SIMPLE recovery.
@@ -583,26 +713,44 @@ fn base_older_than(planner: &Planner<'_, '_>, diff: &SetGroup<'_>, base: &SetGro
         .is_some_and(|(_, full)| full.newness() < base.newness())
 }
 
-/// The log set the rule names: the explicit file first, else the newest log matching the pattern.
-fn find_tail(groups: &[SetGroup<'_>], members: &[usize], rule: &TailRule) -> Option<usize> {
-    let logs = || {
-        members
-            .iter()
-            .filter_map(|&i| groups.get(i).map(|g| (i, g)))
-            .filter(|(_, g)| g.kind() == BackupType::Log)
-    };
-    if let Some(wanted) = rule.file_name.as_deref() {
-        let hit = logs().find(|(_, g)| {
+/// The log sets of the folder.
+fn logs<'g, 'a>(
+    groups: &'g [SetGroup<'a>],
+    members: &'g [usize],
+) -> impl Iterator<Item = (usize, &'g SetGroup<'a>)> + 'g {
+    members
+        .iter()
+        .filter_map(|&i| groups.get(i).map(|g| (i, g)))
+        .filter(|(_, g)| g.kind() == BackupType::Log)
+}
+
+/// The log set the operator named.
+fn find_declared(groups: &[SetGroup<'_>], members: &[usize], rule: &TailRule) -> Option<usize> {
+    let wanted = rule.file_name.as_deref()?;
+    logs(groups, members)
+        .find(|(_, g)| {
             g.all_files()
                 .any(|name| name == wanted || name.rsplit('/').next() == Some(wanted))
-        });
-        if let Some((i, _)) = hit {
-            return Some(i);
-        }
-    }
-    let matcher = rule.matcher().ok().flatten()?;
-    logs()
-        .filter(|(_, g)| g.all_files().any(|name| matcher.is_match(name)))
+        })
+        .map(|(i, _)| i)
+}
+
+/// The newest log set named by metadata or matching the pattern (see [`types::tail_match_text`]).
+fn find_candidate(
+    groups: &[SetGroup<'_>],
+    members: &[usize],
+    folder: &str,
+    rule: &TailRule,
+) -> Option<usize> {
+    let matcher = rule.matcher().ok().flatten();
+    let named = |g: &SetGroup<'_>, name: &str| {
+        rule.metadata.iter().any(|m| m == name)
+            || matcher.as_ref().is_some_and(|m| {
+                m.is_match(types::tail_match_text(name, &g.set.database_name, folder))
+            })
+    };
+    logs(groups, members)
+        .filter(|(_, g)| g.all_files().any(|name| named(g, name)))
         .max_by_key(|(_, g)| (g.last(), g.time(), g.first_name()))
         .map(|(i, _)| i)
 }

@@ -20,9 +20,13 @@ fn run(files: &[FolderFile]) -> Plan {
 }
 
 fn pattern(glob: &str) -> TailRule {
+    TailRule::with_pattern(glob)
+}
+
+fn declared(name: &str) -> TailRule {
     TailRule {
-        file_name: None,
-        pattern: Some(glob.to_owned()),
+        file_name: Some(name.to_owned()),
+        ..TailRule::default()
     }
 }
 
@@ -662,7 +666,7 @@ fn a_recognised_tail_at_the_end_of_the_chain_completes() {
 
     let by_name = TailRule {
         file_name: Some("Sales_log_3.trn".to_owned()),
-        pattern: None,
+        ..TailRule::default()
     };
     let plan = plan_with(&chain.files(true, &[3]), &by_name, None);
     assert_eq!(plan.tail.as_deref(), Some("Sales_log_3.trn"));
@@ -670,11 +674,11 @@ fn a_recognised_tail_at_the_end_of_the_chain_completes() {
 }
 
 #[test]
-fn a_log_after_the_tail_blocks_the_cutover_only() {
+fn a_log_after_the_declared_tail_blocks_the_cutover_only() {
     let chain = Chain::new();
     let mut files = chain.files(false, &[1, 2, 4]);
     files.push(chain.logs[2].file("Sales_tail.trn"));
-    let plan = plan_with(&files, &pattern("*tail*"), None);
+    let plan = plan_with(&files, &declared("Sales_tail.trn"), None);
     let found = finding(&plan, FindingCode::LogAfterTail);
     assert_eq!(found.severity, Severity::Blocking);
     assert_eq!(found.files, ["Sales_log_4.trn"]);
@@ -685,6 +689,40 @@ fn a_log_after_the_tail_blocks_the_cutover_only() {
     );
     assert!(!plan.can_complete);
     assert_eq!(plan.findings[0].code, FindingCode::LogAfterTail);
+    assert_eq!(
+        plan.tail.as_deref(),
+        Some("Sales_tail.trn"),
+        "the operator's choice stays"
+    );
+}
+
+#[test]
+fn a_named_tail_with_a_later_log_is_refused_as_the_tail() {
+    let chain = Chain::new();
+    let mut files = chain.files(false, &[1, 2, 4]);
+    files.push(chain.logs[2].file("Sales_tail.trn"));
+    let by_metadata = TailRule {
+        metadata: vec!["Sales_tail.trn".to_owned()],
+        ..TailRule::default()
+    };
+    for rule in [pattern(DEFAULT_TAIL_PATTERN), by_metadata] {
+        let plan = plan_with(&files, &rule, None);
+        assert_eq!(plan.tail, None, "{rule:?}");
+        let refused = finding(&plan, FindingCode::TailRefused);
+        assert_eq!(refused.severity, Severity::Blocking);
+        assert_eq!(refused.files, ["Sales_tail.trn"]);
+        assert!(
+            refused.message.contains("Sales_log_4.trn"),
+            "{}",
+            refused.message
+        );
+        assert!(
+            plan.can_start,
+            "only the cutover is blocked: {:#?}",
+            plan.findings
+        );
+        assert!(!plan.can_complete);
+    }
 }
 
 #[test]
@@ -694,10 +732,18 @@ fn a_later_log_that_is_not_chained_still_counts_after_the_tail() {
     let mut files = chain.files(false, &[1, 2, 3]);
     files.push(chain.logs[3].file("tail.trn"));
     files.push(stray.file("stray.trn"));
-    let plan = plan_with(&files, &pattern("TAIL.*"), None);
+    let plan = plan_with(&files, &declared("tail.trn"), None);
     assert_eq!(
         finding(&plan, FindingCode::LogAfterTail).files,
         ["stray.trn"]
+    );
+    assert!(!plan.can_complete);
+    let plan = plan_with(&files, &pattern("TAIL.*"), None);
+    assert_eq!(plan.tail, None);
+    assert!(
+        finding(&plan, FindingCode::TailRefused)
+            .message
+            .contains("stray.trn")
     );
     assert!(!plan.can_complete);
 }
@@ -708,9 +754,187 @@ fn a_tail_beyond_a_gap_cannot_complete() {
     let mut files = chain.files(false, &[1, 2]);
     files.push(chain.logs[3].file("tail.trn"));
     let plan = plan_with(&files, &pattern("tail*"), None);
-    assert_eq!(plan.tail.as_deref(), Some("tail.trn"));
+    assert_eq!(plan.tail, None, "the chain does not reach it");
+    let refused = finding(&plan, FindingCode::TailRefused);
+    assert_eq!(refused.severity, Severity::Warning);
     assert!(codes(&plan).contains(&FindingCode::LogChainGap));
     assert!(!plan.can_complete);
+    let plan = plan_with(&files, &declared("tail.trn"), None);
+    assert_eq!(plan.tail.as_deref(), Some("tail.trn"));
+    assert!(!plan.can_complete);
+}
+
+/// Full, then two regular log backups named the way SQL Server jobs name them, in `folder`.
+fn estate(database: &str, folder: &str, names: &[&str]) -> Plan {
+    let mut db = Synthetic::new(database);
+    let mut files = vec![
+        db.full(100, 200)
+            .file(&format!("{database}_FULL_20250601_0000.bak")),
+    ];
+    let mut at = 100;
+    for name in names {
+        files.push(db.log(at, at + 100).file(name));
+        at += 100;
+    }
+    plan(PlanInput {
+        folder,
+        files: &files,
+        fixed_base: None,
+        tail: &pattern(DEFAULT_TAIL_PATTERN),
+    })
+}
+
+#[test]
+fn a_database_name_containing_tail_never_makes_a_tail() {
+    for database in [
+        "RetailDB",
+        "Cocktail",
+        "Detail",
+        "TailspinToys",
+        "Orders_tail",
+        "tail",
+    ] {
+        let logs = [
+            format!("{database}_LOG_20250601_0815.trn"),
+            format!("{database}_LOG_20250601_0830.trn"),
+            format!("SQL01_{database}_LOG_20250601_0845.trn"),
+            format!("{database}.trn"),
+        ];
+        let names: Vec<&str> = logs.iter().map(String::as_str).collect();
+        for legacy in [DEFAULT_TAIL_PATTERN, "*tail*", "*_tail*"] {
+            for folder in [database, "tail", "backups"] {
+                let mut db = Synthetic::new(database);
+                let mut files = vec![db.full(100, 200).file("full.bak")];
+                for (k, name) in names.iter().enumerate() {
+                    let at = 100 + 100 * k as u32;
+                    files.push(db.log(at, at + 100).file(name));
+                }
+                for n in 1..=files.len() {
+                    // After every upload, the newest log included.
+                    let plan = plan(PlanInput {
+                        folder,
+                        files: &files[..n],
+                        fixed_base: None,
+                        tail: &pattern(legacy),
+                    });
+                    assert_eq!(
+                        plan.tail,
+                        None,
+                        "{database} in {folder} with {legacy}: {:?}",
+                        &files[..n].iter().map(|f| &f.name).collect::<Vec<_>>()
+                    );
+                    assert!(!plan.can_complete);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_real_tail_of_such_a_database_is_recognised() {
+    for database in ["RetailDB", "Cocktail", "Detail", "TailspinToys", "tail"] {
+        let log = format!("{database}_LOG_20250601_0815.trn");
+        let tail = format!("{database}_tail.trn");
+        let plan = estate(database, database, &[&log, &tail]);
+        assert_eq!(
+            plan.tail.as_deref(),
+            Some(tail.as_str()),
+            "{:#?}",
+            plan.findings
+        );
+        assert!(plan.can_complete, "{database}: {:#?}", plan.findings);
+    }
+    // A folder called `tail`, holding the Sales database.
+    let plan = estate("Sales", "tail", &["Sales_LOG_1.trn"]);
+    assert_eq!(plan.tail, None);
+    let plan = estate("Sales", "tail", &["Sales_LOG_1.trn", "Sales_tail.trn"]);
+    assert_eq!(plan.tail.as_deref(), Some("Sales_tail.trn"));
+    assert!(plan.can_complete);
+}
+
+#[test]
+fn the_match_text_blanks_the_database_and_folder_names() {
+    assert_eq!(
+        tail_match_text("RetailDB_LOG_20250601_0815.trn", "RetailDB", "RetailDB"),
+        "\0_log_20250601_0815.trn"
+    );
+    assert_eq!(
+        tail_match_text("sub/Sales_TAIL.trn", "Sales", "tail"),
+        "\0_tail.trn"
+    );
+    assert_eq!(
+        tail_match_text("tail_tail.trn", "tail", "tail"),
+        "\0_tail.trn"
+    );
+    assert_eq!(
+        tail_match_text("SQL01_Detail_LOG.trn", "Detail", "x"),
+        "sql01_\0_log.trn"
+    );
+    assert_eq!(
+        tail_match_text("Cocktail_LOG.trn", "CocktailDB", "Cocktail"),
+        "\0_log.trn"
+    );
+    assert_eq!(tail_match_text("x_tail.trn", "", ""), "x_tail.trn");
+}
+
+#[test]
+fn metadata_on_a_full_backup_is_refused() {
+    let chain = Chain::new();
+    let files = chain.files(false, &[1, 2]);
+    let rule = TailRule {
+        metadata: vec!["Sales_full.bak".to_owned()],
+        ..TailRule::default()
+    };
+    let plan = plan_with(&files, &rule, None);
+    assert_eq!(plan.tail, None);
+    let refused = finding(&plan, FindingCode::TailRefused);
+    assert_eq!(refused.files, ["Sales_full.bak"]);
+    assert_eq!(refused.severity, Severity::Warning);
+}
+
+#[test]
+fn metadata_names_the_tail_when_it_is_the_newest_log() {
+    let chain = Chain::new();
+    let files = chain.files(false, &[1, 2, 3, 4]);
+    let rule = TailRule {
+        metadata: vec!["Sales_log_4.trn".to_owned()],
+        ..TailRule::default()
+    };
+    let plan = plan_with(&files, &rule, None);
+    assert_eq!(plan.tail.as_deref(), Some("Sales_log_4.trn"));
+    assert!(plan.can_complete, "{:#?}", plan.findings);
+}
+
+#[test]
+fn a_header_that_says_not_a_tail_log_wins_over_the_name_once_confirmed() {
+    let chain = Chain::new();
+    let mut files = chain.files(false, &[1, 2, 3]);
+    files.push(chain.logs[3].file("Sales_tail.trn"));
+    let mut rule = pattern(DEFAULT_TAIL_PATTERN);
+    // Unconfirmed bits: the name decides.
+    assert_eq!(
+        plan_with(&files, &rule, None).tail.as_deref(),
+        Some("Sales_tail.trn")
+    );
+    rule.header_hint_confirmed = true;
+    let plan = plan_with(&files, &rule, None);
+    assert_eq!(
+        plan.tail, None,
+        "the header says it is an ordinary log backup"
+    );
+    assert_eq!(
+        finding(&plan, FindingCode::TailRefused).severity,
+        Severity::Warning
+    );
+    // With the tail-log bit set, the name and the header agree.
+    let mut tail = chain.logs[3].clone();
+    tail.set.flags |= 0x80;
+    if let Some(last) = files.last_mut() {
+        *last = tail.file("Sales_tail.trn");
+    }
+    let plan = plan_with(&files, &rule, None);
+    assert_eq!(plan.tail.as_deref(), Some("Sales_tail.trn"));
+    assert!(plan.can_complete, "{:#?}", plan.findings);
 }
 
 #[test]
@@ -930,11 +1154,15 @@ proptest! {
         specs in prop::collection::vec(any::<Spec>(), 0..24),
         fixed in prop::option::of(0u128..24),
         tail_at in prop::option::of(0usize..24),
+        meta_at in prop::option::of(0usize..24),
+        hint in any::<bool>(),
     ) {
         let files: Vec<FolderFile> = specs.iter().enumerate().map(|(i, s)| s.file(i)).collect();
         let tail = TailRule {
             file_name: tail_at.map(|i| format!("{i}.bak")),
+            metadata: meta_at.map(|i| format!("{i}.bak")).into_iter().collect(),
             pattern: Some("*1*".into()),
+            header_hint_confirmed: hint,
         };
         let plan = plan_with(&files, &tail, fixed.map(Uuid::from_u128));
         let present: HashSet<&str> = files.iter().map(|f| f.name.as_str()).collect();
@@ -948,6 +1176,7 @@ proptest! {
         let blocks_start = |f: &Finding| {
             f.severity == Severity::Blocking
                 && f.code != FindingCode::LogAfterTail
+                && f.code != FindingCode::TailRefused
                 && !(f.code == FindingCode::PathNeedsEncoding && f.files.first() == plan.tail.as_ref())
         };
         prop_assert_eq!(

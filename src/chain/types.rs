@@ -79,16 +79,45 @@ impl FileRead {
     }
 }
 
+/// The default tail-log pattern: a deliberate `_tail` suffix before the extension
+/// (`Sales_tail.trn`, `Sales_20250601_tail.trn`). It is matched against the file name with the
+/// database name taken out (see [`TailRule::pattern`]), so `RetailDB_LOG_0815.trn`, `Cocktail_...`,
+/// `Detail_...` or `TailspinToys_...` never match it.
+pub const DEFAULT_TAIL_PATTERN: &str = "*_tail.*";
+
 /// How the tail-log backup (the cutover trigger) is recognised.
+///
+/// Completing is irreversible, so only an operator's choice is taken as given. A file named by the
+/// pattern or the metadata is the tail only if it is a log backup the chain reaches and nothing in
+/// the folder is newer; otherwise the plan has no tail and says why.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TailRule {
-    /// An explicit file name (an operator's cutover command or blob metadata `lrs_tail=true`).
+    /// An operator's explicit choice (the `cutover` command, `check --tail-file`): the tail as
+    /// given; what stands in its way blocks the cutover.
     pub file_name: Option<String>,
-    /// A case-insensitive glob on the file name, such as `*tail*`.
+    /// Files whose blob metadata says `lrs_tail=true`: the newest such log is a candidate.
+    #[serde(default)]
+    pub metadata: Vec<String>,
+    /// A case-insensitive glob, such as [`DEFAULT_TAIL_PATTERN`]. It is matched against the file
+    /// name without its folder and with the first occurrence of the database name (from the
+    /// header) and of the folder name blanked out, so that a database name never makes a match.
     pub pattern: Option<String>,
+    /// Trust the header's tail-log flag bits: a named tail whose header says it is not a tail-log
+    /// backup is then refused (the name loses). Off until a real tail-log backup confirms those
+    /// bits (see docs/backup-format.md: they are unconfirmed).
+    #[serde(default)]
+    pub header_hint_confirmed: bool,
 }
 
 impl TailRule {
+    /// The rule with only a pattern.
+    pub fn with_pattern(pattern: impl Into<String>) -> TailRule {
+        TailRule {
+            pattern: Some(pattern.into()),
+            ..TailRule::default()
+        }
+    }
+
     /// Compiles the pattern (case-insensitive). `Ok(None)` when there is no pattern or it is empty.
     ///
     /// # Errors
@@ -104,6 +133,34 @@ impl TailRule {
             )),
         }
     }
+}
+
+/// The part of a file name the tail pattern is matched against, lowercased and without its folder:
+/// the longest of `database` and `folder` that starts the name is blanked, and so is the first
+/// occurrence of `database` elsewhere. A blank is a NUL, which no literal in a pattern matches, so
+/// `RetailDB_LOG_0815.trn` of `RetailDB` (`\0_log_0815.trn`) never matches `*tail*`, while
+/// `Sales_tail.trn` in a folder called `tail` (`\0_tail.trn`) still matches `*_tail.*`.
+pub fn tail_match_text(file_name: &str, database: &str, folder: &str) -> String {
+    let base = file_name.rsplit(['/', '\\']).next().unwrap_or(file_name);
+    let mut text = base.to_lowercase();
+    let database = database.trim().to_lowercase();
+    let folder = folder
+        .rsplit('/')
+        .next()
+        .unwrap_or(folder)
+        .trim()
+        .to_lowercase();
+    let prefix = [&database, &folder]
+        .into_iter()
+        .filter(|n| !n.is_empty() && text.starts_with(n.as_str()))
+        .max_by_key(|n| n.len());
+    if let Some(prefix) = prefix {
+        text.replace_range(..prefix.len(), "\0");
+    }
+    if !database.is_empty() && prefix != Some(&database) {
+        text = text.replacen(&database, "\0", 1);
+    }
+    text
 }
 
 /// Severity of a finding.
@@ -156,6 +213,8 @@ pub enum FindingCode {
     OlderThanBase,
     /// A log backup after the declared tail-log backup.
     LogAfterTail,
+    /// A file named as the tail-log backup (by the pattern, metadata or header) that cannot be it.
+    TailRefused,
     /// A full backup newer than the base LRS already restored: LRS does not re-base, so it is not used.
     NewerFullBackup,
     /// The target database name is taken on the instance by a database that is not an LRS restore
@@ -208,6 +267,7 @@ impl FindingCode {
             FindingCode::MultipleBackupSets => "multiple_backup_sets",
             FindingCode::OlderThanBase => "older_than_base",
             FindingCode::LogAfterTail => "log_after_tail",
+            FindingCode::TailRefused => "tail_refused",
             FindingCode::NewerFullBackup => "newer_full_backup",
             FindingCode::NameInUse => "name_in_use",
             FindingCode::TargetNameTaken => "target_name_taken",

@@ -25,8 +25,9 @@ pub struct Args {
     /// Print JSON instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Case-insensitive glob on file names that marks the tail-log backup ("" for none).
-    #[arg(long, env = "LRS_TAIL_PATTERN", default_value = "*tail*")]
+    /// Case-insensitive glob that marks the tail-log backup ("" for none), matched against the file
+    /// name with the database name taken out.
+    #[arg(long, env = "LRS_TAIL_PATTERN", default_value = crate::chain::DEFAULT_TAIL_PATTERN)]
     pub tail_pattern: String,
     /// The tail-log backup's file name, when it has no recognisable name.
     #[arg(long)]
@@ -42,6 +43,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rule = TailRule {
         file_name: args.tail_file.clone(),
         pattern: Some(args.tail_pattern.clone()),
+        ..TailRule::default()
     };
     rule.matcher()
         .with_context(|| format!("invalid --tail-pattern {:?}", args.tail_pattern))?;

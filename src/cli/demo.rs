@@ -68,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let rehearse_args = rehearse::Args {
         root: root.clone(),
         state: None,
-        tail_pattern: "*tail*".into(),
+        tail_pattern: crate::chain::DEFAULT_TAIL_PATTERN.into(),
         restore_mbps: 200.0,
         follow: false,
         json: args.json,

@@ -18,7 +18,7 @@ use time::Duration;
 use url::Url;
 
 use super::{resolve, runtime};
-use crate::chain::{Finding, Severity};
+use crate::chain::{Finding, FindingCode, Severity};
 use crate::config::StorageIdentity;
 use crate::lrs::{InstanceId, LrsClientOptions};
 use crate::migration::{MigrationState, Phase};
@@ -47,8 +47,9 @@ pub struct Args {
     /// Where to keep state documents (default `<root>/.lrs-autopilot`). A rehearsal starts afresh.
     #[arg(long)]
     pub state: Option<PathBuf>,
-    /// Glob (case-insensitive) that names the tail-log backup.
-    #[arg(long, default_value = "*tail*")]
+    /// Glob (case-insensitive) that names the tail-log backup, matched against the file name with
+    /// the database name taken out.
+    #[arg(long, default_value = crate::chain::DEFAULT_TAIL_PATTERN)]
     pub tail_pattern: String,
     /// Simulated restore speed, MB/s.
     #[arg(long, default_value_t = 200.0)]
@@ -318,6 +319,15 @@ impl Progress {
 
 /// Whether a database needs nothing more from the rehearsal loop: done, stuck on a person, or
 /// caught up and waiting for more files.
+/// A blocking finding that turns the phase to Blocked once its grace ends.
+fn settling(f: &Finding) -> bool {
+    f.severity == Severity::Blocking
+        && !matches!(
+            f.code,
+            FindingCode::NoFullBackup | FindingCode::IncompleteFile
+        )
+}
+
 fn settled(s: &MigrationState) -> bool {
     match s.phase {
         Phase::Completed
@@ -328,7 +338,9 @@ fn settled(s: &MigrationState) -> bool {
         | Phase::Paused => !s.files.values().any(|f| f.pending),
         // Waiting with a wake-up time: a finding is settling, or a file is pending.
         Phase::Waiting => s.next_poll_at.is_none(),
-        // Caught up: LRS reports a file of the last planned set (any stripe) as the last restored.
+        // Caught up: LRS reports a file of the last planned set (any stripe) as the last restored,
+        // and no blocking finding is still in its settling grace (it turns the phase to Blocked).
+        Phase::Restoring if s.findings().iter().any(settling) => false,
         Phase::Restoring => {
             let last_set = s.plan.as_ref().and_then(|p| p.steps.last());
             let restored = s

@@ -548,7 +548,9 @@ mod tests {
         let all: Vec<FolderFile> = s.files.values().map(|r| r.file.clone()).collect();
         let rule = TailRule {
             file_name: tail.map(str::to_owned),
+            metadata: Vec::new(),
             pattern: None,
+            header_hint_confirmed: false,
         };
         s.plan = Some(plan(PlanInput {
             folder,

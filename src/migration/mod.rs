@@ -87,9 +87,21 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     match input {
         Input::FileSeen(record) => {
             let name = record.file.name.clone();
-            state.audit(now, format!("file recorded: {name}"));
-            state.rejected.remove(&name);
-            state.files.insert(name, *record);
+            if state
+                .files
+                .get(&name)
+                .is_some_and(|old| is_older(&record, old))
+            {
+                // A slower invocation read a version that has since been replaced.
+                state.audit(
+                    now,
+                    format!("file {name}: an older version's read was ignored"),
+                );
+            } else {
+                state.audit(now, format!("file recorded: {name}"));
+                state.rejected.remove(&name);
+                state.files.insert(name, *record);
+            }
         }
         Input::FileRejected { name, reason } => {
             state.audit(now, format!("file refused: {name}: {reason}"));
@@ -568,6 +580,16 @@ fn restart(state: &mut MigrationState, now: OffsetDateTime) {
     );
 }
 
+/// Whether a new read is of an older version than the recorded one: an earlier last-modified
+/// time. Two versions written within the same second (its resolution) cannot be ordered; the
+/// later write wins, as before.
+fn is_older(new: &FileRecord, old: &FileRecord) -> bool {
+    matches!(
+        (old.file.last_modified, new.file.last_modified),
+        (Some(a), Some(b)) if b < a
+    )
+}
+
 fn accept_start(state: &mut MigrationState, now: OffsetDateTime) {
     state.lrs.started_at.get_or_insert(now);
     state.lrs.start_claimed_at.get_or_insert(now);
@@ -808,20 +830,23 @@ fn cutover(
 /// Recomputes the plan from every recorded file and raises an alert for each new finding.
 fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
     let files: Vec<_> = state.files.values().map(|r| r.file.clone()).collect();
-    let metadata_tail = state
+    let metadata: Vec<String> = state
         .files
         .values()
-        .find(|r| r.tail_metadata)
-        .map(|r| r.file.name.clone());
+        .filter(|r| r.tail_metadata)
+        .map(|r| r.file.name.clone())
+        .collect();
+    // Only an operator's choice is taken as given; a tail recognised by metadata or the pattern is
+    // checked afresh on every plan (it must continue the chain and be the newest file).
     let declared = state
         .tail
         .as_ref()
-        .filter(|t| t.source >= TailSource::Pattern);
+        .filter(|t| t.source == TailSource::Operator);
     let rule = TailRule {
-        file_name: declared
-            .map(|t| t.file_name.clone())
-            .or(metadata_tail.clone()),
+        file_name: declared.map(|t| t.file_name.clone()),
+        metadata: metadata.clone(),
         pattern: ctx.tail_pattern.clone(),
+        header_hint_confirmed: false,
     };
     let plan = chain::plan(PlanInput {
         folder: &state.folder,
@@ -829,22 +854,37 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         fixed_base: state.lrs.base_guid,
         tail: &rule,
     });
-    if state.tail.is_none() {
-        if let Some(file_name) = plan.tail.clone() {
-            let source = if metadata_tail.as_deref() == Some(file_name.as_str()) {
-                TailSource::Metadata
-            } else {
-                TailSource::Pattern
-            };
-            state.audit(
-                ctx.now,
-                format!("tail-log backup recognised: {file_name} ({source:?})"),
-            );
-            state.tail = Some(Tail {
-                file_name,
-                source,
-                recognised_at: ctx.now,
-            });
+    let recognised = state.tail.as_ref().map(|t| &t.file_name);
+    if declared.is_none() && recognised != plan.tail.as_ref() {
+        state.lrs.tail_restored_at = None;
+        match plan.tail.clone() {
+            Some(file_name) => {
+                let source = if metadata.contains(&file_name) {
+                    TailSource::Metadata
+                } else {
+                    TailSource::Pattern
+                };
+                state.audit(
+                    ctx.now,
+                    format!("tail-log backup recognised: {file_name} ({source:?})"),
+                );
+                state.tail = Some(Tail {
+                    file_name,
+                    source,
+                    recognised_at: ctx.now,
+                });
+            }
+            None => {
+                if let Some(old) = state.tail.take() {
+                    state.audit(
+                        ctx.now,
+                        format!(
+                            "{} is no longer taken as the tail-log backup",
+                            old.file_name
+                        ),
+                    );
+                }
+            }
         }
     }
     let settling = is_settling(state, ctx.now);

@@ -193,7 +193,11 @@ fn a_log_after_the_tail_blocks_the_cutover() {
         w.state
             .findings()
             .iter()
-            .any(|f| f.code == FindingCode::LogAfterTail)
+            .any(|f| f.code == FindingCode::TailRefused)
+    );
+    assert_eq!(
+        w.state.tail, None,
+        "a named file with a later log is not the tail"
     );
     assert_eq!(w.alerts(AlertKind::DatabaseBlocked), 1);
 }
@@ -857,4 +861,44 @@ fn a_restart_replans_from_the_newest_complete_full_backup() {
     );
     let plan = w.state.plan.as_ref().expect("a plan");
     assert_eq!(plan.steps[0].files, ["Sales_full2.bak"]);
+}
+
+/// Issue 11 item 3: a slow invocation that read an older version of a file writes last; the newer
+/// record stays.
+#[test]
+fn an_older_read_of_a_file_never_replaces_a_newer_record() {
+    let mut w = World::new();
+    let files = chain();
+    w.file(files[0].clone());
+    let record = |file: &FolderFile, etag: &str, at: OffsetDateTime| FileRecord {
+        file: FolderFile {
+            last_modified: Some(at),
+            ..file.clone()
+        },
+        etag: Some(etag.into()),
+        pending: false,
+        tail_metadata: false,
+        bytes_read: 1,
+        first_seen: T0,
+    };
+    let newer = record(&files[1], "\"v2\"", T0 + Duration::seconds(5));
+    let mut older = record(&files[2], "\"v1\"", T0);
+    older.file.name = newer.file.name.clone();
+    w.feed(Input::FileSeen(Box::new(newer.clone())));
+    w.feed(Input::FileSeen(Box::new(older)));
+    assert_eq!(w.state.files.get(&newer.file.name), Some(&newer));
+    assert!(
+        w.state
+            .audit
+            .iter()
+            .any(|a| a.event.contains("older version's read was ignored")),
+        "{:?}",
+        w.state.audit
+    );
+
+    // A newer read replaces it.
+    let mut newest = record(&files[1], "\"v3\"", T0 + Duration::seconds(9));
+    newest.file.name = newer.file.name.clone();
+    w.feed(Input::FileSeen(Box::new(newest.clone())));
+    assert_eq!(w.state.files.get(&newer.file.name), Some(&newest));
 }

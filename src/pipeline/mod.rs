@@ -333,7 +333,9 @@ impl Pipeline {
         if item.size == 0 {
             return Ok(EventOutcome::Ignored(format!("{blob_name} is empty")));
         }
-        let outcome = storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size).await?;
+        let outcome =
+            storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size, Some(&item.etag))
+                .await?;
         let (read, bytes_read) = (outcome.result, outcome.bytes_read);
         self.metrics.bytes_read.add(bytes_read);
         let record = file_record(location, &item, read, bytes_read, (self.clock)());
@@ -913,8 +915,13 @@ impl Pipeline {
                     Err(storage::Error::NotFound { .. }) => return Ok(None),
                     Err(e) => return Err(e.into()),
                 };
-                let outcome =
-                    storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size).await?;
+                let outcome = storage::read_backup_blob(
+                    self.blobs.as_ref(),
+                    &blob_name,
+                    item.size,
+                    Some(&item.etag),
+                )
+                .await?;
                 let (read, bytes_read) = (outcome.result, outcome.bytes_read);
                 self.metrics.bytes_read.add(bytes_read);
                 Some(Input::FileSeen(Box::new(file_record(

@@ -65,7 +65,7 @@ pub async fn read_file(
     file: &ListedFile,
 ) -> Result<FolderFile, SourceError> {
     let blob = format!("{container}/{folder}/{}", file.name);
-    let outcome = crate::storage::read_backup_blob(store, &blob, file.size).await?;
+    let outcome = crate::storage::read_backup_blob(store, &blob, file.size, None).await?;
     let read = FileRead::from_result(outcome.result);
     Ok(FolderFile {
         name: file.name.clone(),

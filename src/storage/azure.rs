@@ -226,6 +226,7 @@ impl Account {
         path: &str,
         offset: u64,
         len: u64,
+        if_match: Option<&ETag>,
     ) -> Result<(Bytes, u64, Option<ETag>), Error> {
         let name = format!("{container}/{path}");
         let client = self.blob(container, path)?;
@@ -237,12 +238,17 @@ impl Account {
             range: Some(HttpRange::new(offset, len)),
             parallel: Some(NonZero::<usize>::MIN),
             partition_size: Some(partition),
+            if_match: if_match.map(|etag| etag.0.as_str().into()),
             ..Default::default()
         };
-        let result = client
-            .download(Some(options))
-            .await
-            .map_err(|e| map_err(e, "read", &name))?;
+        let result = client.download(Some(options)).await.map_err(|e| {
+            let e = map_err(e, "read", &name);
+            match e.status() {
+                // If-Match failed: the blob changed since its ETag was taken.
+                Some(412) => Error::conflict(&name, e.detail().cloned()),
+                _ => e,
+            }
+        })?;
         let total = content_range_total(&result.headers).or(result.properties.content_length);
         let etag = result.properties.etag.as_ref().map(etag_of);
         let bytes = result
@@ -403,6 +409,40 @@ impl AzureBlobStore {
     pub fn service_url(&self) -> Url {
         strip_query(&self.account.url)
     }
+
+    async fn read(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        if_match: Option<&ETag>,
+    ) -> Result<(Bytes, u64), Error> {
+        let (container, path) = split_name(name, false)?;
+        // Nothing can be read at or past u64::MAX; the answer is only the size.
+        let len = len.min(u64::MAX - offset);
+        let size_of = || async {
+            let item = self.account.properties(name, container, path).await?;
+            match if_match {
+                Some(etag) if item.etag != *etag => Err(Error::conflict(name, None)),
+                _ => Ok((Bytes::new(), item.size)),
+            }
+        };
+        if len == 0 {
+            return size_of().await;
+        }
+        match self
+            .account
+            .download(container, path, offset, len, if_match)
+            .await
+        {
+            Ok((bytes, total, _)) => Ok((bytes, total)),
+            // A range starting at or past the end: nothing there, which is not an error.
+            Err(e) if e.status() == Some(u16::from(StatusCode::RequestedRangeNotSatisfiable)) => {
+                size_of().await
+            }
+            Err(e) => Err(e),
+        }
+    }
 }
 
 #[async_trait]
@@ -441,22 +481,18 @@ impl BlobStore for AzureBlobStore {
 
     #[tracing::instrument(level = "debug", name = "blob.read_range", skip_all, fields(blob = %name, offset, len, status = Empty))]
     async fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(Bytes, u64), Error> {
-        let (container, path) = split_name(name, false)?;
-        // Nothing can be read at or past u64::MAX; the answer is only the size.
-        let len = len.min(u64::MAX - offset);
-        if len == 0 {
-            let size = self.account.properties(name, container, path).await?.size;
-            return Ok((Bytes::new(), size));
-        }
-        match self.account.download(container, path, offset, len).await {
-            Ok((bytes, total, _)) => Ok((bytes, total)),
-            // A range starting at or past the end: nothing there, which is not an error.
-            Err(e) if e.status() == Some(u16::from(StatusCode::RequestedRangeNotSatisfiable)) => {
-                let size = self.account.properties(name, container, path).await?.size;
-                Ok((Bytes::new(), size))
-            }
-            Err(e) => Err(e),
-        }
+        self.read(name, offset, len, None).await
+    }
+
+    #[tracing::instrument(level = "debug", name = "blob.read_range", skip_all, fields(blob = %name, offset, len, status = Empty))]
+    async fn read_range_if_match(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        etag: &ETag,
+    ) -> Result<(Bytes, u64), Error> {
+        self.read(name, offset, len, Some(etag)).await
     }
 
     fn url(&self, name: &str) -> Result<Url, Error> {
@@ -648,7 +684,7 @@ impl StateStore for AzureStateStore {
         // One byte past the limit: a larger document comes back cut but over it, and the pipeline
         // refuses it without ever holding the whole of it.
         let limit = crate::migration::MAX_STATE_DOCUMENT_BYTES as u64 + 1;
-        let download = self.account.download(&self.container, key, 0, limit).await;
+        let download = self.account.download(&self.container, key, 0, limit, None).await;
         match download {
             Ok((bytes, _, Some(etag))) => Ok(Some((bytes.to_vec(), etag))),
             Ok((_, _, None)) => Err(Error::invalid(&format!(

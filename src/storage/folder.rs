@@ -314,6 +314,38 @@ impl BlobStore for FolderStore {
         blocking(move || store.read_blocking(&name, offset, len)).await
     }
 
+    /// The ETag (modification time and size) is compared before and after the read: a file
+    /// rewritten meanwhile is a conflict, as Azure's `If-Match` makes it.
+    async fn read_range_if_match(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        etag: &ETag,
+    ) -> Result<(Bytes, u64), Error> {
+        let store = self.clone();
+        let name = name.to_owned();
+        let etag = etag.clone();
+        blocking(move || {
+            let (container, path) = split_name(&name, false)?;
+            let current = |store: &FolderStore| -> Result<ETag, Error> {
+                Ok(store
+                    .item(&name, container, path)?
+                    .ok_or_else(|| Error::not_found(&name, None))?
+                    .etag)
+            };
+            if current(&store)? != etag {
+                return Err(Error::conflict(&name, None));
+            }
+            let read = store.read_blocking(&name, offset, len)?;
+            if current(&store)? != etag {
+                return Err(Error::conflict(&name, None));
+            }
+            Ok(read)
+        })
+        .await
+    }
+
     fn url(&self, name: &str) -> Result<Url, Error> {
         let (container, path) = split_name(name, true)?;
         let path = self.blob_path(container, path.trim_end_matches('/'));

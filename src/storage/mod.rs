@@ -118,6 +118,20 @@ pub trait BlobStore: Send + Sync {
     /// network or I/O errors.
     async fn read_range(&self, name: &str, offset: u64, len: u64) -> Result<(Bytes, u64), Error>;
 
+    /// [`read_range`](Self::read_range) of the version `etag` names, and of no other: the head
+    /// and the tail of a backup must come from one version of the blob.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when the blob changed since (Azure answers 412 to `If-Match`): read it
+    /// again from the start. Otherwise as [`read_range`](Self::read_range).
+    async fn read_range_if_match(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        etag: &ETag,
+    ) -> Result<(Bytes, u64), Error>;
+
     /// The URL of a blob or folder (`<container>/<folder>`), without any query string: this is
     /// the storage container URI given to LRS, so it must never carry a SAS.
     ///
@@ -155,18 +169,30 @@ pub trait BlobWriter: BlobStore {
 /// a longer head if needed), never the whole blob: the pipeline and the simulator read alike, and
 /// local files the same way ([`file::read_backup_file`]).
 ///
+/// With `etag` (from the listing or properties the size came from), every read is of that version
+/// only: a blob overwritten between the head and the tail read is not misread as corrupt (its
+/// head and tail would disagree) but answered with [`Error::Conflict`], a transient error.
+///
 /// # Errors
-/// Storage errors only; what the bytes mean is in the outcome.
+/// Storage errors only, [`Error::Conflict`] when the blob changed; what the bytes mean is in the
+/// outcome.
 pub async fn read_backup_blob(
     store: &dyn BlobStore,
     name: &str,
     size: u64,
+    etag: Option<&ETag>,
 ) -> Result<crate::backup::FetchOutcome, Error> {
     let mut fetch = crate::backup::Fetch::new(size);
     while let Some(range) = fetch.poll_read() {
-        let (bytes, _) = store
-            .read_range(name, range.offset, range.len as u64)
-            .await?;
+        let len = range.len as u64;
+        let (bytes, _) = match etag {
+            Some(etag) => {
+                store
+                    .read_range_if_match(name, range.offset, len, etag)
+                    .await?
+            }
+            None => store.read_range(name, range.offset, len).await?,
+        };
         fetch.handle_read(range, &bytes);
     }
     Ok(fetch.finish())

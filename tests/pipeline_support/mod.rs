@@ -156,6 +156,22 @@ impl BlobStore for CountingBlobs {
         self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
         Ok(got)
     }
+    async fn read_range_if_match(
+        &self,
+        name: &str,
+        offset: u64,
+        len: u64,
+        etag: &ETag,
+    ) -> Result<(Bytes, u64), storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let got = self
+            .inner
+            .read_range_if_match(name, offset, len, etag)
+            .await?;
+        self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
+        Ok(got)
+    }
     fn url(&self, name: &str) -> Result<Url, storage::Error> {
         self.inner.url(name)
     }
@@ -895,7 +911,7 @@ pub struct RigOptions {
 impl Default for RigOptions {
     fn default() -> Self {
         RigOptions {
-            tail_pattern: Some("*tail*".into()),
+            tail_pattern: Some(lrs_autopilot::chain::DEFAULT_TAIL_PATTERN.into()),
             lrs_sas: false,
             race_state: false,
             faults: Faults::default(),
