@@ -4,7 +4,7 @@
 //! files, blobs) reads the same way through it, so `bytes_read` means the same everywhere.
 
 use super::{
-    AfterHead, BackupFile, Container, Error, HEAD_LEN, Head, MAX_READ, TAIL_LEN, Tail, parse_any,
+    AfterHead, BackupFile, Error, HEAD_LEN, MAX_READ, ParsedHead, TAIL_LEN, Tail, parse_any,
     plan_tail, read_parsed,
 };
 
@@ -62,7 +62,7 @@ pub struct Fetch {
     bytes_read: u64,
     /// The head as parsed when its reads were planned, with the head length it was parsed at:
     /// unpacking a compressed head is most of the work, so it is done once per head length.
-    parsed: Option<(usize, Result<(Container, Head), Error>)>,
+    parsed: Option<(usize, ParsedHead)>,
     result: Option<Result<BackupFile, Error>>,
 }
 

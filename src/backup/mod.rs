@@ -88,7 +88,7 @@ pub fn read(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
 /// the head does not unpack a compressed head again.
 fn read_parsed(
     head_len: usize,
-    parsed: Result<(Container, Head), Error>,
+    parsed: ParsedHead,
     tail: Option<Tail<'_>>,
 ) -> Result<BackupFile, Error> {
     if tail.is_some_and(|t| t.file_size == 0) {
@@ -123,8 +123,11 @@ pub(crate) enum AfterHead {
     Done(Error),
 }
 
+/// A head parsed by [`parse_any`]: its container and header, or why it has none.
+type ParsedHead = Result<(Container, Head), Error>;
+
 /// What to read after a head parsed by [`parse_any`].
-fn plan_tail(parsed: &Result<(Container, Head), Error>) -> AfterHead {
+fn plan_tail(parsed: &ParsedHead) -> AfterHead {
     match parsed {
         // The closing copy, then the end blocks; `parse_head` bounds the copy's length.
         Ok((_, h)) => AfterHead::Tail(
@@ -138,7 +141,7 @@ fn plan_tail(parsed: &Result<(Container, Head), Error>) -> AfterHead {
 }
 
 /// Tells the container and parses the header in the head (unpacking a compressed one).
-fn parse_any(head: &[u8]) -> Result<(Container, Head), Error> {
+fn parse_any(head: &[u8]) -> ParsedHead {
     let kind = container(head)?;
     let parsed = match kind {
         Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
@@ -190,7 +193,7 @@ fn container(head: &[u8]) -> Result<Container, Error> {
 
 fn read_inner(
     head_len: usize,
-    parsed: Result<(Container, Head), Error>,
+    parsed: ParsedHead,
     tail: Option<Tail<'_>>,
 ) -> Result<BackupFile, Error> {
     let (kind, parsed) = parsed?;
