@@ -220,6 +220,23 @@ fn damaged_compressed_chunks_report_corruption() {
 }
 
 #[test]
+fn a_compressed_chunk_claiming_more_than_64_kib_is_corruption() {
+    let dir = fixtures_or_skip!();
+    for name in &SAMPLES[4..] {
+        let mut copy = fixture(&dir, name);
+        // The first chunk's size in 512-byte units: SQL Server writes at most 0x80.
+        assert_eq!(copy[0x1E0], 0x21, "{name}: the first record is a chunk");
+        assert!(copy[0x1E0 + 1] <= 0x80, "{name}");
+        copy[0x1E0 + 1] = 0xFF;
+        let result = backup::read(&copy[..backup::HEAD_LEN], None);
+        assert!(
+            matches!(&result, Err(Error::Corrupt { detail, .. }) if detail.contains("more than")),
+            "{name}: {result:?}"
+        );
+    }
+}
+
+#[test]
 fn the_postgresql_dump_and_empty_files_are_not_backups() {
     let tmp = tempfile::tempdir().expect("temp dir");
     let empty = read_bytes_as_file(tmp.path(), b"");

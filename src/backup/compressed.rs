@@ -27,8 +27,12 @@ const STORED_SFMB_LEN: usize = 512;
 const DECODER_PADDING: usize = 8;
 /// How many bytes of a chunk found by scanning are decoded to confirm it.
 const PROBE_LEN: usize = 64;
-/// The largest chunk: 0x80 units of 512 bytes.
+/// Chunk sizes count units of 512 bytes.
 const UNIT: usize = 512;
+/// The largest chunk: 0x80 units (64 KiB), the size SQL Server compresses in (every chunk of the
+/// compressed fixtures is at most this). A larger claim is corrupt, and refusing it bounds the
+/// decoding a hostile chunk header can ask for.
+const MAX_UNITS: usize = 0x80;
 
 /// Why the container could not be unpacked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,6 +83,16 @@ pub(crate) fn record(raw: &[u8], at: usize) -> Result<(Record, usize), UnpackErr
                 return Err(UnpackError::Corrupt {
                     at,
                     detail: "compressed chunk of zero bytes".into(),
+                });
+            }
+            if units > MAX_UNITS {
+                return Err(UnpackError::Corrupt {
+                    at,
+                    detail: format!(
+                        "compressed chunk of {} bytes, more than the {} a chunk holds",
+                        units * UNIT,
+                        MAX_UNITS * UNIT
+                    ),
                 });
             }
             Ok((
@@ -379,6 +393,18 @@ mod tests {
     fn unknown_record_is_corrupt() {
         let raw = [0x99u8; 8];
         assert!(matches!(record(&raw, 0), Err(UnpackError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn chunk_larger_than_64_kib_is_corrupt() {
+        let mut raw = vec![CHUNK, 0x81, 0x10, 0x01];
+        raw.resize(CHUNK_HEADER_LEN + 0x110, 0xAB);
+        assert!(matches!(
+            record(&raw, 0),
+            Err(UnpackError::Corrupt { detail, .. }) if detail.contains("more than the 65536")
+        ));
+        raw[1] = 0x80;
+        assert!(record(&raw, 0).is_ok());
     }
 
     #[test]

@@ -3,7 +3,10 @@
 //! is fed the bytes, and yields the result with the number of bytes it read. Every caller (local
 //! files, blobs) reads the same way through it, so `bytes_read` means the same everywhere.
 
-use super::{AfterHead, BackupFile, Error, HEAD_LEN, MAX_READ, TAIL_LEN, Tail, read};
+use super::{
+    AfterHead, BackupFile, Error, HEAD_LEN, MAX_READ, ParsedHead, TAIL_LEN, Tail, parse_any,
+    plan_tail, read_parsed,
+};
 
 /// The most head a file may need: far beyond any real header, it bounds a hostile one.
 const MAX_HEAD: usize = MAX_READ;
@@ -57,6 +60,9 @@ pub struct Fetch {
     /// Where the tail should start: [`TAIL_LEN`] from the end, or earlier for very long headers.
     want_tail_from: u64,
     bytes_read: u64,
+    /// The head as parsed when its reads were planned, with the head length it was parsed at:
+    /// unpacking a compressed head is most of the work, so it is done once per head length.
+    parsed: Option<(usize, ParsedHead)>,
     result: Option<Result<BackupFile, Error>>,
 }
 
@@ -72,6 +78,7 @@ impl Fetch {
             tail_read: false,
             want_tail_from: file_size.saturating_sub(TAIL_LEN as u64),
             bytes_read: 0,
+            parsed: None,
             result: None,
         };
         if file_size == 0 {
@@ -120,7 +127,10 @@ impl Fetch {
                 self.tail.clear();
                 self.tail_read = false;
             }
-            match super::plan_tail(&self.head) {
+            let parsed = parse_any(&self.head);
+            let after = plan_tail(&parsed);
+            self.parsed = Some((self.head.len(), parsed));
+            match after {
                 AfterHead::Tail(tail_len) => {
                     self.want_tail_from = self.file_size.saturating_sub(tail_len as u64);
                 }
@@ -207,7 +217,12 @@ impl Fetch {
             bytes: &self.tail,
             file_size: self.file_size,
         };
-        match read(&self.head, Some(tail)) {
+        // The head only grows by appending, so its length says whether it changed since parsed.
+        let parsed = match self.parsed.take() {
+            Some((len, parsed)) if len == self.head.len() => parsed,
+            _ => parse_any(&self.head),
+        };
+        match read_parsed(self.head.len(), parsed, Some(tail)) {
             Err(Error::NeedMoreHead { needed })
                 if needed > self.head.len()
                     && needed <= MAX_HEAD

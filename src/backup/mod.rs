@@ -81,14 +81,24 @@ pub struct Tail<'a> {
 /// See [`Error`]: not a backup, head too short ([`Error::NeedMoreHead`] says how much to read),
 /// truncated, corrupt, or unsupported.
 pub fn read(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
+    read_parsed(head.len(), parse_any(head), tail)
+}
+
+/// [`read`] from a head already parsed by [`parse_any`], so a driver that planned its reads from
+/// the head does not unpack a compressed head again.
+fn read_parsed(
+    head_len: usize,
+    parsed: ParsedHead,
+    tail: Option<Tail<'_>>,
+) -> Result<BackupFile, Error> {
     if tail.is_some_and(|t| t.file_size == 0) {
         return Err(Error::NotABackup {
             reason: "the file is empty".into(),
         });
     }
-    match read_inner(head, tail) {
+    match read_inner(head_len, parsed, tail) {
         Err(Error::NeedMoreHead { needed }) => match tail {
-            Some(t) if needed as u64 > t.file_size || head.len() as u64 >= t.file_size => {
+            Some(t) if needed as u64 > t.file_size || head_len as u64 >= t.file_size => {
                 Err(Error::Truncated {
                     offset: t.file_size,
                     wanted: (needed as u64).saturating_sub(t.file_size).max(1),
@@ -113,23 +123,31 @@ pub(crate) enum AfterHead {
     Done(Error),
 }
 
-/// What to read after this head.
-pub(crate) fn plan_tail(head: &[u8]) -> AfterHead {
-    let parsed = match container(head) {
-        Ok(Container::Plain) => parse_head(head).map_err(HeadError::into_error),
-        Ok(Container::Compressed) => read_compressed_head(head),
-        Err(e) => Err(e),
-    };
+/// A head parsed by [`parse_any`]: its container and header, or why it has none.
+type ParsedHead = Result<(Container, Head), Error>;
+
+/// What to read after a head parsed by [`parse_any`].
+fn plan_tail(parsed: &ParsedHead) -> AfterHead {
     match parsed {
         // The closing copy, then the end blocks; `parse_head` bounds the copy's length.
-        Ok(h) => AfterHead::Tail(
+        Ok((_, h)) => AfterHead::Tail(
             TAIL_LEN
                 .max(h.config_block_len.saturating_add(END_BLOCKS_LEN))
                 .min(MAX_READ),
         ),
-        Err(Error::NeedMoreHead { needed }) => AfterHead::GrowHead(needed),
-        Err(e) => AfterHead::Done(e),
+        Err(Error::NeedMoreHead { needed }) => AfterHead::GrowHead(*needed),
+        Err(e) => AfterHead::Done(e.clone()),
     }
+}
+
+/// Tells the container and parses the header in the head (unpacking a compressed one).
+fn parse_any(head: &[u8]) -> ParsedHead {
+    let kind = container(head)?;
+    let parsed = match kind {
+        Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
+        Container::Compressed => read_compressed_head(head)?,
+    };
+    Ok((kind, parsed))
 }
 
 /// Which container the file is.
@@ -173,12 +191,12 @@ fn container(head: &[u8]) -> Result<Container, Error> {
     Err(Error::NotABackup { reason })
 }
 
-fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
-    let kind = container(head)?;
-    let parsed = match kind {
-        Container::Plain => parse_head(head).map_err(HeadError::into_error)?,
-        Container::Compressed => read_compressed_head(head)?,
-    };
+fn read_inner(
+    head_len: usize,
+    parsed: ParsedHead,
+    tail: Option<Tail<'_>>,
+) -> Result<BackupFile, Error> {
+    let (kind, parsed) = parsed?;
     let Head {
         tape,
         sets,
@@ -213,7 +231,7 @@ fn read_inner(head: &[u8], tail: Option<Tail<'_>>) -> Result<BackupFile, Error> 
                                 "the file holds several backup sets and set {position} starts beyond \
                                  the first {} bytes read (append-mode backups: one set per file is \
                                  what LRS restores)",
-                                head.len()
+                                head_len
                             ),
                         });
                     }
