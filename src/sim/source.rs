@@ -95,7 +95,9 @@ mod tests {
         )
         .expect("write");
         let store = FolderStore::new(dir.path()).expect("store");
-        let files = list_folder(&store, "sqlfiles", "db1").await.expect("listed");
+        let files = list_folder(&store, "sqlfiles", "db1")
+            .await
+            .expect("listed");
         let mut names: Vec<(&str, u64)> = files.iter().map(|f| (f.name.as_str(), f.size)).collect();
         names.sort();
         assert_eq!(
@@ -116,7 +118,9 @@ mod tests {
         )
         .expect("write");
         let store = FolderStore::new(dir.path()).expect("store");
-        let listed = list_folder(&store, "sqlfiles", "db1").await.expect("listed");
+        let listed = list_folder(&store, "sqlfiles", "db1")
+            .await
+            .expect("listed");
         let file = read_file(&store, "sqlfiles", "db1", &listed[0])
             .await
             .expect("read");
@@ -141,6 +145,10 @@ mod tests {
             size: 10,
             last_modified: None,
         };
-        assert!(read_file(&store, "sqlfiles", "db1", &missing).await.is_err());
+        assert!(
+            read_file(&store, "sqlfiles", "db1", &missing)
+                .await
+                .is_err()
+        );
     }
 }

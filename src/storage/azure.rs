@@ -684,7 +684,10 @@ impl StateStore for AzureStateStore {
         // One byte past the limit: a larger document comes back cut but over it, and the pipeline
         // refuses it without ever holding the whole of it.
         let limit = crate::migration::MAX_STATE_DOCUMENT_BYTES as u64 + 1;
-        let download = self.account.download(&self.container, key, 0, limit, None).await;
+        let download = self
+            .account
+            .download(&self.container, key, 0, limit, None)
+            .await;
         match download {
             Ok((bytes, _, Some(etag))) => Ok(Some((bytes.to_vec(), etag))),
             Ok((_, _, None)) => Err(Error::invalid(&format!(
