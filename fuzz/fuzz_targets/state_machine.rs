@@ -2,7 +2,8 @@
 //! commands and LRS answers, through a small shell that answers the machine's actions the way LRS
 //! could (accepted, refused, lost) and a model of LRS restoring the planned files in order. The
 //! invariants of a safe cutover hold whatever the sequence:
-//! - LRS is never asked to start once it has accepted a start;
+//! - LRS is never asked to start once it has accepted a start (until it drops the database and an
+//!   operator restarts the migration);
 //! - completion is sent only with the file LRS reports as the last restored, which is the tail;
 //! - with no operator cutover, no `lrs_tail` metadata and no file named `*_tail.*`, completion is
 //!   never sent (ordinary log backups of RetailDB, Cocktail, Detail... never make a tail);
@@ -22,7 +23,10 @@ mod migration;
 use chain::synthetic::Synthetic;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use migration::{Action, Context, FileRecord, Input, LrsSnapshot, MigrationState};
+use migration::{
+    Action, CallError, Context, ErrorClass, FileRecord, Input, LrsSnapshot, MigrationState,
+    OperationPoll,
+};
 use time::{Duration, OffsetDateTime};
 
 const DATABASES: [&str; 4] = ["RetailDB", "Cocktail", "Detail", "Sales"];
@@ -54,6 +58,10 @@ enum Op {
         start: u8,
         complete: u8,
     },
+    /// LRS drops the database (a failover, a Business Critical update, the 30-day cancel).
+    Drop,
+    /// An operator's restart.
+    Restart,
 }
 
 #[derive(Debug, Arbitrary)]
@@ -75,7 +83,7 @@ fuzz_target!(|script: Script| {
     let db_name = DATABASES[usize::from(script.database) % DATABASES.len()];
     let t0 = OffsetDateTime::UNIX_EPOCH + Duration::days(20_000);
     let mut now = t0;
-    let mut state = MigrationState::new("backups", db_name, db_name, now);
+    let mut state = MigrationState::new("sqlfiles", db_name, db_name, now);
     let mut source = Synthetic::new(db_name);
     let mut lsn = 100u32;
     let mut files = 0usize;
@@ -146,6 +154,13 @@ fuzz_target!(|script: Script| {
                 lrs.start_answer = start % 4;
                 lrs.complete_answer = complete % 4;
             }
+            Op::Drop => {
+                if !lrs.completed {
+                    lrs.started = false;
+                    lrs.restored = 0;
+                }
+            }
+            Op::Restart => queue.push(Input::Restart),
         }
         // Feed the queued inputs and the answers to what the machine asks, until it is quiet.
         let mut rounds = 0;
@@ -161,6 +176,7 @@ fuzz_target!(|script: Script| {
                 default_collation: "SQL_Latin1_General_CP1_CI_AS".to_owned(),
                 slot_available: true,
                 sas_days_left: None,
+                name_owner: None,
             };
             let planned: Vec<String> = state
                 .plan
@@ -186,18 +202,20 @@ fuzz_target!(|script: Script| {
                         match lrs.start_answer {
                             0 => {
                                 lrs.started = true;
-                                queue.push(Input::StartAccepted);
+                                queue.push(Input::StartAccepted {
+                                    operation: Some("location https://arm/op/start".into()),
+                                });
                             }
-                            1 => queue.push(Input::StartFailed {
-                                code: Some("InvalidCollation".into()),
-                                message: "refused".into(),
-                                retryable: false,
-                            }),
-                            2 => queue.push(Input::StartFailed {
-                                code: None,
-                                message: "throttled".into(),
-                                retryable: true,
-                            }),
+                            1 => queue.push(Input::StartFailed(error(
+                                400,
+                                "InvalidCollation",
+                                ErrorClass::Block,
+                            ))),
+                            2 => queue.push(Input::StartFailed(error(
+                                429,
+                                "SubscriptionTooManyRequests",
+                                ErrorClass::Retry,
+                            ))),
                             _ => lrs.started = true, // accepted, the answer lost
                         }
                     }
@@ -215,47 +233,73 @@ fuzz_target!(|script: Script| {
                         match lrs.complete_answer {
                             0 => {
                                 lrs.completed = true;
-                                queue.push(Input::CompleteAccepted);
+                                queue.push(Input::CompleteAccepted {
+                                    operation: Some("location https://arm/op/complete".into()),
+                                });
                             }
-                            1 => queue.push(Input::CompleteFailed {
-                                code: Some("RequiredBackupIsNotLastRestored".into()),
-                                message: "not yet".into(),
-                                retryable: false,
-                            }),
-                            2 => queue.push(Input::CompleteFailed {
-                                code: None,
-                                message: "throttled".into(),
-                                retryable: true,
-                            }),
+                            1 => queue.push(Input::CompleteFailed(error(
+                                400,
+                                "RequiredBackupIsNotLastRestored",
+                                ErrorClass::Retry,
+                            ))),
+                            2 => queue.push(Input::CompleteFailed(error(
+                                429,
+                                "SubscriptionTooManyRequests",
+                                ErrorClass::Retry,
+                            ))),
                             _ => lrs.completed = true,
                         }
                     }
                     Action::PollRestoreDetails => {
-                        if lrs.started {
-                            queue.push(Input::Restore(LrsSnapshot {
-                                status: Some(
-                                    if lrs.completed {
-                                        "Completed"
-                                    } else {
-                                        "Restoring"
-                                    }
-                                    .into(),
-                                ),
+                        // Documented: only `Restoring`; after completion the database is no
+                        // longer restoring; a database that is not there is "not available".
+                        queue.push(if lrs.completed {
+                            Input::RestoreDetailsFailed(error(
+                                400,
+                                "ManagedDatabaseNotInRestoringState",
+                                ErrorClass::Benign,
+                            ))
+                        } else if lrs.started {
+                            let restored = lrs.restored.min(planned.len());
+                            Input::Restore(LrsSnapshot {
+                                restore_type: Some("LRSRestore".into()),
+                                status: Some("Restoring".into()),
                                 last_restored_file: last_restored.clone(),
-                                files_restored: lrs.restored.min(planned.len()) as u64,
+                                files_restored: restored as u64,
+                                files_queued: (planned.len() - restored) as u64,
                                 ..LrsSnapshot::default()
-                            }));
+                            })
                         } else {
-                            queue.push(Input::RestoreDetailsFailed {
-                                status: 404,
-                                code: Some("ResourceNotFound".into()),
-                                message: "no such database".into(),
-                            });
-                        }
+                            Input::RestoreDetailsFailed(error(
+                                400,
+                                "RestoreDetailsNotAvailableOrExpired",
+                                ErrorClass::Retry,
+                            ))
+                        });
                     }
                     Action::PollDatabaseStatus => {
-                        let status = if lrs.completed { "Online" } else { "Restoring" };
-                        queue.push(Input::DatabaseStatus(status.into()));
+                        queue.push(if lrs.completed {
+                            Input::DatabaseStatus("Online".into())
+                        } else if lrs.started {
+                            Input::DatabaseStatus("Restoring".into())
+                        } else {
+                            Input::DatabaseGone
+                        });
+                    }
+                    Action::PollOperation { kind, .. } => {
+                        // The worst plausible model: the create runs until the database is Online.
+                        let poll = if lrs.completed {
+                            OperationPoll::Succeeded
+                        } else if lrs.started {
+                            OperationPoll::InProgress
+                        } else {
+                            OperationPoll::Failed(error(
+                                409,
+                                "OperationInterrupted",
+                                ErrorClass::Retry,
+                            ))
+                        };
+                        queue.push(Input::Operation { kind, poll });
                     }
                     Action::RevalidateFile { .. } | Action::Alert(_) => {}
                 }
@@ -263,3 +307,13 @@ fuzz_target!(|script: Script| {
         }
     }
 });
+
+fn error(status: u16, code: &str, class: ErrorClass) -> CallError {
+    CallError {
+        status: Some(status),
+        code: Some(code.to_owned()),
+        message: format!("{code} (fuzz model)"),
+        class,
+        advice: String::new(),
+    }
+}
