@@ -26,7 +26,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LRS_MAX_CONCURRENT_RESTORES", Some("100")),
     ("LRS_DATABASE_NAME_MAP", Some("{}")),
     ("LRS_EVENTS_QUEUE", Some("lrs-backup-events")),
-    ("LRS_TIMER_SCHEDULE", Some("*/30 * * * * *")),
+    ("LRS_TIMER_SCHEDULE", Some("*/5 * * * * *")),
     // Read by the CLI's logging setup: `json` for JSON lines (the deployed app sets it; the log alerts parse it).
     ("LRS_LOG_FORMAT", Some("text")),
     ("AZURE_CLIENT_ID", None),

@@ -694,10 +694,12 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
     }
     // Awaiting cutover, each tick reads restoreDetails; the create operation and the database's
     // status are read on the `Restoring` cadence (see `poll_interval`).
+    // Until the first check, the last restoring poll (which read all three) counts as one.
     let slow_reads = state.phase != Phase::CutoverPending
         || state
             .lrs
             .checked_at
+            .or(state.lrs.polled_at)
             .is_none_or(|t| now >= t + RESTORING_POLL || t > now);
     if slow_reads && state.phase == Phase::CutoverPending {
         state.lrs.checked_at = Some(now);

@@ -358,7 +358,7 @@ impl Pipeline {
             .as_ref()
             .and_then(|(index, _)| index.full_scan_at)
             .is_none_or(|at| now - at >= due::FULL_SCAN_EVERY || at > now);
-        let keys: Vec<String> = match (&seen, full) {
+        let mut keys: Vec<String> = match (&seen, full) {
             (Some((index, _)), false) => index
                 .entries
                 .iter()
@@ -369,6 +369,17 @@ impl Pipeline {
                 .await
                 .map_err(|_| PipelineError::OutOfTime)??,
         };
+        // Databases awaiting cutover first: their lag is the downtime users feel, and a pass over
+        // many restoring databases would otherwise keep them waiting.
+        if let Some((index, _)) = &seen {
+            let urgent = |k: &String| {
+                index
+                    .entries
+                    .get(k)
+                    .is_some_and(|e| matches!(e.phase, Phase::CutoverPending | Phase::Completing))
+            };
+            keys.sort_by_key(|k| !urgent(k));
+        }
         // A database not reached within the budget is left for the next pass (it stays due).
         let results: Vec<_> = futures::stream::iter(keys.iter().cloned())
             .map(|key| async move {

@@ -352,7 +352,12 @@ impl Inner {
     }
 
     pub async fn tick(&self) {
-        self.tick_where(|_| true).await;
+        let now = self.clock.now();
+        let mut world = self.world.lock().await;
+        let keys: Vec<DbKey> = world.databases.keys().cloned().collect();
+        for key in keys {
+            self.refresh(&mut world, &key, now).await;
+        }
     }
 
     pub async fn restored_at(&self, db: &str, file: &str) -> Option<OffsetDateTime> {
@@ -368,21 +373,20 @@ impl Inner {
             })
     }
 
+    /// One database at a time, so ARM requests interleave with the scans.
     pub async fn tick_databases(&self, names: &[String]) {
-        self.tick_where(|key| names.iter().any(|n| n.eq_ignore_ascii_case(&key.database)))
-            .await;
-    }
-
-    async fn tick_where(&self, wanted: impl Fn(&DbKey) -> bool) {
-        let now = self.clock.now();
-        let mut world = self.world.lock().await;
-        let keys: Vec<DbKey> = world
-            .databases
-            .keys()
-            .filter(|k| wanted(k))
-            .cloned()
-            .collect();
+        let keys: Vec<DbKey> = {
+            let world = self.world.lock().await;
+            world
+                .databases
+                .keys()
+                .filter(|k| names.iter().any(|n| n.eq_ignore_ascii_case(&k.database)))
+                .cloned()
+                .collect()
+        };
         for key in keys {
+            let now = self.clock.now();
+            let mut world = self.world.lock().await;
             self.refresh(&mut world, &key, now).await;
         }
     }
