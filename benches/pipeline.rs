@@ -583,8 +583,9 @@ async fn cutover_lag(fixtures: &Path) {
         })
     };
     // The Functions timer: never two passes at once.
+    let passes_done = Arc::new(AtomicU64::new(0));
     let timer_task = {
-        let (endpoint, stop) = (rig.endpoint().clone(), stop.clone());
+        let (endpoint, stop, done) = (rig.endpoint().clone(), stop.clone(), passes_done.clone());
         tokio::spawn(async move {
             let mut interval = tokio::time::interval(period);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -595,12 +596,17 @@ async fn cutover_lag(fixtures: &Path) {
                 let reply = endpoint.timer().await;
                 assert_eq!(reply.status, 200, "{reply:?}");
                 passes.push(t.elapsed());
+                done.fetch_add(1, Ordering::SeqCst);
             }
             passes
         })
     };
-    // A full timer cadence on the steady state first (the first pass reads every document).
-    tokio::time::sleep(period * 2).await;
+    // The steady state first: the first pass reads every document and writes the index (as one
+    // pass in every 10 minutes does), the second reads only the due ones.
+    while passes_done.load(Ordering::SeqCst) < 2 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(period / 2).await;
     let uploaded_tails: Vec<Uploaded> = futures::stream::iter(names.iter().map(|folder| {
         let rig = &rig;
         let path = clean_dir(fixtures).join(CLEAN_TAIL);
