@@ -58,7 +58,7 @@ param backupStorageSku string = 'Standard_ZRS'
 param tailPattern string = '*_tail.*'
 
 @description('NCRONTAB schedule (six fields, with seconds) of the CutoverTimer function (LRS_TIMER_SCHEDULE).')
-param timerSchedule string = '*/30 * * * * *'
+param timerSchedule string = '*/5 * * * * *'
 
 @description('How LRS reads the backups: the managed instance\'s managed identity, or a SAS (Read + List) kept in Key Vault.')
 @allowed([

@@ -26,7 +26,7 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LRS_MAX_CONCURRENT_RESTORES", Some("100")),
     ("LRS_DATABASE_NAME_MAP", Some("{}")),
     ("LRS_EVENTS_QUEUE", Some("lrs-backup-events")),
-    ("LRS_TIMER_SCHEDULE", Some("*/30 * * * * *")),
+    ("LRS_TIMER_SCHEDULE", Some("*/5 * * * * *")),
     // Seconds between the timer's reconciliation passes (`0`: never); see pipeline::resync.
     ("LRS_RESYNC_INTERVAL_SECS", Some("21600")),
     // Read by the CLI's logging setup: `json` for JSON lines (the deployed app sets it; the log alerts parse it).

@@ -268,6 +268,10 @@ pub struct LrsProgress {
     /// When GET database answered 404 after the start was accepted.
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub lost_at: Option<OffsetDateTime>,
+    /// When the create operation and the database's status were last read while `CutoverPending`
+    /// (polled on every tick for restoreDetails, on the `Restoring` cadence for these).
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub checked_at: Option<OffsetDateTime>,
 }
 
 /// One line of the audit trail.

@@ -11,6 +11,7 @@
 //! and the ARM client's retries stop well within the budget.
 
 mod arm;
+pub mod due;
 pub mod instance;
 mod lrs_port;
 mod metrics;
@@ -192,6 +193,16 @@ pub struct TickReport {
     pub errors: Vec<String>,
 }
 
+/// What the timer found for one database.
+struct TickOne {
+    /// Its due-time index entry after the pass.
+    entry: due::Entry,
+    /// Whether it was due and driven.
+    handled: bool,
+    /// Whether it holds an LRS slot.
+    holds: bool,
+}
+
 /// The pipeline: adapters plus settings.
 #[derive(Clone)]
 pub struct Pipeline {
@@ -361,20 +372,51 @@ impl Pipeline {
 
     /// One timer pass over every database that is due.
     ///
+    /// Reads the due-time index ([`due`]) and only the state documents it says are due; every
+    /// [`due::FULL_SCAN_EVERY`] (and when there is no index) it reads every state document instead,
+    /// rebuilds the index and prunes stale LRS slot claims.
+    ///
     /// # Errors
-    /// Only when the state documents cannot be listed; per-database failures are in the report.
+    /// Only when the index or the state documents cannot be read; per-database failures are in the
+    /// report.
     pub async fn tick(&self) -> Result<TickReport, PipelineError> {
         let deadline = tokio::time::Instant::now() + INVOCATION_BUDGET;
-        let keys = tokio::time::timeout_at(deadline, self.state_keys())
+        let seen = tokio::time::timeout_at(deadline, due::load(self.state.as_ref()))
             .await
             .map_err(|_| PipelineError::OutOfTime)??;
         let now = (self.clock)();
+        let full = seen
+            .as_ref()
+            .and_then(|(index, _)| index.full_scan_at)
+            .is_none_or(|at| now - at >= due::FULL_SCAN_EVERY || at > now);
+        let mut keys: Vec<String> = match (&seen, full) {
+            (Some((index, _)), false) => index
+                .entries
+                .iter()
+                .filter(|(_, e)| e.due(now))
+                .map(|(k, _)| k.clone())
+                .collect(),
+            _ => tokio::time::timeout_at(deadline, self.state_keys())
+                .await
+                .map_err(|_| PipelineError::OutOfTime)??,
+        };
+        // Databases awaiting cutover first: their lag is the downtime users feel, and a pass over
+        // many restoring databases would otherwise keep them waiting.
+        if let Some((index, _)) = &seen {
+            let urgent = |k: &String| {
+                index
+                    .entries
+                    .get(k)
+                    .is_some_and(|e| matches!(e.phase, Phase::CutoverPending | Phase::Completing))
+            };
+            keys.sort_by_key(|k| !urgent(k));
+        }
         // A database not reached within the budget is left for the next pass (it stays due).
-        let results: Vec<_> = futures::stream::iter(keys)
+        let results: Vec<_> = futures::stream::iter(keys.iter().cloned())
             .map(|key| async move {
                 match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
                     Ok(result) => result
-                        .map(|(phase, handled, holds)| (key.clone(), phase, handled, holds))
+                        .map(|found| (key.clone(), found))
                         .map_err(|e| format!("{key}: {e}")),
                     Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
                 }
@@ -384,16 +426,16 @@ impl Pipeline {
             .await;
         let mut report = TickReport::default();
         let mut holders = std::collections::BTreeSet::new();
+        let mut found = BTreeMap::new();
         let mut complete = true;
         for result in results {
-            report.examined += 1;
             match result {
-                Ok((key, phase, handled, holds)) => {
-                    *report.phases.entry(phase).or_default() += 1;
-                    report.handled += usize::from(handled);
-                    if holds {
-                        holders.insert(key);
+                Ok((key, pass)) => {
+                    report.handled += usize::from(pass.handled);
+                    if pass.holds {
+                        holders.insert(key.clone());
                     }
+                    found.insert(key, pass.entry);
                 }
                 Err(e) => {
                     complete = false;
@@ -402,9 +444,30 @@ impl Pipeline {
                 }
             }
         }
-        if complete {
+        // Phases: what this pass found, and the index's entries for the rest.
+        let mut phases: BTreeMap<String, Phase> =
+            found.iter().map(|(k, e)| (k.clone(), e.phase)).collect();
+        if let (Some((index, _)), false) = (&seen, full) {
+            for (key, entry) in &index.entries {
+                phases.entry(key.clone()).or_insert(entry.phase);
+            }
+        }
+        report.examined = phases.len().max(keys.len());
+        for phase in phases.into_values() {
+            *report.phases.entry(phase).or_default() += 1;
+        }
+        let full_scan = (full && complete).then(|| (keys.iter().cloned().collect(), now));
+        if full && complete {
             // Only a pass that saw every database may drop claims it did not see held.
             slots::prune(self.state.as_ref(), &holders).await?;
+        }
+        if !found.is_empty() || full_scan.is_some() {
+            due::record_pass(
+                self.state.as_ref(),
+                seen,
+                due::PassResult { found, full_scan },
+            )
+            .await?;
         }
         match self.resync_if_due().await {
             Some(Ok(r)) => report.errors.extend(r.errors),
@@ -415,18 +478,32 @@ impl Pipeline {
         Ok(report)
     }
 
-    async fn tick_one(
-        &self,
-        key: &str,
-        now: OffsetDateTime,
-    ) -> Result<(Phase, bool, bool), PipelineError> {
+    async fn tick_one(&self, key: &str, now: OffsetDateTime) -> Result<TickOne, PipelineError> {
         let holds = |s: &MigrationState| s.start_claimed() && !s.phase.is_final();
+        let entry = |s: &MigrationState| due::Entry {
+            next: s.next_poll_at,
+            phase: s.phase,
+            lowered: 0,
+        };
         let Some((state, _)) = self.load(key).await? else {
-            return Ok((Phase::Waiting, false, false));
+            // Gone: an entry that is never due (a full scan drops it).
+            return Ok(TickOne {
+                entry: due::Entry {
+                    next: None,
+                    phase: Phase::Waiting,
+                    lowered: 0,
+                },
+                handled: false,
+                holds: false,
+            });
         };
         let due = state.next_poll_at.is_some_and(|t| t <= now);
         if !due {
-            return Ok((state.phase, false, holds(&state)));
+            return Ok(TickOne {
+                entry: entry(&state),
+                handled: false,
+                holds: holds(&state),
+            });
         }
         let state = self
             .drive(
@@ -436,7 +513,11 @@ impl Pipeline {
                 Input::Tick,
             )
             .await?;
-        Ok((state.phase, true, holds(&state)))
+        Ok(TickOne {
+            entry: entry(&state),
+            handled: true,
+            holds: holds(&state),
+        })
     }
 
     /// An operator's command (`cutover`, `pause`, `resume`) for a database, by folder or target name.
@@ -721,6 +802,11 @@ impl Pipeline {
                     Precondition::IfNoneMatch,
                 ),
             };
+            // A new document counts as "never due" before: its index entry is written if it is due.
+            let was_due_at = match precondition {
+                Precondition::IfMatch(_) => state.next_poll_at,
+                Precondition::IfNoneMatch => None,
+            };
             let actions = migration::handle(&mut state, input.clone(), &ctx);
             if state.phase == Phase::Ready && !slot_available && !slot_denied {
                 // The database could start: take a slot on the instance first, then decide again.
@@ -756,6 +842,15 @@ impl Pipeline {
             }
             match self.state.put(key, bytes, precondition).await {
                 Ok(_) => {
+                    if due::earlier(state.next_poll_at, was_due_at) {
+                        // The index must never be later than the document (see `due`).
+                        let entry = due::Entry {
+                            next: state.next_poll_at,
+                            phase: state.phase,
+                            lowered: 0,
+                        };
+                        due::lower(self.state.as_ref(), key, entry).await?;
+                    }
                     if state.phase.is_final() || state.lrs.start_error.is_some() {
                         slots::release(self.state.as_ref(), key).await?;
                     }

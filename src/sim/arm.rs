@@ -291,6 +291,8 @@ pub(crate) struct Inner {
     log: Mutex<Vec<LoggedRequest>>,
     faults: Mutex<FaultState>,
     throttle: Mutex<Throttle>,
+    /// Throttling set aside for a while ([`Inner::set_throttling`]).
+    throttle_off: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Inner {
@@ -313,7 +315,18 @@ impl Inner {
             log: Mutex::new(Vec::new()),
             faults: Mutex::new(faults),
             throttle: Mutex::new(Throttle::new(std::time::Instant::now())),
+            throttle_off: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    pub fn set_throttling(&self, on: bool) {
+        if on {
+            if let Ok(mut t) = self.throttle.lock() {
+                *t = Throttle::new(std::time::Instant::now());
+            }
+        }
+        self.throttle_off
+            .store(!on, std::sync::atomic::Ordering::SeqCst);
     }
 
     pub fn set_faults(&self, faults: Faults) {
@@ -347,6 +360,37 @@ impl Inner {
         let mut world = self.world.lock().await;
         let keys: Vec<DbKey> = world.databases.keys().cloned().collect();
         for key in keys {
+            self.refresh(&mut world, &key, now).await;
+        }
+    }
+
+    pub async fn restored_at(&self, db: &str, file: &str) -> Option<OffsetDateTime> {
+        let world = self.world.lock().await;
+        world
+            .databases
+            .iter()
+            .find_map(|(key, record)| match &record.origin {
+                Origin::Lrs { job, .. } if key.database.eq_ignore_ascii_case(db) => {
+                    job.restored_at(file)
+                }
+                _ => None,
+            })
+    }
+
+    /// One database at a time, so ARM requests interleave with the scans.
+    pub async fn tick_databases(&self, names: &[String]) {
+        let keys: Vec<DbKey> = {
+            let world = self.world.lock().await;
+            world
+                .databases
+                .keys()
+                .filter(|k| names.iter().any(|n| n.eq_ignore_ascii_case(&k.database)))
+                .cloned()
+                .collect()
+        };
+        for key in keys {
+            let now = self.clock.now();
+            let mut world = self.world.lock().await;
             self.refresh(&mut world, &key, now).await;
         }
     }
@@ -686,7 +730,7 @@ async fn inject_faults(State(state): State<AppState>, req: Request, next: Next) 
 /// one); every path under `/subscriptions/{id}` shares that subscription's buckets in the one
 /// region the simulator serves.
 async fn throttle_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    if !state.config.throttle {
+    if !state.config.throttle || state.throttle_off.load(std::sync::atomic::Ordering::SeqCst) {
         return next.run(req).await;
     }
     let kind = if matches!(*req.method(), Method::GET | Method::HEAD) {

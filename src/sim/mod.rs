@@ -231,6 +231,30 @@ impl SimState {
     pub async fn tick(&self) {
         self.inner.tick().await;
     }
+
+    /// Sets ARM throttling aside (`false`) or brings it back (`true`) with full buckets and its
+    /// counters started over, when the configuration throttles at all.
+    ///
+    /// Model choice (not Azure's: its budget never pauses): a benchmark prepares a thousand
+    /// restoring databases outside the budget, then measures its own run against a fresh one.
+    pub fn set_throttling(&self, on: bool) {
+        self.inner.set_throttling(on);
+    }
+
+    /// When LRS finished restoring the backup set holding `file` for database `db` (any instance),
+    /// read from the job itself, so still known after completeRestore.
+    pub async fn restored_at(&self, db: &str, file: &str) -> Option<time::OffsetDateTime> {
+        self.inner.restored_at(db, file).await
+    }
+
+    /// [`SimState::tick`] for the named databases only (any instance): a benchmark models LRS
+    /// noticing new files in some folders on its own, without scanning a thousand.
+    ///
+    /// Model choice: LRS's own scan interval is not documented; when and how often this is
+    /// called is the caller's model.
+    pub async fn tick_databases(&self, names: &[String]) {
+        self.inner.tick_databases(names).await;
+    }
 }
 
 /// Opens the blob store the settings name.

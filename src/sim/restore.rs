@@ -186,6 +186,14 @@ impl RestoreJob {
         Some(step.clone())
     }
 
+    /// When the set holding `file` finished restoring, if it has.
+    pub fn restored_at(&self, file: &str) -> Option<OffsetDateTime> {
+        self.restored
+            .iter()
+            .find(|r| r.set.files.iter().any(|f| f == file))
+            .map(|r| r.finished)
+    }
+
     /// The first stripe of the last restored set: the name completeRestore must be given.
     pub fn last_restored_file(&self) -> Option<&str> {
         self.restored

@@ -327,6 +327,8 @@ impl Sim {
         config.faults = options.faults.clone();
         if let Some(limit) = options.instance_restore_limit {
             config.instance_restore_limit = limit;
+            // A limit above the subscription's (the benchmark's 1,000 restores) lifts that too.
+            config.subscription_restore_limit = config.subscription_restore_limit.max(limit);
         }
         if let Some(change) = options.sim_config {
             change(&mut config);
