@@ -249,6 +249,38 @@ async fn backup_created(fixtures: &Path, databases: usize) {
     );
 }
 
+/// Writes `state` (a clone of a restoring database under another name) and starts LRS for it on
+/// the simulator from the clone's folder `uri`, as if the pipeline had.
+async fn clone_restoring(
+    rig: &Rig,
+    client: &lrs_autopilot::lrs::LrsClient,
+    uri: &str,
+    state: &MigrationState,
+) {
+    let name = &state.folder;
+    let bytes = serde_json::to_vec(state).expect("serialises");
+    rig.state
+        .put(
+            &MigrationState::key(&rig.backups, name),
+            bytes,
+            Precondition::IfNoneMatch,
+        )
+        .await
+        .expect("write a state document");
+    let start = StartRestore::new(
+        instance().database(name).expect("a name"),
+        "westeurope",
+        uri,
+        StorageAuth::ManagedIdentity,
+        "SQL_Latin1_General_CP1_CI_AS",
+    )
+    .expect("a start");
+    client
+        .begin_start(&start)
+        .await
+        .expect("the simulator accepts the start");
+}
+
 /// One database driven through the real pipeline to `Restoring`, then its state document cloned
 /// into `n` databases (each with its own LRS job in the simulator, restoring the same folder), all
 /// due: one timer invocation polls every one of them.
@@ -281,27 +313,7 @@ async fn cutover_timer(fixtures: &Path, n: usize) {
             let mut state: MigrationState = template.clone();
             state.folder = name.clone();
             state.database_name = name.clone();
-            let bytes = serde_json::to_vec_pretty(&state).expect("serialises");
-            rig.state
-                .put(
-                    &MigrationState::key(&rig.backups, &name),
-                    bytes,
-                    Precondition::IfNoneMatch,
-                )
-                .await
-                .expect("write a state document");
-            let start = StartRestore::new(
-                instance().database(&name).expect("a name"),
-                "westeurope",
-                uri,
-                StorageAuth::ManagedIdentity,
-                "SQL_Latin1_General_CP1_CI_AS",
-            )
-            .expect("a start");
-            client
-                .begin_start(&start)
-                .await
-                .expect("the simulator accepts the start");
+            clone_restoring(rig, client, uri, &state).await;
         }
     }))
     .buffer_unordered(16)
@@ -518,27 +530,7 @@ async fn cutover_lag(fixtures: &Path) {
             state.database_name = name.clone();
             state.next_poll_at =
                 Some(now + time::Duration::seconds(rand::random_range(0..cadence)));
-            let bytes = serde_json::to_vec(&state).expect("serialises");
-            rig.state
-                .put(
-                    &MigrationState::key(&rig.backups, &name),
-                    bytes,
-                    Precondition::IfNoneMatch,
-                )
-                .await
-                .expect("write a state document");
-            let start = StartRestore::new(
-                instance().database(&name).expect("a name"),
-                "westeurope",
-                uri,
-                StorageAuth::ManagedIdentity,
-                "SQL_Latin1_General_CP1_CI_AS",
-            )
-            .expect("a start");
-            client
-                .begin_start(&start)
-                .await
-                .expect("the simulator accepts the start");
+            clone_restoring(rig, client, uri, &state).await;
         }
     }))
     .buffer_unordered(16)
