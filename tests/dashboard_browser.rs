@@ -129,6 +129,7 @@ async fn settled(client: &reqwest::Client, url: &str) -> serde_json::Value {
             ("InventoryDb", "Restoring"),
             ("OrdersDb", "Blocked"),
             ("HrDb", "Blocked"),
+            ("AnalyticsDb", "Blocked"),
         ];
         let restored = v["databases"]
             .as_array()

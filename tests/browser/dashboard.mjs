@@ -43,10 +43,11 @@ try {
   };
 
   // 1. The demo estate's databases, with the right phases (auto-refresh brings them in).
-  const expected = { SalesDb: 'Restoring', InventoryDb: 'Restoring', OrdersDb: 'Blocked', HrDb: 'Blocked' };
+  // AnalyticsDb is a SQL Server 2025 source the default (SQL Server 2022 policy) instance refuses.
+  const expected = { SalesDb: 'Restoring', InventoryDb: 'Restoring', OrdersDb: 'Blocked', HrDb: 'Blocked', AnalyticsDb: 'Blocked' };
   for (const [folder, phase] of Object.entries(expected)) await waitPhase(folder, [phase], 60000);
   const rows = await page.$$eval('table.databases tbody tr', (trs) => trs.map((t) => t.dataset.folder));
-  if (rows.length !== 4) fail('expected 4 database rows, got ' + JSON.stringify(rows));
+  if (rows.length !== 5) fail('expected 5 database rows, got ' + JSON.stringify(rows));
   const word = await page.textContent('tr[data-folder="OrdersDb"] .phase');
   if (word.trim() !== 'Blocked') fail('the phase is shown as a word too, got ' + word);
   await page.evaluate(() => { window.__notReloaded = true; });
@@ -126,7 +127,7 @@ try {
   });
   await page.goto(url, { waitUntil: 'load' });
   const phases = await page.$$eval('table.databases tbody tr', (trs) => trs.map((t) => t.dataset.folder + '=' + t.dataset.phase).join(' '));
-  if (phases !== 'HrDb=Blocked InventoryDb=Restoring OrdersDb=Blocked SalesDb=Completed') fail('without JS: ' + phases);
+  if (phases !== 'AnalyticsDb=Blocked HrDb=Blocked InventoryDb=Restoring OrdersDb=Blocked SalesDb=Completed') fail('without JS: ' + phases);
   await page.click('details[data-folder="InventoryDb"] > summary');
   const form = 'details[data-folder="InventoryDb"] form.cutover';
   await page.fill(`${form} input[name=confirm]`, 'Inventory');
