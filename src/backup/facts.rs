@@ -90,12 +90,28 @@ pub struct BackupFile {
     pub backup_sets: Vec<BackupSet>,
     /// Whether the end blocks were found in the tail: `None` when no tail was given.
     pub complete: Option<bool>,
+    /// How many backup sets the file holds, when the tail tells (the number its last end-of-set
+    /// block carries: SQL Server numbers the sets of a file 1..n). Sets between the first and
+    /// the last may lie beyond both reads, so `backup_sets` can list fewer.
+    #[serde(default)]
+    pub set_count: Option<u16>,
 }
 
 impl BackupFile {
     /// The first backup set; every valid backup file has one.
     pub fn first_set(&self) -> Option<&BackupSet> {
         self.backup_sets.first()
+    }
+
+    /// How many backup sets the file is known to hold: the count from the tail, or the sets
+    /// listed, whichever is larger.
+    pub fn known_set_count(&self) -> usize {
+        usize::from(self.set_count.unwrap_or(0)).max(self.backup_sets.len())
+    }
+
+    /// The file holds more than one backup set (`BACKUP ... WITH NOINIT` appended to it).
+    pub fn has_multiple_sets(&self) -> bool {
+        self.known_set_count() > 1
     }
 }
 
@@ -313,6 +329,11 @@ pub struct BackupSet {
     pub recovery_model: Option<RecoveryModel>,
     /// The database's files (`RESTORE FILELISTONLY`).
     pub files: Vec<DatabaseFile>,
+    /// Known only from its closing header copy in the tail: its set block (SSET) and volume block
+    /// lay beyond the head, so the backup set GUID is nil and the machine, backup and user names
+    /// are empty. Only the last set of a multi-set file is read this way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub from_tail_only: bool,
 }
 
 impl BackupSet {

@@ -316,7 +316,7 @@ mod tests {
             "backup_start":[2024,100,10,0,0,0],"backup_finish":[2024,100,10,5,0,0],"backup_size":1048576,
             "compressed_backup_size":1048576,"has_checksums":true,"flags":528,
             "collation":{"name":"SQL_Latin1_General_CP1_CI_AS","tds":"0904d00034"},
-            "recovery_model":"FULL","files":[]}],"complete":true}"#;
+            "recovery_model":"FULL","files":[]}],"complete":true,"set_count":1}"#;
         serde_json::from_str(text).expect("the sample parses")
     }
 

@@ -74,8 +74,10 @@ pub struct Tail<'a> {
 /// the 118 real fixtures, FirstLSN on one). With a tail, `complete` says whether the end blocks
 /// are there, and the closing copy (MSLS) supplies the final LSNs, finish date and sizes after its
 /// identity fields are checked against the opening copy. Sets whose closing blocks lie in the head
-/// are closed from it. A file whose last set starts beyond the head is [`Error::Unsupported`]: its
-/// sets cannot all be listed from a head and a tail.
+/// are closed from it. A file holding several sets (`BACKUP ... WITH NOINIT`) lists those whose
+/// opening copy is in the head and, when the last set starts beyond the head, that set from its
+/// closing copy in the tail ([`BackupSet::from_tail_only`](facts::BackupSet::from_tail_only));
+/// [`BackupFile::set_count`] says how many sets the tail's last end-of-set block names.
 ///
 /// # Errors
 /// See [`Error`]: not a backup, head too short ([`Error::NeedMoreHead`] says how much to read),
@@ -96,7 +98,7 @@ fn read_parsed(
             reason: "the file is empty".into(),
         });
     }
-    match read_inner(head_len, parsed, tail) {
+    match read_inner(parsed, tail) {
         Err(Error::NeedMoreHead { needed }) => match tail {
             Some(t) if needed as u64 > t.file_size || head_len as u64 >= t.file_size => {
                 Err(Error::Truncated {
@@ -191,11 +193,7 @@ fn container(head: &[u8]) -> Result<Container, Error> {
     Err(Error::NotABackup { reason })
 }
 
-fn read_inner(
-    head_len: usize,
-    parsed: ParsedHead,
-    tail: Option<Tail<'_>>,
-) -> Result<BackupFile, Error> {
+fn read_inner(parsed: ParsedHead, tail: Option<Tail<'_>>) -> Result<BackupFile, Error> {
     let (kind, parsed) = parsed?;
     let Head {
         tape,
@@ -212,6 +210,7 @@ fn read_inner(
             close_set(set, *at, closing)?;
         }
     }
+    let mut set_count = None;
     let complete = match tail {
         None => None,
         Some(t) => {
@@ -222,23 +221,14 @@ fn read_inner(
                 }
                 Container::Compressed => read_compressed_tail(t.bytes, closing_len)?,
             };
-            if let Some(found) = &found {
-                if let (true, Some(position)) = (found.complete, found.eset_position) {
-                    if !backup_sets.iter().any(|s| s.position == position) {
-                        // Listing only the sets in the head would misstate the file.
-                        return Err(Error::Unsupported {
-                            what: format!(
-                                "the file holds several backup sets and set {position} starts beyond \
-                                 the first {} bytes read (append-mode backups: one set per file is \
-                                 what LRS restores)",
-                                head_len
-                            ),
-                        });
-                    }
-                }
+            if let Some(found) = found {
+                set_count = found.set_count(&backup_sets);
+                let complete = found.complete;
                 found.merge_into(&mut backup_sets)?;
+                Some(complete)
+            } else {
+                Some(false)
             }
-            Some(found.is_some_and(|f| f.complete))
         }
     };
     Ok(BackupFile {
@@ -255,6 +245,7 @@ fn read_inner(
         },
         backup_sets,
         complete,
+        set_count,
     })
 }
 
@@ -374,47 +365,58 @@ impl SetHead {
         let SetHead {
             sset,
             machine_name,
-            config: c,
+            config,
         } = self;
-        let is_diff = matches!(
-            c.backup_type,
-            BackupType::Differential
-                | BackupType::DifferentialFile
-                | BackupType::DifferentialPartial
-        );
-        facts::BackupSet {
-            position: sset.position,
-            backup_type: c.backup_type,
-            database_name: c.database_name,
-            server_name: c.server_name,
-            machine_name: machine_name.unwrap_or_default(),
-            backup_name: sset.backup_name,
-            description: sset.description,
-            user_name: sset.user_name,
-            software_version: c.software_version,
-            compatibility_level: c.compatibility_level,
-            database_version: c.database_version,
-            first_lsn: c.first_lsn,
-            last_lsn: c.last_lsn,
-            checkpoint_lsn: c.checkpoint_lsn,
-            database_backup_lsn: (!c.database_backup_lsn.is_zero())
-                .then_some(c.database_backup_lsn),
-            differential_base_lsn: (is_diff && !c.differential_base_lsn.is_zero())
-                .then_some(c.differential_base_lsn),
-            differential_base_guid: (is_diff && !c.differential_base_guid.is_nil())
-                .then_some(c.differential_base_guid),
-            backup_set_guid: sset.backup_set_guid,
-            backup_start: c.backup_start,
-            // Known only from the closing copy in the tail.
-            backup_finish: None,
-            backup_size: None,
-            compressed_backup_size: None,
-            has_checksums: c.flags & facts::BackupSet::FLAG_HAS_CHECKSUMS != 0,
-            flags: c.flags,
-            collation: c.collation,
-            recovery_model: c.recovery_model,
-            files: c.files,
-        }
+        let mut set = set_facts(sset.position, config);
+        set.machine_name = machine_name.unwrap_or_default();
+        set.backup_name = sset.backup_name;
+        set.description = sset.description;
+        set.user_name = sset.user_name;
+        set.backup_set_guid = sset.backup_set_guid;
+        set
+    }
+}
+
+/// A set's facts from one header copy: those of the SSET and VOLB blocks (GUID, names) are left
+/// empty for the caller to fill, and those only the closing copy has (finish date, final sizes)
+/// are left out.
+fn set_facts(position: u16, c: Config) -> facts::BackupSet {
+    let is_diff = matches!(
+        c.backup_type,
+        BackupType::Differential | BackupType::DifferentialFile | BackupType::DifferentialPartial
+    );
+    facts::BackupSet {
+        position,
+        backup_type: c.backup_type,
+        database_name: c.database_name,
+        server_name: c.server_name,
+        machine_name: String::new(),
+        backup_name: None,
+        description: None,
+        user_name: None,
+        software_version: c.software_version,
+        compatibility_level: c.compatibility_level,
+        database_version: c.database_version,
+        first_lsn: c.first_lsn,
+        last_lsn: c.last_lsn,
+        checkpoint_lsn: c.checkpoint_lsn,
+        database_backup_lsn: (!c.database_backup_lsn.is_zero()).then_some(c.database_backup_lsn),
+        differential_base_lsn: (is_diff && !c.differential_base_lsn.is_zero())
+            .then_some(c.differential_base_lsn),
+        differential_base_guid: (is_diff && !c.differential_base_guid.is_nil())
+            .then_some(c.differential_base_guid),
+        backup_set_guid: uuid::Uuid::nil(),
+        backup_start: c.backup_start,
+        // Known only from the closing copy in the tail.
+        backup_finish: None,
+        backup_size: None,
+        compressed_backup_size: None,
+        has_checksums: c.flags & facts::BackupSet::FLAG_HAS_CHECKSUMS != 0,
+        flags: c.flags,
+        collation: c.collation,
+        recovery_model: c.recovery_model,
+        files: c.files,
+        from_tail_only: false,
     }
 }
 
@@ -630,21 +632,78 @@ struct TailFacts {
     eset_position: Option<u16>,
     /// The end blocks are there: ESET after the closing copy, and a filemark at the very end.
     complete: bool,
+    /// The number of a set whose SSET the walk met after the last closed set: a set appended
+    /// (`WITH NOINIT`) and still being written.
+    next_set: Option<u16>,
 }
 
 impl TailFacts {
+    /// How many sets the file holds, as far as the tail tells: the number of the last set it
+    /// closes (or the one it sees begin), or `None` when it names none.
+    ///
+    /// SQL Server numbers the sets of a file 1..n, so the last number is the count. The number
+    /// is the header's word and may lie; it sizes nothing, and a lie can only make a file look
+    /// like it holds more sets than it does, which blocks it (the safe side).
+    fn set_count(&self, head_sets: &[facts::BackupSet]) -> Option<u16> {
+        let named = self
+            .next_set
+            .or(self.eset_position.filter(|_| self.complete))?;
+        let listed = u16::try_from(head_sets.len()).unwrap_or(u16::MAX);
+        let highest = head_sets.iter().map(|s| s.position).max().unwrap_or(0);
+        Some(named.max(listed).max(highest))
+    }
+
     /// Puts the finish date and final sizes into the set the tail closes, after checking that the
-    /// closing copy agrees with the opening one.
-    fn merge_into(&self, sets: &mut [facts::BackupSet]) -> Result<(), Error> {
+    /// closing copy agrees with the opening one. When that set's opening copy is not in the head
+    /// (the last set of a multi-set file starts beyond it), the set is listed from the closing
+    /// copy alone.
+    fn merge_into(self, sets: &mut Vec<facts::BackupSet>) -> Result<(), Error> {
         let (Some((at, closing)), Some(position), true) =
-            (&self.closing, self.eset_position, self.complete)
+            (self.closing, self.eset_position, self.complete)
         else {
             return Ok(());
         };
-        match sets.iter_mut().find(|s| s.position == position) {
-            Some(set) => close_set(set, *at, closing),
-            None => Ok(()),
+        if let Some(set) = sets.iter_mut().find(|s| s.position == position) {
+            return close_set(set, at, &closing);
         }
+        if sets.iter().any(|s| s.position > position) {
+            return Err(corrupt(
+                MSLS,
+                at,
+                format!(
+                    "the last set closes as set {position}, but the head already holds a set \
+                     with a higher number"
+                ),
+            ));
+        }
+        // A set's header copies cannot close two sets: a copy that agrees with a set of the head
+        // on what identifies it, under another number, is a numbering that lies.
+        if let Some(twin) = sets.iter().find(|s| {
+            s.database_name == closing.database_name
+                && s.backup_type == closing.backup_type
+                && s.backup_start == closing.backup_start
+                && s.first_lsn == closing.first_lsn
+        }) {
+            return Err(corrupt(
+                ESET,
+                at,
+                format!(
+                    "the end blocks number the last set {position}, but its closing header copy is \
+                     that of set {}",
+                    twin.position
+                ),
+            ));
+        }
+        let finish = closing.backup_finish;
+        let size = closing.backup_size;
+        let compressed_size = closing.compressed_backup_size;
+        let mut set = set_facts(position, closing);
+        set.backup_finish = finish;
+        set.backup_size = Some(size);
+        set.compressed_backup_size = compressed_size;
+        set.from_tail_only = true;
+        sets.push(set);
+        Ok(())
     }
 }
 
@@ -728,6 +787,7 @@ fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<Tail
         closing: None,
         eset_position: None,
         complete: false,
+        next_set: None,
     };
     // Walk the end blocks from the closing copy; when that copy starts before the tail (a large
     // file list), from the first ESET after it, so completeness does not depend on its size.
@@ -794,7 +854,13 @@ fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<Tail
         match d.tag {
             ESET => facts.eset_position = d.bytes().u16(78).ok(),
             SFMB => {}
-            // Another set begins: this file holds more than the tail shows.
+            // Another set begins (appended WITH NOINIT) and has not been closed yet: the file
+            // is still being written.
+            SSET => {
+                facts.next_set = d.bytes().u16(62).ok();
+                facts.eset_position = None;
+                return Ok(facts);
+            }
             _ => {
                 facts.eset_position = None;
                 return Ok(facts);

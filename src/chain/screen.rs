@@ -141,6 +141,33 @@ pub(crate) fn screen<'a>(
     (entries, nested_count)
 }
 
+/// A file holding more than one backup set: blocking, since LRS restores one set per file.
+fn multiple_sets_finding(name: &str, facts: &BackupFile) -> Finding {
+    let count = facts.known_set_count();
+    let listed: Vec<String> = facts
+        .backup_sets
+        .iter()
+        .map(|s| {
+            format!(
+                "set {} ({} of {})",
+                s.position, s.backup_type, s.database_name
+            )
+        })
+        .collect();
+    Finding {
+        code: FindingCode::MultipleBackupSets,
+        severity: Severity::Blocking,
+        message: format!(
+            "{name} holds {count} backup sets (BACKUP ... WITH NOINIT appended them to one file; \
+             seen: {}): LRS expects one backup set per file; take \
+             each backup into its own file (WITH INIT or WITH FORMAT, or a new file name per \
+             backup) and replace this file",
+            listed.join(", ")
+        ),
+        files: vec![name.to_string()],
+    }
+}
+
 /// The findings for one readable file; `None` when LRS cannot use it at all.
 fn screen_facts<'a>(
     file: &'a FolderFile,
@@ -162,19 +189,9 @@ fn screen_facts<'a>(
             });
             return None;
         }
-        [set] => set,
-        sets => {
-            findings.push(Finding {
-                code: FindingCode::MultipleBackupSets,
-                severity: Severity::Blocking,
-                message: format!(
-                    "{name} holds {} backup sets (appended WITH NOINIT): LRS expects one backup set \
-                     per file; back up to a new file each time (WITH INIT, or a new file name per \
-                     backup) and replace this file",
-                    sets.len()
-                ),
-                files: vec![name],
-            });
+        [set] if !facts.has_multiple_sets() => set,
+        _ => {
+            findings.push(multiple_sets_finding(&name, facts));
             return None;
         }
     };

@@ -163,6 +163,7 @@ impl Synthetic {
                     size: 8 << 20,
                     max_size: 35_184_372_080_640,
                 }],
+                from_tail_only: false,
             },
         }
     }
@@ -232,6 +233,7 @@ impl SyntheticSet {
                     },
                     backup_sets: vec![self.set.clone()],
                     complete: Some(true),
+                    set_count: Some(1),
                 },
             },
         }

@@ -109,6 +109,8 @@ fn file_json(i: &Inspected) -> Value {
         "has_media_password": media.map(|m| m.has_media_password),
         "bytes_read": outcome.map(|o| o.bytes_read),
         "file_size": outcome.map(|o| o.file_size),
+        "set_count": file.and_then(|f| f.set_count),
+        "multiple_backup_sets": file.map(BackupFile::has_multiple_sets),
         "backup_sets": file.map(|f| f.backup_sets.iter().map(set_json).collect::<Vec<_>>()).unwrap_or_default(),
     })
 }
@@ -119,7 +121,7 @@ fn set_json(s: &BackupSet) -> Value {
         "backup_type": s.backup_type.as_str(),
         "database_name": s.database_name,
         "server_name": s.server_name,
-        "machine_name": s.machine_name,
+        "machine_name": (!s.from_tail_only).then_some(&s.machine_name),
         "backup_name": s.backup_name,
         "description": s.description,
         "user_name": s.user_name,
@@ -132,7 +134,9 @@ fn set_json(s: &BackupSet) -> Value {
         "database_backup_lsn": opt(s.database_backup_lsn),
         "differential_base_lsn": opt(s.differential_base_lsn),
         "differential_base_guid": opt(s.differential_base_guid.map(|g| g.hyphenated())),
-        "backup_set_guid": s.backup_set_guid.hyphenated().to_string(),
+        // A set read from its closing copy alone has no SSET: its GUID is unknown, not nil.
+        "backup_set_guid": (!s.from_tail_only).then(|| s.backup_set_guid.hyphenated().to_string()),
+        "from_tail_only": s.from_tail_only,
         "has_checksums": s.has_checksums,
         "flags": s.flags,
         "tail_log_hint": s.tail_log_hint(),
@@ -235,7 +239,11 @@ fn table(inspected: &[Inspected], with_files: bool) -> String {
                 s.backup_type.to_string(),
                 s.database_name.clone(),
                 s.server_name.clone(),
-                s.machine_name.clone(),
+                if s.from_tail_only {
+                    "-".into()
+                } else {
+                    s.machine_name.clone()
+                },
                 s.software_version.to_string(),
                 s.compatibility_level.to_string(),
                 s.first_lsn.to_string(),
@@ -244,7 +252,11 @@ fn table(inspected: &[Inspected], with_files: bool) -> String {
                 dash(s.database_backup_lsn),
                 dash(s.differential_base_lsn),
                 dash(s.differential_base_guid),
-                s.backup_set_guid.to_string(),
+                if s.from_tail_only {
+                    "-".into()
+                } else {
+                    s.backup_set_guid.to_string()
+                },
                 text_date(s.backup_start),
                 text_date(s.backup_finish),
                 dash(s.backup_size),
@@ -260,6 +272,9 @@ fn table(inspected: &[Inspected], with_files: bool) -> String {
             ]);
         }
         out.push_str(&columns(&rows, "  "));
+        if let Some(note) = sets_note(file) {
+            out.push_str(&note);
+        }
         if with_files {
             for s in &file.backup_sets {
                 let mut rows = vec![
@@ -292,6 +307,34 @@ fn table(inspected: &[Inspected], with_files: bool) -> String {
         }
     }
     out
+}
+
+/// Under the table of a file with several backup sets: how many, which are shown, and what to do.
+fn sets_note(file: &BackupFile) -> Option<String> {
+    if !file.has_multiple_sets() {
+        return None;
+    }
+    let count = file.known_set_count();
+    let shown = file.backup_sets.len();
+    let hidden = if shown < count {
+        format!(
+            "; {shown} shown (those whose header is in the first bytes read, and the last one \
+             from the end of the file); sets not shown lie between them"
+        )
+    } else {
+        String::new()
+    };
+    let tail_only = if file.backup_sets.iter().any(|s| s.from_tail_only) {
+        "; the last set is read from its closing header copy, which has no backup set GUID or \
+         machine name"
+    } else {
+        ""
+    };
+    Some(format!(
+        "  multiple_backup_sets (blocking): this file holds {count} backup sets (appended WITH \
+         NOINIT){hidden}{tail_only}. LRS expects one backup set per file: take each backup into \
+         its own file (WITH INIT or WITH FORMAT, or a new file name per backup).\n"
+    ))
 }
 
 /// `path: valid|INVALID (...)` with the media facts.
