@@ -262,7 +262,18 @@ fn every_fixture_matches_expected_json() {
             continue;
         }
         match &outcome.result {
-            Ok(file) => bad.extend(compare(name, file, want)),
+            Ok(file) => {
+                bad.extend(compare(name, file, want));
+                // The set numbers (SSET +62 in the head, ESET +78 in the tail) agree: one set,
+                // numbered 1, so the file is not taken for an appended one.
+                let sets = want["sets"].as_array().map_or(0, Vec::len);
+                if file.set_count != u16::try_from(sets).ok() || file.has_multiple_sets() {
+                    bad.push(format!(
+                        "{name}: set count {:?}, want {sets}",
+                        file.set_count
+                    ));
+                }
+            }
             Err(e) => bad.push(format!("{name}: {e}")),
         }
         assert!(
@@ -456,4 +467,66 @@ fn log_chains_in_fixture_folders_link() {
         assert_eq!(breaks + 1, chains_expected, "{folder} {db}: {logs:?}");
     }
     assert!(linked >= 25, "only {linked} links found");
+}
+
+/// Drives a `Fetch` over in-memory bytes, as production drives it over a file or a blob.
+fn fetch(bytes: &[u8]) -> backup::FetchOutcome {
+    let mut fetch = backup::Fetch::new(bytes.len() as u64);
+    while let Some(r) = fetch.poll_read() {
+        let start = usize::try_from(r.offset).expect("offset fits");
+        let end = (start + r.len).min(bytes.len());
+        fetch.handle_read(r, &bytes[start..end]);
+    }
+    fetch.finish()
+}
+
+/// A full backup with a log backup appended WITH NOINIT, made from the two real files by
+/// renumbering the log's set (no writer involved): the reader lists the full from the head and
+/// the log from its closing copy in the tail, each with the facts EXPECTED.json gives for the
+/// file it came from, and counts two sets, reading no more than a head and a tail.
+#[test]
+fn a_full_and_a_log_in_one_file_are_both_listed_from_real_bytes() {
+    let dir = fixtures_or_skip!();
+    let expected = expected(&dir);
+    let bytes = support::two_sets::full_then_log(&dir);
+    let outcome = fetch(&bytes);
+    assert_eq!(
+        outcome.bytes_read,
+        (backup::HEAD_LEN + backup::TAIL_LEN) as u64
+    );
+    let file = outcome.result.expect("a two-set file reads");
+    assert_eq!(file.complete, Some(true));
+    assert_eq!(file.set_count, Some(2));
+    assert!(file.has_multiple_sets());
+    assert_eq!(file.backup_sets.len(), 2);
+    // Set 1: the full backup, from the head (its closing copy lies in neither read).
+    let full = &file.backup_sets[0];
+    let want_full = &expected[support::two_sets::FULL]["sets"][0];
+    assert_eq!(full.position, 1);
+    assert!(!full.from_tail_only);
+    assert_eq!(full.backup_type, BackupType::Full);
+    assert_eq!(Some(full.first_lsn), lsn(&want_full["first_lsn"]));
+    assert_eq!(
+        Some(full.backup_set_guid.to_string()),
+        opt_str(&expected[support::two_sets::FULL]["backup_set_guid"])
+    );
+    assert_eq!(full.backup_finish, None);
+    // Set 2: the log backup, every fact its closing copy holds.
+    let log = &file.backup_sets[1];
+    let want_log = &expected[support::two_sets::LOG]["sets"][0];
+    assert_eq!(log.position, 2);
+    assert!(log.from_tail_only);
+    assert_eq!(log.backup_type, type_of(&want_log["backup_type"]));
+    assert_eq!(Some(log.database_name.clone()), opt_str(&want_log["database_name"]));
+    assert_eq!(Some(log.server_name.clone()), opt_str(&want_log["server_name"]));
+    assert_eq!(Some(log.first_lsn), lsn(&want_log["first_lsn"]));
+    assert_eq!(Some(log.last_lsn), lsn(&want_log["last_lsn"]));
+    assert_eq!(Some(log.checkpoint_lsn), lsn(&want_log["checkpoint_lsn"]));
+    assert_eq!(log.database_backup_lsn, lsn(&want_log["database_backup_lsn"]));
+    assert_eq!(fmt_date(log.backup_start), date(&want_log["backup_start"]));
+    assert_eq!(fmt_date(log.backup_finish), date(&want_log["backup_finish"]));
+    assert_eq!(log.backup_size, want_log["backup_size"].as_u64());
+    assert!(log.files.iter().any(|f| f.file_type == 'L'));
+    // The backup set GUID lives in the SSET block, which lies beyond the head: unknown, not made up.
+    assert!(log.backup_set_guid.is_nil() && log.machine_name.is_empty());
 }

@@ -437,3 +437,80 @@ fn a_header_length_never_sizes_a_read() {
         }
     }
 }
+
+/// Rewrites the set number at `field` of every block tagged `tag` from `from_offset` on.
+fn renumber(bytes: &mut [u8], from_offset: usize, tag: &[u8; 4], field: usize, value: &[u8]) {
+    for at in (from_offset..bytes.len().saturating_sub(52)).step_by(512) {
+        if &bytes[at..at + 4] == tag && xor16(&bytes[at..at + 52]) == 0 {
+            bytes[at + field..at + field + value.len()].copy_from_slice(value);
+            bytes[at + 50..at + 52].fill(0);
+            let c = xor16(&bytes[at..at + 50]);
+            bytes[at + 50..at + 52].copy_from_slice(&c.to_le_bytes());
+        }
+    }
+}
+
+/// A two-set file (a real full, then a real log appended as set 2) whose set numbers and offsets
+/// lie: the reader reads a head and a tail and no more, never panics, and either lists what the
+/// bytes hold or names the contradiction. A number never sizes a read; one that claims more sets
+/// only makes the file look like more sets, which blocks it.
+#[test]
+fn set_numbers_and_offsets_that_lie_in_a_two_set_file_size_no_read() {
+    let dir = fixtures_or_skip!();
+    let intact = support::two_sets::full_then_log(&dir);
+    let full_len = fixture(&dir, support::two_sets::FULL).len();
+    let bounded = |o: &backup::FetchOutcome| {
+        assert_eq!(
+            o.bytes_read,
+            (backup::HEAD_LEN + backup::TAIL_LEN) as u64,
+            "a head and a tail"
+        );
+    };
+    let good = fetch_over(&intact);
+    bounded(&good);
+    let good = good.result.expect("the intact two-set file reads");
+    for (number, expect) in [
+        (0u16, Err("higher number")),
+        (1, Err("disagrees")),
+        (3, Ok(3)),
+        (u16::MAX, Ok(u16::MAX)),
+    ] {
+        let mut bytes = intact.clone();
+        renumber(&mut bytes, full_len, b"ESET", 78, &number.to_le_bytes());
+        let outcome = fetch_over(&bytes);
+        bounded(&outcome);
+        match (expect, &outcome.result) {
+            (Err(needle), Err(Error::Corrupt { detail, .. })) => {
+                assert!(detail.contains(needle), "{number}: {detail}");
+            }
+            (Ok(count), Ok(file)) => {
+                assert_eq!(file.set_count, Some(count));
+                assert_eq!(file.backup_sets[0], good.backup_sets[0]);
+                assert_eq!(file.backup_sets[1].position, number);
+                assert_eq!(file.backup_sets[1].last_lsn, good.backup_sets[1].last_lsn);
+            }
+            (_, other) => panic!("set number {number}: {other:?}"),
+        }
+    }
+    // The appended set block's address (SSET +80) and number (+62) are never followed: whatever
+    // they claim, the file reads the same.
+    let mut bytes = intact.clone();
+    renumber(&mut bytes, full_len, b"SSET", 80, &u64::MAX.to_le_bytes());
+    renumber(&mut bytes, full_len, b"SSET", 62, &7u16.to_le_bytes());
+    let outcome = fetch_over(&bytes);
+    bounded(&outcome);
+    assert_eq!(outcome.result.expect("reads"), good);
+    // Cut anywhere in the second set: truncated or incomplete, with set 1's facts only.
+    for cut in [full_len + 512, full_len + 4096, intact.len() - 1024, intact.len() - 1] {
+        let outcome = fetch_over(&intact[..cut]);
+        assert!(outcome.bytes_read <= (backup::HEAD_LEN + backup::TAIL_LEN) as u64);
+        match outcome.result {
+            Ok(file) => {
+                assert_eq!(file.complete, Some(false), "cut at {cut}");
+                assert_eq!(file.backup_sets, good.backup_sets[..1], "cut at {cut}");
+            }
+            Err(Error::Truncated { .. } | Error::Corrupt { .. }) => {}
+            Err(e) => panic!("cut at {cut}: {e}"),
+        }
+    }
+}

@@ -249,8 +249,8 @@ mod compressed_writer {
     /// a u16, and the literal-only code below needs a byte per byte plus its 256-byte table.
     const CHUNK_LEN: usize = 32 * 1024;
     const SECTOR: usize = 512;
-    /// Model choice: the index record is 64 bytes (the fixtures' hold 64 bytes of fields, then
-    /// zero fill).
+    /// Model choice: the index record written is 64 bytes (the fixtures' start with 64 bytes of
+    /// fields; what follows them is not understood).
     const INDEX_LEN: usize = 64;
 
     /// The container for `plain` (TAPE block, first filemark, then the sets), one set's worth.
@@ -353,14 +353,24 @@ mod compressed_writer {
         out.resize(out.len().next_multiple_of(SECTOR), 0);
     }
 
-    /// The logical MTF stream of a compressed file this module wrote: every set's chunks, across
-    /// the index record and zero fill that close each set.
+    /// The logical MTF stream of a compressed file: every set's chunks, across the index record
+    /// (whose length is not known: a real one runs on for a few KiB) that closes each set. The
+    /// next set's chunks start at the next sector that holds a chunk.
     pub(super) fn unpack(raw: &[u8]) -> Result<Vec<u8>, AppendError> {
         let mut logical = Vec::new();
         let mut at = HEADER_LEN;
         while at < raw.len() {
             match record(raw, at) {
-                Ok((Record::End, _)) => at = (at + INDEX_LEN).next_multiple_of(SECTOR),
+                Ok((Record::End, _)) => {
+                    let next = (at + 1).next_multiple_of(SECTOR);
+                    match (next..raw.len()).step_by(SECTOR).find(|&p| {
+                        raw[p] == CHUNK
+                            && matches!(record(raw, p), Ok((Record::Chunk { .. }, _)))
+                    }) {
+                        Some(p) => at = p,
+                        None => break,
+                    }
+                }
                 Ok((rec, next)) => {
                     expand(raw, at, rec, &mut logical).map_err(|_| corrupt())?;
                     at = next;

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod azurite;
+pub mod two_sets;
 
 use std::path::PathBuf;
 
