@@ -168,3 +168,102 @@ fn one_bad_file_is_reported_the_rest_go_on_and_the_exit_code_is_one() {
         "{stdout}"
     );
 }
+
+/// A plain two-set file (a real full, then a real log appended as set 2 by renumbering its set)
+/// and a compressed one (the real compressed fixture, with a second set appended by the writer as
+/// `WITH NOINIT, COMPRESSION` would): `inspect` lists both sets with their facts, the count, and
+/// the `multiple_backup_sets` remedy, in the table and in JSON.
+#[test]
+fn two_set_files_list_both_sets_plain_and_compressed() {
+    use lrs_autopilot::backup::writer::{WriteOptions, append_compressed};
+    let dir = fixtures_or_skip!();
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let plain = tmp.path().join("full_then_log.bak");
+    std::fs::write(&plain, support::two_sets::full_then_log(&dir)).expect("write");
+    let real = std::fs::read(dir.join(COMPRESSED)).expect("the compressed fixture");
+    let first = lrs_autopilot::storage::file::read_backup_file(&dir.join(COMPRESSED))
+        .expect("readable")
+        .result
+        .expect("reads");
+    let mut log = first.backup_sets[0].clone();
+    log.backup_type = lrs_autopilot::backup::BackupType::Log;
+    log.first_lsn = log.last_lsn;
+    log.last_lsn.block += 500;
+    log.database_backup_lsn = Some(first.backup_sets[0].checkpoint_lsn);
+    log.backup_start = log.backup_finish;
+    let compressed = tmp.path().join("compressed_two_sets.bak");
+    let bytes = append_compressed(
+        &real,
+        &log,
+        &WriteOptions {
+            data_len: 200_000,
+            complete: true,
+        },
+    )
+    .expect("appends to the real compressed file");
+    std::fs::write(&compressed, bytes).expect("write");
+
+    let out = inspect(&[], &[&plain, &compressed]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for needle in [
+        "multiple_backup_sets (blocking): this file holds 2 backup sets",
+        "WITH INIT or WITH FORMAT",
+        "the last set is read from its closing header copy",
+        // The full from the head, the log from the tail, with their LSNs.
+        "25000000006200170",
+        "25000000015300001",
+        "compressed",
+    ] {
+        assert!(text.contains(needle), "missing {needle:?} in:\n{text}");
+    }
+    let rows = |file: &str| -> Vec<String> {
+        text.split(file)
+            .nth(1)
+            .expect("the file's section")
+            .lines()
+            .skip(2)
+            .take(2)
+            .map(str::to_string)
+            .collect()
+    };
+    let plain_rows = rows("full_then_log.bak");
+    assert!(plain_rows[0].trim_start().starts_with("1 ") && plain_rows[0].contains("full"));
+    assert!(plain_rows[1].trim_start().starts_with("2 ") && plain_rows[1].contains("log"));
+
+    let out = inspect(&["--json"], &[&plain, &compressed]);
+    let doc: Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    for (f, compressed, first_type, db) in [
+        (&doc["files"][0], false, "full", "RestoreTimeClean"),
+        (&doc["files"][1], true, "full", "SharePoint_Config"),
+    ] {
+        assert_eq!(f["valid"], true, "{f}");
+        assert_eq!(f["compressed"], compressed);
+        assert_eq!(f["set_count"], 2);
+        assert_eq!(f["multiple_backup_sets"], true);
+        let sets = f["backup_sets"].as_array().expect("sets");
+        assert_eq!(sets.len(), 2, "{f}");
+        assert_eq!(sets[0]["position"], 1);
+        assert_eq!(sets[0]["backup_type"], first_type);
+        assert_eq!(sets[0]["from_tail_only"], false);
+        assert!(sets[0]["backup_set_guid"].is_string());
+        assert_eq!(sets[1]["position"], 2);
+        assert_eq!(sets[1]["backup_type"], "log");
+        assert_eq!(sets[1]["from_tail_only"], true);
+        assert!(sets[1]["backup_set_guid"].is_null());
+        assert!(sets[1]["backup_finish"].is_string());
+        for set in sets {
+            assert_eq!(set["database_name"], db);
+        }
+    }
+    let plain_log = &doc["files"][0]["backup_sets"][1];
+    assert_eq!(plain_log["first_lsn"], "25000000006200170");
+    assert_eq!(plain_log["last_lsn"], "25000000015300001");
+    assert_eq!(plain_log["backup_finish"], "2017-06-01T13:04:13");
+    let compressed_log = &doc["files"][1]["backup_sets"][1];
+    assert_eq!(compressed_log["last_lsn"], log.last_lsn.to_string());
+    assert_eq!(
+        doc["files"][1]["backup_sets"][0]["last_lsn"],
+        first.backup_sets[0].last_lsn.to_string()
+    );
+}
