@@ -203,3 +203,64 @@ async fn a_database_the_instance_can_take_starts_and_the_facts_are_cached() {
         .count();
     assert_eq!(lists, 1);
 }
+
+/// A full backup with a log backup appended to the same file (`WITH NOINIT`, made from the real
+/// files by renumbering the log's set): the file is recorded with the blocking
+/// `multiple_backup_sets` finding naming both sets, the database is Blocked with an alert line,
+/// and the simulator's request log shows no PUT: LRS is never started from it.
+#[tokio::test(flavor = "current_thread")]
+async fn a_file_holding_two_backup_sets_is_blocked_and_never_started_from() {
+    let (logs, _guard) = pipeline_support::capture_logs();
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
+    let folder = "RestoreTimeClean";
+    let name = "RestoreTimeClean_full_and_log.bak";
+    let blob = rig
+        .upload(
+            folder,
+            name,
+            Bytes::from(support::two_sets::full_then_log(&fixtures)),
+            &BTreeMap::new(),
+        )
+        .await;
+    rig.deliver_each(rig.endpoint(), [(0, &blob)], Encoding::Once)
+        .await;
+    let state = rig
+        .drive(rig.endpoint(), folder, 10, |s| s.phase == Phase::Blocked)
+        .await;
+    let finding = state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::MultipleBackupSets)
+        .unwrap_or_else(|| panic!("no multiple_backup_sets finding: {:#?}", state.findings()));
+    assert_eq!(finding.severity, Severity::Blocking);
+    assert_eq!(finding.files, [name]);
+    for needle in [
+        "holds 2 backup sets",
+        "set 1 (full",
+        "set 2 (log",
+        "WITH INIT or WITH FORMAT",
+    ] {
+        assert!(
+            finding.message.contains(needle),
+            "{needle}: {}",
+            finding.message
+        );
+    }
+    assert!(state.lrs.start_claimed_at.is_none() && state.lrs.started_at.is_none());
+    assert_alert_line(&logs.text(), "holds 2 backup sets");
+    // More ticks start nothing.
+    for _ in 0..3 {
+        rig.advance(time::Duration::minutes(10));
+        assert_eq!(rig.endpoint().timer().await.status, 200);
+    }
+    let requests = rig.requests();
+    let puts: Vec<&LoggedRequest> = requests.iter().filter(|r| r.method == "PUT").collect();
+    assert!(puts.is_empty(), "the start was sent: {puts:#?}");
+    assert_eq!(ledger(&requests, folder).start_attempts, 0);
+    assert_eq!(
+        rig.state_of(folder).await.expect("state").phase,
+        Phase::Blocked
+    );
+}

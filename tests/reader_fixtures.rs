@@ -517,14 +517,26 @@ fn a_full_and_a_log_in_one_file_are_both_listed_from_real_bytes() {
     assert_eq!(log.position, 2);
     assert!(log.from_tail_only);
     assert_eq!(log.backup_type, type_of(&want_log["backup_type"]));
-    assert_eq!(Some(log.database_name.clone()), opt_str(&want_log["database_name"]));
-    assert_eq!(Some(log.server_name.clone()), opt_str(&want_log["server_name"]));
+    assert_eq!(
+        Some(log.database_name.clone()),
+        opt_str(&want_log["database_name"])
+    );
+    assert_eq!(
+        Some(log.server_name.clone()),
+        opt_str(&want_log["server_name"])
+    );
     assert_eq!(Some(log.first_lsn), lsn(&want_log["first_lsn"]));
     assert_eq!(Some(log.last_lsn), lsn(&want_log["last_lsn"]));
     assert_eq!(Some(log.checkpoint_lsn), lsn(&want_log["checkpoint_lsn"]));
-    assert_eq!(log.database_backup_lsn, lsn(&want_log["database_backup_lsn"]));
+    assert_eq!(
+        log.database_backup_lsn,
+        lsn(&want_log["database_backup_lsn"])
+    );
     assert_eq!(fmt_date(log.backup_start), date(&want_log["backup_start"]));
-    assert_eq!(fmt_date(log.backup_finish), date(&want_log["backup_finish"]));
+    assert_eq!(
+        fmt_date(log.backup_finish),
+        date(&want_log["backup_finish"])
+    );
     assert_eq!(log.backup_size, want_log["backup_size"].as_u64());
     assert!(log.files.iter().any(|f| f.file_type == 'L'));
     // The backup set GUID lives in the SSET block, which lies beyond the head: unknown, not made up.

@@ -501,7 +501,12 @@ fn set_numbers_and_offsets_that_lie_in_a_two_set_file_size_no_read() {
     bounded(&outcome);
     assert_eq!(outcome.result.expect("reads"), good);
     // Cut anywhere in the second set: truncated or incomplete, with set 1's facts only.
-    for cut in [full_len + 512, full_len + 4096, intact.len() - 1024, intact.len() - 1] {
+    for cut in [
+        full_len + 512,
+        full_len + 4096,
+        intact.len() - 1024,
+        intact.len() - 1,
+    ] {
         let outcome = fetch_over(&intact[..cut]);
         assert!(outcome.bytes_read <= (backup::HEAD_LEN + backup::TAIL_LEN) as u64);
         match outcome.result {

@@ -364,8 +364,7 @@ mod compressed_writer {
                 Ok((Record::End, _)) => {
                     let next = (at + 1).next_multiple_of(SECTOR);
                     match (next..raw.len()).step_by(SECTOR).find(|&p| {
-                        raw[p] == CHUNK
-                            && matches!(record(raw, p), Ok((Record::Chunk { .. }, _)))
+                        raw[p] == CHUNK && matches!(record(raw, p), Ok((Record::Chunk { .. }, _)))
                     }) {
                         Some(p) => at = p,
                         None => break,
