@@ -267,3 +267,74 @@ async fn a_flood_of_concurrent_calls_stays_within_a_memory_bound() {
     // this document would need several.
     assert!(peak_kib < 1024 * 1024, "peak rss {peak_kib} KiB");
 }
+
+/// Non-blocking preflight findings are shown, not just logged: a start that goes on despite a
+/// storage warning (the files take over 80 % of the free storage) and the maintenance window
+/// (info) keeps both, and `GET migrations` and `GET migrations/{db}` list them with code,
+/// severity and message beside the plan's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_and_info_from_the_preflight_are_in_the_answers() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
+        sim_config: Some(|c: &mut lrs_autopilot::sim::SimConfig| {
+            // 3 MB free for 2.8 MB of files: a warning, not a refusal.
+            c.storage_gb = 32;
+            c.storage_used_gb = 32.0 - 3.0 / 1024.0;
+        }),
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let folder = "Warned";
+    let uploaded = rig.upload_clean(&fixtures, folder, false).await;
+    rig.deliver_each(rig.endpoint(), uploaded.iter().enumerate(), Encoding::Twice)
+        .await;
+    let state = rig.state_of(folder).await.expect("state");
+    assert!(
+        state.lrs.started_at.is_some(),
+        "the start went on: {:#?}",
+        state.audit
+    );
+    let find = |findings: &serde_json::Value, code: &str| -> serde_json::Value {
+        findings
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["code"] == code).cloned())
+            .unwrap_or_else(|| panic!("no {code} in {findings}"))
+    };
+    let (status, one) = rig
+        .endpoint()
+        .migrations("GET", Some(folder), None, None)
+        .await;
+    assert_eq!(status, 200, "{one}");
+    let summary = if one["summary"].is_object() {
+        &one["summary"]
+    } else {
+        &one
+    };
+    let storage = find(&summary["findings"], "insufficient_storage");
+    assert_eq!(storage["severity"], "warning");
+    assert!(
+        storage["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("MB free"),
+        "{storage}"
+    );
+    let window = find(&summary["findings"], "maintenance_window");
+    assert_eq!(window["severity"], "info");
+    assert!(
+        window["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("system default window")
+    );
+    let (status, all) = rig.endpoint().migrations("GET", None, None, None).await;
+    assert_eq!(status, 200, "{all}");
+    let listed = all["databases"]
+        .as_array()
+        .and_then(|d| d.iter().find(|d| d["folder"] == folder))
+        .unwrap_or_else(|| panic!("{folder} not in {all}"));
+    find(&listed["findings"], "insufficient_storage");
+    find(&listed["findings"], "maintenance_window");
+}

@@ -272,3 +272,62 @@ fn rehearse_refuses_a_missing_folder_clearly() {
     let status = run(&["status", "--local", "/definitely/not/here"]);
     assert_eq!(status.status.code(), Some(2));
 }
+
+/// Preflight warnings and information are shown, not just logged: a rehearsal against an
+/// instance with 3 MB free (`--free-storage-gb`) for the 2.8 MB RestoreTimeClean starts with the
+/// `insufficient_storage` warning and the `maintenance_window` information, and `rehearse` (text
+/// and JSON) and `status` list both with their severity and message.
+#[test]
+fn rehearse_and_status_show_preflight_warnings_and_info() {
+    let fixtures = fixtures_or_skip!();
+    let root = tempfile::tempdir().expect("tempdir");
+    restore_time_clean(&fixtures, root.path());
+    let root_s = root.path().to_str().expect("utf-8");
+    let free = (3.0f64 / 1024.0).to_string();
+    let out = run(&[
+        "rehearse",
+        root_s,
+        "--json",
+        "--tail-pattern",
+        "*2_3.trn",
+        "--free-storage-gb",
+        &free,
+    ]);
+    assert_code(&out, 0);
+    let report = json(&out);
+    let db = database(&report, "RestoreTimeClean");
+    assert_eq!(db["phase"], "Completed", "{db}");
+    let finding = |code: &str| {
+        db["findings"]
+            .as_array()
+            .and_then(|a| a.iter().find(|f| f["code"] == code).cloned())
+            .unwrap_or_else(|| panic!("no {code} in {db}"))
+    };
+    assert_eq!(finding("insufficient_storage")["severity"], "warning");
+    assert_eq!(finding("maintenance_window")["severity"], "info");
+
+    let status = run(&["status", "--local", root_s]);
+    let text = String::from_utf8_lossy(&status.stdout);
+    for needle in [
+        "warning  insufficient_storage: the database's files need",
+        "info     maintenance_window: ",
+    ] {
+        assert!(text.contains(needle), "status misses {needle:?}:\n{text}");
+    }
+    let status = json(&run(&["status", "--local", root_s, "--json"]));
+    assert!(codes(database(&status, "RestoreTimeClean")).contains(&"maintenance_window".into()));
+
+    let again = tempfile::tempdir().expect("tempdir");
+    restore_time_clean(&fixtures, again.path());
+    let out = run(&[
+        "rehearse",
+        again.path().to_str().expect("utf-8"),
+        "--tail-pattern",
+        "*2_3.trn",
+        "--free-storage-gb",
+        &free,
+    ]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("info      maintenance_window: "), "{text}");
+    assert!(text.contains("warning   insufficient_storage: "), "{text}");
+}

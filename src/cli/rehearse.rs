@@ -144,7 +144,7 @@ impl Report {
                                 .collect()
                         })
                         .unwrap_or_default(),
-                    findings: s.findings().to_vec(),
+                    findings: s.all_findings(),
                     started_at: fmt(s.lrs.started_at),
                     tail_restored_at: fmt(s.lrs.tail_restored_at),
                     complete_sent_at: fmt(s.lrs.complete_sent_at),
@@ -223,7 +223,7 @@ impl Report {
                     out.push_str(&format!("  {label:<13} {v}\n"));
                 }
             }
-            for f in d.findings.iter().filter(|f| f.severity != Severity::Info) {
+            for f in &d.findings {
                 let sev = match f.severity {
                     Severity::Blocking => "BLOCKING",
                     Severity::Warning => "warning",

@@ -108,6 +108,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.files_planned,
                 note
             );
+            // Every finding, blocking or not (preflight warnings and info included).
+            for f in &s.findings {
+                println!(
+                    "{:<28} {:<8} {}: {}",
+                    "",
+                    f.severity.as_str(),
+                    f.code,
+                    f.message
+                );
+            }
             // A stopped migration has no forecast worth printing: its reason says what to do.
             let moving = !s.phase.is_final() && !matches!(s.phase, Phase::Blocked | Phase::Paused);
             if let Some(f) = forecast_of(s).filter(|_| moving) {

@@ -119,6 +119,15 @@ pub enum Input {
     /// The preflight (`crate::preflight`) found that the instance cannot take the database: the
     /// start was not sent. Carries every preflight finding, blocking first.
     PreflightRefused(Vec<crate::chain::Finding>),
+    /// The preflight let the start go on with these findings (none blocking; often none at all),
+    /// and `outcome` is what the start then gave. The findings are kept for status, the
+    /// Migrations API and rehearse; `outcome` is handled as if it came alone.
+    Preflighted {
+        /// The preflight's findings.
+        findings: Vec<crate::chain::Finding>,
+        /// The start's outcome.
+        outcome: Box<Input>,
+    },
     /// A restoreDetails snapshot.
     Restore(LrsSnapshot),
     /// restoreDetails failed.

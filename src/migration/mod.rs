@@ -128,6 +128,11 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         Input::StartNameInUse { lrs_restore: false } => handle_name_in_use(state, now),
         Input::StartFailed(e) => start_failed(state, &e, now),
         Input::PreflightRefused(findings) => preflight_refused(state, findings, now),
+        // The outcome is handled as if it came alone (its own hold and phase checks included).
+        Input::Preflighted { findings, outcome } => {
+            note_preflight(state, findings, now);
+            return handle(state, *outcome, ctx);
+        }
         Input::Restore(snapshot) => handle_snapshot(state, snapshot, now, &mut actions),
         Input::RestoreDetailsFailed(e) => details_failed(state, &e, now, &mut actions),
         Input::CompleteAccepted { operation } => {
@@ -229,6 +234,7 @@ fn preflight_refused(state: &mut MigrationState, findings: Vec<Finding>, now: Of
             format!("preflight {} {}: {}", f.severity, f.code, f.message),
         );
     }
+    state.preflight = findings.clone();
     state.lrs.start_claimed_at = None;
     let mut blocking = findings
         .into_iter()
@@ -246,6 +252,21 @@ fn preflight_refused(state: &mut MigrationState, findings: Vec<Finding>, now: Of
         );
         state.lrs.block = Some(first);
     }
+}
+
+/// The preflight passed: its findings (warnings, info) replace the last ones, and are audited
+/// when they changed.
+fn note_preflight(state: &mut MigrationState, findings: Vec<Finding>, now: OffsetDateTime) {
+    if findings == state.preflight {
+        return;
+    }
+    for f in &findings {
+        state.audit(
+            now,
+            format!("preflight {} {}: {}", f.severity, f.code, f.message),
+        );
+    }
+    state.preflight = findings;
 }
 
 /// A polling URL that carries a SAS (`sig=`) is never stored.

@@ -331,6 +331,10 @@ pub struct MigrationState {
     /// is `Blocked` (`target_name_taken`) until `resume`.
     #[serde(default)]
     pub name_taken_by: Option<String>,
+    /// The last preflight's findings (`crate::preflight`), blocking or not: a start that went on
+    /// despite warnings keeps them here, so status, the Migrations API and rehearse show them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub preflight: Vec<Finding>,
 }
 
 impl MigrationState {
@@ -356,6 +360,7 @@ impl MigrationState {
             audit: VecDeque::new(),
             restarts: 0,
             name_taken_by: None,
+            preflight: Vec::new(),
         }
     }
 
@@ -374,6 +379,18 @@ impl MigrationState {
         while self.audit.len() > AUDIT_LIMIT {
             self.audit.pop_front();
         }
+    }
+
+    /// Every finding to show a person: the plan's, then the last preflight's that the plan does
+    /// not already hold.
+    pub fn all_findings(&self) -> Vec<Finding> {
+        let mut all = self.findings().to_vec();
+        for f in &self.preflight {
+            if !all.contains(f) {
+                all.push(f.clone());
+            }
+        }
+        all
     }
 
     /// The current findings (empty before the first plan).

@@ -902,3 +902,62 @@ fn an_older_read_of_a_file_never_replaces_a_newer_record() {
     w.feed(Input::FileSeen(Box::new(newest.clone())));
     assert_eq!(w.state.files.get(&newer.file.name), Some(&newest));
 }
+
+#[test]
+fn a_start_that_went_on_after_preflight_warnings_keeps_them_and_is_handled_as_alone() {
+    use crate::chain::{Finding, FindingCode, Severity};
+    let note = |code, severity| Finding {
+        code,
+        severity,
+        message: format!("{code} says so"),
+        files: Vec::new(),
+    };
+    let findings = vec![
+        note(FindingCode::InsufficientStorage, Severity::Warning),
+        note(FindingCode::MaintenanceWindow, Severity::Info),
+    ];
+    let mut plain = World::new();
+    plain.file(chain()[0].clone());
+    plain.feed(Input::StartAccepted { operation: None });
+    let mut w = World::new();
+    w.file(chain()[0].clone());
+    w.feed(Input::Preflighted {
+        findings: findings.clone(),
+        outcome: Box::new(Input::StartAccepted { operation: None }),
+    });
+    assert_eq!(w.state.phase, plain.state.phase);
+    assert_eq!(w.state.phase, Phase::Restoring);
+    assert_eq!(w.state.preflight, findings);
+    // Shown with the plan's findings, and audited once.
+    let all = w.state.all_findings();
+    assert!(findings.iter().all(|f| all.contains(f)));
+    let audited = |w: &World| {
+        w.state
+            .audit
+            .iter()
+            .filter(|a| a.event.contains("preflight info maintenance_window"))
+            .count()
+    };
+    assert_eq!(audited(&w), 1);
+    // A later start (after a restart) with the same findings is not audited again; with none, they go.
+    w.feed(Input::Preflighted {
+        findings: findings.clone(),
+        outcome: Box::new(Input::Tick),
+    });
+    assert_eq!(audited(&w), 1);
+    w.feed(Input::Preflighted {
+        findings: Vec::new(),
+        outcome: Box::new(Input::Tick),
+    });
+    assert!(w.state.preflight.is_empty());
+    // A refusal keeps every finding, the non-blocking ones too.
+    let mut refused = World::new();
+    refused.file(chain()[0].clone());
+    let mut all = findings.clone();
+    all.insert(
+        0,
+        note(FindingCode::SourceNewerThanInstance, Severity::Blocking),
+    );
+    refused.feed(Input::PreflightRefused(all.clone()));
+    assert_eq!(refused.state.preflight, all);
+}

@@ -878,14 +878,20 @@ impl Pipeline {
                 database_name,
                 collation,
             } => {
-                if let Some(refused) = self.preflight(state).await? {
-                    return Ok(Some(refused));
-                }
+                let findings = match self.preflight(state).await? {
+                    Preflight::Refused(refused) => return Ok(Some(refused)),
+                    Preflight::Passed(findings) => findings,
+                };
+                // The start's outcome carries the preflight's findings into the state.
+                let noted = |outcome: Input| Input::Preflighted {
+                    findings: findings.clone(),
+                    outcome: Box::new(outcome),
+                };
                 if let StorageIdentity::SharedAccessSignature(token) =
                     &self.settings.storage_identity
                 {
                     if let Err(problem) = storage::sas::check_for_lrs(token, (self.clock)()) {
-                        return Ok(Some(Input::StartFailed(CallError {
+                        return Ok(Some(noted(Input::StartFailed(CallError {
                             status: None,
                             code: Some("SasRefused".into()),
                             message: format!("the LRS SAS token cannot be used: {problem}"),
@@ -893,7 +899,7 @@ impl Pipeline {
                             advice: "give LRS a read+list SAS valid until well after cutover \
                                      (LRS_STORAGE_SAS_TOKEN), then `resume`"
                                 .into(),
-                        })));
+                        }))));
                     }
                 }
                 let uri = self
@@ -906,42 +912,42 @@ impl Pipeline {
                     identity: self.settings.storage_identity.clone(),
                     collation,
                 };
-                match self.lrs.start(&request).await {
-                    Ok(operation) => {
-                        self.metrics.lrs_starts.inc();
-                        info!(db, folder = %state.folder, "lrs started");
-                        Some(Input::StartAccepted { operation })
-                    }
-                    Err(e) if e.is_name_in_use() => {
-                        // Adopt only our own restore: restoreDetails must say LRSRestore.
-                        match self.lrs.restore_details(db).await {
-                            Ok(view) => {
-                                Some(Input::StartNameInUse {
+                let outcome =
+                    match self.lrs.start(&request).await {
+                        Ok(operation) => {
+                            self.metrics.lrs_starts.inc();
+                            info!(db, folder = %state.folder, "lrs started");
+                            Some(Input::StartAccepted { operation })
+                        }
+                        Err(e) if e.is_name_in_use() => {
+                            // Adopt only our own restore: restoreDetails must say LRSRestore.
+                            match self.lrs.restore_details(db).await {
+                                Ok(view) => Some(Input::StartNameInUse {
                                     lrs_restore: view.snapshot.restore_type.as_deref().is_some_and(
                                         |t| t.trim().eq_ignore_ascii_case("LRSRestore"),
                                     ),
-                                })
+                                }),
+                                Err(d)
+                                    if d.is_not_found()
+                                        || d.classify().class != ErrorClass::Retry
+                                        || d.code.as_deref().is_some_and(|c| {
+                                            c.eq_ignore_ascii_case(
+                                                "RestoreDetailsNotAvailableOrExpired",
+                                            )
+                                        }) =>
+                                {
+                                    Some(Input::StartNameInUse { lrs_restore: false })
+                                }
+                                // Cannot tell now: nothing was started by this call; decide later.
+                                Err(d) => Some(Input::StartFailed(d.classify())),
                             }
-                            Err(d)
-                                if d.is_not_found()
-                                    || d.classify().class != ErrorClass::Retry
-                                    || d.code.as_deref().is_some_and(|c| {
-                                        c.eq_ignore_ascii_case(
-                                            "RestoreDetailsNotAvailableOrExpired",
-                                        )
-                                    }) =>
-                            {
-                                Some(Input::StartNameInUse { lrs_restore: false })
-                            }
-                            // Cannot tell now: nothing was started by this call; decide later.
-                            Err(d) => Some(Input::StartFailed(d.classify())),
                         }
-                    }
-                    Err(e) => {
-                        warn!(db, error = %e, "lrs start failed");
-                        Some(Input::StartFailed(e.classify()))
-                    }
-                }
+                        Err(e) => {
+                            warn!(db, error = %e, "lrs start failed");
+                            Some(Input::StartFailed(e.classify()))
+                        }
+                    };
+                outcome.map(noted)
             }
             Action::PollRestoreDetails => match self.lrs.restore_details(db).await {
                 Ok(view) => Some(Input::Restore(relate_to_tail(state, view))),
@@ -1045,9 +1051,9 @@ impl Pipeline {
     /// The preflight, run just before a start is sent: `Some` (the start is not sent) when the
     /// instance cannot take the database. A name the instance's list shows is confirmed live, so a
     /// stale list never blocks, and our own LRS restore is never reported.
-    async fn preflight(&self, state: &MigrationState) -> Result<Option<Input>, PipelineError> {
+    async fn preflight(&self, state: &MigrationState) -> Result<Preflight, PipelineError> {
         let Some(plan) = state.plan.as_ref() else {
-            return Ok(None);
+            return Ok(Preflight::Passed(Vec::new()));
         };
         let db = state.database_name.as_str();
         let got = instance::facts(self.state.as_ref(), self.lrs.as_ref(), (self.clock)()).await?;
@@ -1098,8 +1104,20 @@ impl Pipeline {
                 Severity::Info => info!(db, code = %f.code, "preflight: {}", f.message),
             }
         }
-        Ok(crate::preflight::blocks(&findings).then_some(Input::PreflightRefused(findings)))
+        Ok(if crate::preflight::blocks(&findings) {
+            Preflight::Refused(Input::PreflightRefused(findings))
+        } else {
+            Preflight::Passed(findings)
+        })
     }
+}
+
+/// What the preflight decided about a start.
+enum Preflight {
+    /// Not sent: the input that records why.
+    Refused(Input),
+    /// Sent, with these findings (none blocking) to keep.
+    Passed(Vec<crate::chain::Finding>),
 }
 
 /// Runs a use case within [`INVOCATION_BUDGET`].

@@ -28,7 +28,8 @@ pub struct DatabaseSummary {
     pub files_restored: u64,
     /// The tail-log backup, once known.
     pub tail: Option<String>,
-    /// Current findings.
+    /// Current findings, blocking or not: the plan's, then the last preflight's (warnings and
+    /// info such as `maintenance_window` included).
     pub findings: Vec<Finding>,
     /// When LRS started.
     #[serde(with = "time::serde::rfc3339::option")]
@@ -59,7 +60,7 @@ impl From<&MigrationState> for DatabaseSummary {
                 .map_or(0, |p| p.steps.iter().map(|st| st.files.len()).sum()),
             files_restored: s.files_restored(),
             tail: s.tail.as_ref().map(|t| t.file_name.clone()),
-            findings: s.findings().to_vec(),
+            findings: s.all_findings(),
             started_at: s.lrs.started_at,
             tail_restored_at: s.lrs.tail_restored_at,
             complete_sent_at: s.lrs.complete_sent_at,
