@@ -1,6 +1,14 @@
 //! The header blocks of a backup: TAPE (media, with its RAID stream), SSET (set), VOLB (volume) and
 //! the SQL Server configuration stream MQCI (records SCIN, SFGI, SFIN) found in MSCI and MSLS.
 //! Field offsets are those in `backup-format.md`, confirmed on the fixtures.
+//!
+//! Not read: TDE and backup encryption. `RESTORE FILELISTONLY` shows a `TDEThumbprint` per file,
+//! so it would sit in the SFIN records; `RESTORE HEADERONLY` shows `KeyAlgorithm`,
+//! `EncryptorThumbprint` and `EncryptorType` per set, so they would sit in (or next to) the SCIN
+//! record or the SSET block. No fixture in `../shared/fixtures/backups` is TDE-protected or
+//! written `WITH ENCRYPTION`: `EXPECTED.json` and `PROVENANCE.md` record no thumbprint or
+//! encryptor, and `backup-format.md` §8 lists their location as an open question. Without bytes
+//! that show them, no offset is guessed and `tde_certificate_required` is not reported.
 
 use time::{Date, Month, PrimitiveDateTime, Time};
 use uuid::Uuid;
