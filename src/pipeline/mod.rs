@@ -879,7 +879,9 @@ impl Pipeline {
                 collation,
             } => {
                 let findings = match self.preflight(state).await? {
-                    Preflight::Refused(refused) => return Ok(Some(refused)),
+                    Preflight::Refused(findings) => {
+                        return Ok(Some(Input::PreflightRefused(findings)));
+                    }
                     Preflight::Passed(findings) => findings,
                 };
                 // The start's outcome carries the preflight's findings into the state.
@@ -1105,7 +1107,7 @@ impl Pipeline {
             }
         }
         Ok(if crate::preflight::blocks(&findings) {
-            Preflight::Refused(Input::PreflightRefused(findings))
+            Preflight::Refused(findings)
         } else {
             Preflight::Passed(findings)
         })
@@ -1114,8 +1116,8 @@ impl Pipeline {
 
 /// What the preflight decided about a start.
 enum Preflight {
-    /// Not sent: the input that records why.
-    Refused(Input),
+    /// Not sent, because of these findings (blocking first).
+    Refused(Vec<crate::chain::Finding>),
     /// Sent, with these findings (none blocking) to keep.
     Passed(Vec<crate::chain::Finding>),
 }
