@@ -202,8 +202,15 @@ fn read_inner(parsed: ParsedHead, tail: Option<Tail<'_>>) -> Result<BackupFile, 
         config_block_len,
     } = parsed;
     // The closing copy is as long as the opening one; with several sets in the head the last
-    // set's copy may differ in length, so the check that needs it is left out.
-    let closing_len = (sets.len() == 1).then_some(config_block_len);
+    // set's copy may differ in length, so the check that needs it is left out. The check holds
+    // only for the set the copy belongs to: a set appended beyond the head may be longer.
+    let closing_len = match sets.as_slice() {
+        [only] => Some(ClosingLen {
+            len: config_block_len,
+            position: only.sset.position,
+        }),
+        _ => None,
+    };
     let mut backup_sets: Vec<facts::BackupSet> = sets.into_iter().map(SetHead::into_set).collect();
     for (index, at, closing) in &closed {
         if let Some(set) = backup_sets.get_mut(*index) {
@@ -307,7 +314,7 @@ fn unpack_error(e: compressed::UnpackError, in_head: bool) -> Error {
 /// Finds the last chunks in a compressed tail and reads the end blocks from them.
 fn read_compressed_tail(
     raw: &[u8],
-    closing_len: Option<usize>,
+    closing_len: Option<ClosingLen>,
 ) -> Result<Option<TailFacts>, Error> {
     let Some(records) = compressed::scan_tail(raw) else {
         return Ok(None);
@@ -317,7 +324,7 @@ fn read_compressed_tail(
     // the last two chunks. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail
     // can cause.
     let known;
-    let steps: &[usize] = match closing_len {
+    let steps: &[usize] = match closing_len.map(|c| c.len) {
         Some(len) => {
             known = [records
                 .chunks_covering(len.saturating_add(END_BLOCKS_LEN))
@@ -623,6 +630,14 @@ fn parse_head(buf: &[u8]) -> Result<Head, HeadError> {
     })
 }
 
+/// The length of a set's opening header copy (MSCI block), which its closing copy shares, and
+/// the set's number.
+#[derive(Debug, Clone, Copy)]
+struct ClosingLen {
+    len: usize,
+    position: u16,
+}
+
 /// What the tail says about the last set.
 #[derive(Debug)]
 struct TailFacts {
@@ -754,8 +769,8 @@ fn close_set(set: &mut facts::BackupSet, at: usize, closing: &Config) -> Result<
 /// it starts before the tail, from the first ESET), the blocks are walked by their own sizes, and
 /// the set is complete when the walk passes an ESET and ends with a filemark exactly at the end
 /// of the bytes. `closing_len`, the opening copy's block length when known, tells whether a
-/// missing MSLS should have been in the tail (then it is corruption).
-fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<TailFacts, Error> {
+/// missing MSLS of that set should have been in the tail (then it is corruption).
+fn parse_tail(buf: &[u8], start: u64, closing_len: Option<ClosingLen>) -> Result<TailFacts, Error> {
     const SECTOR: u64 = 512;
     let first = ((SECTOR - start % SECTOR) % SECTOR) as usize;
     let abs = |p: usize| start as usize + p;
@@ -804,7 +819,11 @@ fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<Tail
         (None, Some(eset)) => {
             // The closing copy is as long as the opening one: if it should start inside the
             // tail, it is missing or damaged.
-            if let (Some(end), Some(len)) = (closing_end, closing_len) {
+            facts.eset_position = eset.bytes().u16(78).ok();
+            let len = closing_len
+                .filter(|c| Some(c.position) == facts.eset_position)
+                .map(|c| c.len);
+            if let (Some(end), Some(len)) = (closing_end, len) {
                 if let Some(msls_at) = end.checked_sub(len).filter(|&a| a >= first) {
                     return Err(corrupt(
                         MSLS,
@@ -813,7 +832,6 @@ fn parse_tail(buf: &[u8], start: u64, closing_len: Option<usize>) -> Result<Tail
                     ));
                 }
             }
-            facts.eset_position = eset.bytes().u16(78).ok();
             eset
         }
         (None, None) => return Ok(facts),

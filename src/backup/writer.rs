@@ -1149,6 +1149,43 @@ mod tests {
         }
     }
 
+    #[test]
+    fn a_last_set_with_a_much_longer_file_list_than_the_first_is_still_listed() {
+        let mut runner = proptest::test_runner::TestRunner::default();
+        let mut file = sample_file(&mut runner, 2);
+        file.media.block_size = 512;
+        file.backup_sets[0].files.truncate(1);
+        file.backup_sets[1].files = (0..1500)
+            .map(|i| DatabaseFile {
+                logical_name: format!("data_{i}"),
+                physical_name: format!("D:\\SQLData\\a_long_folder_name\\data_{i}.ndf"),
+                file_type: 'D',
+                filegroup: Some("PRIMARY".into()),
+                file_id: i + 1,
+                size: 8192,
+                max_size: 0,
+            })
+            .collect();
+        let bytes = write(
+            &file,
+            &WriteOptions {
+                data_len: 300_000,
+                complete: true,
+            },
+        );
+        // Read as production reads it: the tail holds the end blocks but the long closing copy
+        // of set 2 starts before it.
+        let mut fetch = backup::Fetch::new(bytes.len() as u64);
+        while let Some(r) = fetch.poll_read() {
+            let start = r.offset as usize;
+            fetch.handle_read(r, &bytes[start..(start + r.len).min(bytes.len())]);
+        }
+        let got = fetch.finish().result.expect("reads");
+        assert_eq!(got.complete, Some(true));
+        assert_eq!(got.set_count, Some(2));
+        assert_eq!(got.backup_sets.len(), 1);
+    }
+
     /// Rewrites the set number of every ESET in `bytes` from `from` to `to`, fixing checksums.
     fn renumber_esets(bytes: &mut [u8], from: u16, to: u16) -> usize {
         let mut changed = 0;
