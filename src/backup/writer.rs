@@ -57,7 +57,7 @@ const SOFTWARE_NAME: &str = "Microsoft SQL Server";
 /// Writes a backup file holding `file`'s media and sets.
 ///
 /// `file.complete` is ignored (use [`WriteOptions::complete`]); `media.compressed` is ignored
-/// (the writer writes plain MTF). Each set's `backup_finish`, `backup_size` and
+/// (this writes plain MTF; [`write_compressed`] writes the `MSSQLBAK` container). Each set's `backup_finish`, `backup_size` and
 /// `compressed_backup_size` go into the closing copy only, as SQL Server does.
 pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     let block_size = block_size(file);
@@ -940,6 +940,48 @@ mod tests {
                 s.compressed_backup_size = None;
             }
             prop_assert_eq!(got, want);
+        }
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(48))]
+
+        /// Whatever the sets, sizes and container, an appended file lists its first set from the
+        /// head and its last with every fact the closing copy holds, and counts two.
+        #[test]
+        fn an_appended_set_is_listed_and_counted(
+            mut file in backup_file(),
+            second in set(1),
+            lens in (prop_oneof![Just(0usize), 1usize..300_000], prop_oneof![Just(0usize), 1usize..300_000]),
+            compressed in any::<bool>(),
+        ) {
+            file.media.compressed = compressed;
+            let first = WriteOptions { data_len: lens.0, complete: true };
+            let bytes = if compressed { write_compressed(&file, &first) } else { write(&file, &first) };
+            let next = WriteOptions { data_len: lens.1, complete: true };
+            let two = if compressed {
+                append_compressed(&bytes, &second, &next)
+            } else {
+                append(&bytes, &second, &next)
+            }
+            .expect("appends");
+            let got = read_back(&two)?;
+            prop_assert_eq!(got.set_count, Some(2));
+            prop_assert_eq!(got.complete, Some(true));
+            prop_assert_eq!(&got.media, &file.media);
+            let (head, last) = (&got.backup_sets[0], got.backup_sets.last().expect("a set"));
+            let want = &file.backup_sets[0];
+            prop_assert_eq!(head.position, 1);
+            prop_assert_eq!(head.backup_set_guid, want.backup_set_guid);
+            prop_assert_eq!(&head.files, &want.files);
+            prop_assert_eq!(head.first_lsn, want.first_lsn);
+            prop_assert_eq!(last.position, 2);
+            let mut want_last = second.clone();
+            want_last.position = 2;
+            if last.from_tail_only {
+                want_last = seen_from_tail(want_last);
+            }
+            prop_assert_eq!(last, &want_last);
         }
     }
 
