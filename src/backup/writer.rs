@@ -56,9 +56,10 @@ const SOFTWARE_NAME: &str = "Microsoft SQL Server";
 
 /// Writes a backup file holding `file`'s media and sets.
 ///
-/// `file.complete` is ignored (use [`WriteOptions::complete`]); `media.compressed` is ignored
-/// (this writes plain MTF; [`write_compressed`] writes the `MSSQLBAK` container). Each set's `backup_finish`, `backup_size` and
-/// `compressed_backup_size` go into the closing copy only, as SQL Server does.
+/// `file.complete` and `file.set_count` are ignored (use [`WriteOptions::complete`]);
+/// `media.compressed` is ignored (this writes plain MTF; [`write_compressed`] writes the
+/// `MSSQLBAK` container). Each set's `backup_finish`, `backup_size` and `compressed_backup_size`
+/// go into the closing copy only, as SQL Server does.
 pub fn write(file: &BackupFile, options: &WriteOptions) -> Vec<u8> {
     let block_size = block_size(file);
     let mut out = Vec::new();
