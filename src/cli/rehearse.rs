@@ -439,6 +439,8 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
         tail_pattern: Some(args.tail_pattern.clone()),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: 100,
+        max_restores_per_subscription: crate::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        targets: crate::config::Targets::default(),
         database_name_map: BTreeMap::new(),
         storage_identity: StorageIdentity::ManagedIdentity,
     };

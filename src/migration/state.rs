@@ -331,6 +331,15 @@ pub struct MigrationState {
     /// is `Blocked` (`target_name_taken`) until `resume`.
     #[serde(default)]
     pub name_taken_by: Option<String>,
+    /// The managed instance this database migrates to (`LRS_TARGETS`). `None` in documents written
+    /// before targets were recorded: the pipeline reads that as the default instance
+    /// (`LRS_SUBSCRIPTION_ID`, `LRS_RESOURCE_GROUP`, `LRS_MANAGED_INSTANCE`), the only one there was.
+    #[serde(default)]
+    pub target: Option<super::TargetInstance>,
+    /// The instance `LRS_TARGETS` names now, when it is another than [`MigrationState::target`]
+    /// and LRS has already started there: the database is not moved (`target_moved` finding).
+    #[serde(default)]
+    pub target_moved_to: Option<super::TargetInstance>,
 }
 
 impl MigrationState {
@@ -356,6 +365,8 @@ impl MigrationState {
             audit: VecDeque::new(),
             restarts: 0,
             name_taken_by: None,
+            target: None,
+            target_moved_to: None,
         }
     }
 

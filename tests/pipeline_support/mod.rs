@@ -1321,6 +1321,8 @@ fn settings(
         tail_pattern: options.tail_pattern.clone(),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: options.max_concurrent_restores,
+        max_restores_per_subscription: lrs_autopilot::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        targets: lrs_autopilot::config::Targets::default(),
         database_name_map: options.name_map.clone(),
         storage_identity: match lrs_sas {
             Some(token) => StorageIdentity::SharedAccessSignature(token.to_owned()),
