@@ -97,7 +97,7 @@ pub fn pipeline_for(
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: 100,
         max_restores_per_subscription: crate::migration::MAX_RESTORES_PER_SUBSCRIPTION,
-        targets: Default::default(),
+        targets: crate::config::Targets::single(super::rehearse::rehearsal_instance()),
         database_name_map: Default::default(),
         storage_identity: crate::config::StorageIdentity::ManagedIdentity,
     };

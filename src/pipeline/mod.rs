@@ -786,10 +786,15 @@ impl Pipeline {
                 ),
             });
         }
-        let state = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mut state: MigrationState =
+            serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+        // A document from before targets were recorded: the default instance, the only one then.
+        if state.target.is_none() {
+            state.target = self.settings.targets.default.clone();
+        }
         Ok(Some((state, etag)))
     }
 
@@ -847,12 +852,7 @@ impl Pipeline {
             let mut ctx = self.context(slot_available, name_owner.clone());
             ctx.target = self.settings.targets.resolve(container, folder).cloned();
             let (mut state, precondition) = match self.load(key).await? {
-                Some((mut state, etag)) => {
-                    if state.target.is_none() {
-                        state.target = self.settings.targets.default.clone();
-                    }
-                    (state, Precondition::IfMatch(etag))
-                }
+                Some((state, etag)) => (state, Precondition::IfMatch(etag)),
                 None => (
                     MigrationState::new(container, folder, database_name, ctx.now),
                     Precondition::IfNoneMatch,

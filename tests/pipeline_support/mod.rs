@@ -1367,7 +1367,11 @@ fn settings(
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: options.max_concurrent_restores,
         max_restores_per_subscription: lrs_autopilot::migration::MAX_RESTORES_PER_SUBSCRIPTION,
-        targets: lrs_autopilot::config::Targets::default(),
+        // Every folder to the rig's instance, as `serve` configures it from the three variables.
+        targets: lrs_autopilot::config::Targets::single(
+            lrs_autopilot::migration::TargetInstance::new(SUBSCRIPTION, RESOURCE_GROUP, INSTANCE)
+                .expect("a valid instance"),
+        ),
         database_name_map: options.name_map.clone(),
         storage_identity: match lrs_sas {
             Some(token) => StorageIdentity::SharedAccessSignature(token.to_owned()),
