@@ -20,11 +20,14 @@ param teamName string
 @description('Region of the pipeline resources. Defaults to the resource group\'s region.')
 param location string = resourceGroup().location
 
-@description('Resource id of the target Azure SQL Managed Instance (/subscriptions/../resourceGroups/../providers/Microsoft.Sql/managedInstances/<name>). It may be in another resource group or subscription.')
-param managedInstanceId string
+@description('Resource id of the default target Azure SQL Managed Instance (/subscriptions/../resourceGroups/../providers/Microsoft.Sql/managedInstances/<name>): every container no targets entry covers migrates to it. It may be in another resource group or subscription. Leave empty only when targets has an entry for every backup container.')
+param managedInstanceId string = ''
 
 @description('Object (principal) id of the managed instance\'s identity that LRS uses to read backups. Leave empty to use its system-assigned identity; set it when the instance\'s primary identity is user-assigned.')
 param managedInstancePrincipalId string = ''
+
+@description('Several target instances (LRS_TARGETS): each entry sends a backup container, or one folder of it, to a managed instance: { container: string, folder: string (optional), managedInstanceId: string, managedInstancePrincipalId: string (optional, as managedInstancePrincipalId) }. The most specific entry wins, then managedInstanceId. Each container must be in backupContainers; spell each instance id the same way in every entry.')
+param targets array = []
 
 @description('Blob containers that receive backups (one flat folder per database inside each). No name may contain the word "backup" in any case: LRS refuses such paths, and the handler does not start with one.')
 @minLength(1)
@@ -147,7 +150,10 @@ var suffix = uniqueString(resourceGroup().id, teamName)
 var compactTeam = toLower(replace(teamName, '-', ''))
 var prefix = 'lrs-${toLower(teamName)}'
 
-var miParts = split(managedInstanceId, '/')
+var hasDefaultInstance = !empty(managedInstanceId)
+// A placeholder keeps the expressions below valid without a default instance; nothing reads it then.
+var defaultInstanceId = hasDefaultInstance ? managedInstanceId : '/subscriptions/${subscription().subscriptionId}/resourceGroups/${resourceGroup().name}/providers/Microsoft.Sql/managedInstances/none'
+var miParts = split(defaultInstanceId, '/')
 var miSubscriptionId = miParts[2]
 var miResourceGroup = miParts[4]
 var miName = last(miParts)
@@ -164,7 +170,29 @@ var vaultParts = split(sasKeyVaultId, '/')
 var sasSecretUri = useSas ? 'https://${last(vaultParts)}${environment().suffixes.keyvaultDns}/secrets/${sasSecretName}' : ''
 
 // The identity LRS reads backups with: the instance's system-assigned one unless another is named.
-var instancePrincipalId = empty(managedInstancePrincipalId) ? managedInstance.identity.principalId : managedInstancePrincipalId
+var instancePrincipalId = !hasDefaultInstance ? '' : (empty(managedInstancePrincipalId) ? managedInstance.identity.principalId : managedInstancePrincipalId)
+
+// Targets. Every instance once (union keeps one of equal values), and every resource group holding one: the app's
+// role is defined once per resource group and assigned on each instance.
+var targetInstanceIds = [for t in targets: t.managedInstanceId]
+var instanceIds = union(hasDefaultInstance ? [managedInstanceId] : [], targetInstanceIds)
+var instanceGroupIds = [for id in instanceIds: join(take(split(id, '/'), 5), '/')]
+var instanceGroups = union(instanceGroupIds, [])
+// LRS_TARGETS, built as text (container names and resource ids hold no quote; the binary checks the result).
+var targetPairs = [for t in targets: '"${empty(t.?folder ?? '') ? t.container : '${t.container}/${t.folder}'}":"${t.managedInstanceId}"']
+var lrsTargets = empty(targets) ? '' : '{${join(targetPairs, ',')}}'
+// Containers a container-wide entry sends elsewhere are not read by the default instance.
+var wholeContainerKeys = [for t in targets: empty(t.?folder ?? '') ? t.container : '']
+var defaultInstanceContainers = [for c in backupContainers: contains(wholeContainerKeys, c) ? '' : c]
+// Each target instance reads its entry's container; an entry the default instance's assignment already covers (same
+// instance and identity, a container the default reads) is skipped, so no assignment is declared twice.
+var readerEntries = [for t in targets: {
+  container: t.container
+  instanceId: t.managedInstanceId
+  principalId: t.?managedInstancePrincipalId ?? ''
+  covered: hasDefaultInstance && toLower(t.managedInstanceId) == toLower(managedInstanceId) && empty(t.?managedInstancePrincipalId ?? '') && empty(managedInstancePrincipalId) && contains(defaultInstanceContainers, t.container)
+}]
+var readers = union(readerEntries, [])
 
 // ARM endpoint without the trailing slash the binary's default also lacks (sovereign clouds differ).
 var resourceManager = environment().resourceManager
@@ -185,6 +213,12 @@ resource managedInstance 'Microsoft.Sql/managedInstances@2025-01-01' existing = 
   name: miName
   scope: resourceGroup(miSubscriptionId, miResourceGroup)
 }
+
+// The target instances whose identity reads backups, for their principal ids.
+resource readerInstances 'Microsoft.Sql/managedInstances@2025-01-01' existing = [for r in readers: {
+  name: last(split(r.instanceId, '/'))
+  scope: resourceGroup(split(r.instanceId, '/')[2], split(r.instanceId, '/')[4])
+}]
 
 module monitoring 'modules/monitoring.bicep' = {
   name: 'lrs-monitoring'
@@ -231,6 +265,12 @@ module backupStorage 'modules/backup-storage.bicep' = {
     appPrincipalId: appIdentity.properties.principalId
     // LRS reads with the instance's identity only in ManagedIdentity mode; with a SAS it needs no role.
     managedInstancePrincipalId: useSas ? '' : instancePrincipalId
+    managedInstanceContainers: defaultInstanceContainers
+    targetReaders: [for (r, i) in readers: {
+      container: r.container
+      principalId: useSas ? '' : (empty(r.principalId) ? readerInstances[i].identity.principalId : r.principalId)
+      covered: r.covered
+    }]
   }
   dependsOn: [
     backupAccount
@@ -277,16 +317,17 @@ module eventSubscriptions 'modules/event-subscriptions.bicep' = {
   ]
 }
 
-module managedInstanceAccess 'modules/managed-instance-access.bicep' = {
-  name: 'lrs-managed-instance-access'
-  scope: resourceGroup(miSubscriptionId, miResourceGroup)
+// One per resource group holding a target instance (the default one and every targets entry's).
+module managedInstanceAccess 'modules/managed-instance-access.bicep' = [for group in instanceGroups: {
+  name: 'lrs-mi-access-${uniqueString(group)}'
+  scope: resourceGroup(split(group, '/')[2], split(group, '/')[4])
   params: {
-    managedInstanceName: miName
+    managedInstanceIds: instanceIds
     appPrincipalId: appIdentity.properties.principalId
     teamName: teamName
     deploymentResourceGroupId: resourceGroup().id
   }
-}
+}]
 
 module sasAccess 'modules/key-vault-access.bicep' = if (useSas) {
   name: 'lrs-sas-access'
@@ -318,9 +359,11 @@ module functionApp 'modules/function-app.bicep' = {
     appInsightsConnectionString: monitoring.outputs.appInsightsConnectionString
     serviceBusNamespaceHost: serviceBus.outputs.namespaceHost
     armEndpoint: armEndpoint
-    subscriptionId: miSubscriptionId
-    managedInstanceResourceGroup: miResourceGroup
-    managedInstanceName: miName
+    // Empty without a default instance: the binary reads an empty setting as unset.
+    subscriptionId: hasDefaultInstance ? miSubscriptionId : ''
+    managedInstanceResourceGroup: hasDefaultInstance ? miResourceGroup : ''
+    managedInstanceName: hasDefaultInstance ? miName : ''
+    lrsTargets: lrsTargets
     storageAccountUrl: backupStorage.outputs.blobEndpoint
     backupContainers: backupContainers
     stateContainerName: stateContainerName

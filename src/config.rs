@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use url::Url;
 
+use crate::migration::TargetInstance;
+
 /// Every environment variable the binary reads, with its default (`None`: required, or optional
 /// without a default). The infra test checks the Bicep app settings against this list.
 pub const VARIABLES: &[(&str, Option<&str>)] = &[
@@ -13,6 +15,8 @@ pub const VARIABLES: &[(&str, Option<&str>)] = &[
     ("LRS_SUBSCRIPTION_ID", None),
     ("LRS_RESOURCE_GROUP", None),
     ("LRS_MANAGED_INSTANCE", None),
+    // Container or `container/folder` → managed instance resource id; see [`Targets`].
+    ("LRS_TARGETS", None),
     ("LRS_STORAGE_ACCOUNT_URL", None),
     ("LRS_CONTAINERS", None),
     ("LRS_STATE_CONTAINER", Some("lrs-autopilot-state")),
@@ -55,24 +59,54 @@ impl std::fmt::Debug for StorageIdentity {
     }
 }
 
-/// The target managed instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// `LRS_ARM_ENDPOINT`.
-    pub arm_endpoint: Url,
-    /// `LRS_SUBSCRIPTION_ID`.
-    pub subscription_id: String,
-    /// `LRS_RESOURCE_GROUP`.
-    pub resource_group: String,
-    /// `LRS_MANAGED_INSTANCE`.
-    pub managed_instance: String,
+/// Where each folder migrates: `LRS_TARGETS` (a JSON object from a container, or
+/// `container/folder`, to a managed instance resource id; the most specific key wins), else the
+/// default instance of `LRS_SUBSCRIPTION_ID`, `LRS_RESOURCE_GROUP` and `LRS_MANAGED_INSTANCE`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Targets {
+    /// The instance of the three single-instance variables, when they are set.
+    pub default: Option<TargetInstance>,
+    /// `LRS_TARGETS`, by key.
+    pub keys: BTreeMap<String, TargetInstance>,
+}
+
+impl Targets {
+    /// Every folder to one instance (no `LRS_TARGETS`).
+    pub fn single(instance: TargetInstance) -> Self {
+        Targets {
+            default: Some(instance),
+            keys: BTreeMap::new(),
+        }
+    }
+
+    /// The instance for a folder: its `container/folder` key, else its container's key, else the
+    /// default instance.
+    pub fn resolve(&self, container: &str, folder: &str) -> Option<&TargetInstance> {
+        self.keys
+            .get(&format!("{container}/{folder}"))
+            .or_else(|| self.keys.get(container))
+            .or(self.default.as_ref())
+    }
+
+    /// Every instance named, once, in key order (the default first).
+    pub fn instances(&self) -> Vec<&TargetInstance> {
+        let mut out: Vec<&TargetInstance> = Vec::new();
+        for t in self.default.iter().chain(self.keys.values()) {
+            if !out.contains(&t) {
+                out.push(t);
+            }
+        }
+        out
+    }
 }
 
 /// The pipeline's settings.
 #[derive(Clone)]
 pub struct Config {
-    /// Where LRS runs.
-    pub target: Target,
+    /// `LRS_ARM_ENDPOINT`.
+    pub arm_endpoint: Url,
+    /// Where LRS runs, per folder.
+    pub targets: Targets,
     /// `LRS_STORAGE_ACCOUNT_URL`: the blob service URL, possibly with a SAS query string.
     pub storage_account_url: Url,
     /// `LRS_CONTAINERS`.
@@ -102,7 +136,8 @@ impl std::fmt::Debug for Config {
         let had_query = account.query().is_some();
         account.set_query(None);
         f.debug_struct("Config")
-            .field("target", &self.target)
+            .field("arm_endpoint", &self.arm_endpoint)
+            .field("targets", &self.targets)
             .field(
                 "storage_account_url",
                 &format_args!("{account}{}", if had_query { "?<redacted>" } else { "" }),
@@ -176,12 +211,7 @@ impl Config {
             Ok(url)
         };
 
-        let target = Target {
-            arm_endpoint: url("LRS_ARM_ENDPOINT")?,
-            subscription_id: required("LRS_SUBSCRIPTION_ID")?,
-            resource_group: required("LRS_RESOURCE_GROUP")?,
-            managed_instance: required("LRS_MANAGED_INSTANCE")?,
-        };
+        let arm_endpoint = url("LRS_ARM_ENDPOINT")?;
         let storage_account_url = url("LRS_STORAGE_ACCOUNT_URL")?;
         let containers: Vec<String> = required("LRS_CONTAINERS")?
             .split(',')
@@ -197,6 +227,7 @@ impl Config {
                 format!("{bad:?} is not a valid container name"),
             ));
         }
+        let targets = targets(&get, &containers)?;
         let state_container = required("LRS_STATE_CONTAINER")?;
         if !valid_container(&state_container) {
             return Err(err("LRS_STATE_CONTAINER", "is not a valid container name"));
@@ -256,7 +287,8 @@ impl Config {
         globset::Glob::new(&tail_pattern)
             .map_err(|e| err("LRS_TAIL_PATTERN", format!("is not a valid glob ({e})")))?;
         Ok(Config {
-            target,
+            arm_endpoint,
+            targets,
             storage_account_url,
             containers,
             state_container,
@@ -276,6 +308,151 @@ impl Config {
             .get(folder)
             .cloned()
             .unwrap_or_else(|| folder.to_owned())
+    }
+}
+
+const SINGLE: [&str; 3] = [
+    "LRS_SUBSCRIPTION_ID",
+    "LRS_RESOURCE_GROUP",
+    "LRS_MANAGED_INSTANCE",
+];
+
+/// `LRS_TARGETS` and the default instance, checked against the watched containers: every
+/// container must have an instance, so no folder is ever found without one.
+fn targets(
+    get: &dyn Fn(&'static str) -> Option<String>,
+    containers: &[String],
+) -> Result<Targets, ConfigError> {
+    let [sub, rg, mi] = SINGLE.map(get);
+    let raw = get("LRS_TARGETS");
+    let default = match (sub, rg, mi) {
+        (Some(sub), Some(rg), Some(mi)) => {
+            Some(TargetInstance::new(&sub, &rg, &mi).map_err(|e| {
+                err(
+                    "LRS_MANAGED_INSTANCE",
+                    format!("with LRS_SUBSCRIPTION_ID and LRS_RESOURCE_GROUP: {e}"),
+                )
+            })?)
+        }
+        (None, None, None) if raw.is_some() => None,
+        (sub, rg, _) => {
+            let missing = [sub.is_none(), rg.is_none(), true]
+                .iter()
+                .position(|m| *m)
+                .map_or(SINGLE[2], |i| SINGLE[i]);
+            let hint = if raw.is_some() {
+                "is required when any of LRS_SUBSCRIPTION_ID, LRS_RESOURCE_GROUP and \
+                 LRS_MANAGED_INSTANCE is set (they name the default instance together; unset all \
+                 three to use LRS_TARGETS alone)"
+            } else {
+                "is required (or set LRS_TARGETS)"
+            };
+            return Err(err(missing, hint));
+        }
+    };
+    let Some(raw) = raw else {
+        return Ok(Targets {
+            default,
+            keys: BTreeMap::new(),
+        });
+    };
+    let var = "LRS_TARGETS";
+    let pairs: Pairs = serde_json::from_str(&raw).map_err(|e| {
+        err(
+            var,
+            format!(
+                "must be a JSON object from a container or \"container/folder\" to a managed \
+                 instance resource id ({e})"
+            ),
+        )
+    })?;
+    let mut keys = BTreeMap::new();
+    for (key, id) in pairs.0 {
+        let (container, folder) = match key.split_once('/') {
+            Some((c, f)) => (c, Some(f)),
+            None => (key.as_str(), None),
+        };
+        if !containers.iter().any(|c| c == container) {
+            return Err(err(
+                var,
+                format!(
+                    "key {key:?} names the container {container:?}, which is not in \
+                     LRS_CONTAINERS ({})",
+                    containers.join(",")
+                ),
+            ));
+        }
+        if let Some(f) = folder {
+            if f.is_empty()
+                || f.contains(['/', '\\'])
+                || f.trim() != f
+                || f.chars().any(char::is_control)
+            {
+                return Err(err(
+                    var,
+                    format!(
+                        "key {key:?} is not \"container\" or \"container/folder\" (a database \
+                         folder directly in the container)"
+                    ),
+                ));
+            }
+        }
+        let instance =
+            TargetInstance::parse(&id).map_err(|e| err(var, format!("key {key:?}: {e}")))?;
+        if keys.insert(key.clone(), instance).is_some() {
+            return Err(err(var, format!("key {key:?} is given twice")));
+        }
+    }
+    if default.is_none() {
+        for c in containers {
+            if keys.contains_key(c) {
+                continue;
+            }
+            let folders: Vec<&str> = keys
+                .keys()
+                .filter_map(|k| k.strip_prefix(&format!("{c}/")))
+                .collect();
+            let only = if folders.is_empty() {
+                String::new()
+            } else {
+                format!(" (only its folders {} are mapped)", folders.join(", "))
+            };
+            return Err(err(
+                var,
+                format!(
+                    "the watched container {c:?} has no target instance{only}: add the key {c:?} \
+                     to LRS_TARGETS, or set LRS_SUBSCRIPTION_ID, LRS_RESOURCE_GROUP and \
+                     LRS_MANAGED_INSTANCE for a default instance"
+                ),
+            ));
+        }
+    }
+    Ok(Targets { default, keys })
+}
+
+/// A JSON object's members in order, duplicates kept (a map would keep only the last).
+struct Pairs(Vec<(String, String)>);
+
+impl<'de> serde::Deserialize<'de> for Pairs {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = Pairs;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an object of strings")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Pairs, A::Error> {
+                let mut out = Vec::new();
+                while let Some(pair) = map.next_entry::<String, String>()? {
+                    out.push(pair);
+                }
+                Ok(Pairs(out))
+            }
+        }
+        d.deserialize_map(Visit)
     }
 }
 
@@ -359,6 +536,112 @@ mod tests {
         assert_eq!(load(&vars).unwrap_err().variable, "LRS_STORAGE_SAS_TOKEN");
     }
 
+    const MI_A: &str =
+        "/subscriptions/s1/resourceGroups/rg-a/providers/Microsoft.Sql/managedInstances/mi-a";
+    const MI_B: &str =
+        "/subscriptions/s2/resourceGroups/rg-b/providers/Microsoft.Sql/managedInstances/mi-b";
+
+    fn multi(targets: &str) -> BTreeMap<&'static str, String> {
+        let mut vars: BTreeMap<&'static str, String> =
+            base().into_iter().map(|(k, v)| (k, v.to_owned())).collect();
+        for k in SINGLE {
+            vars.remove(k);
+        }
+        vars.insert("LRS_TARGETS", targets.to_owned());
+        vars
+    }
+
+    fn load_owned(vars: &BTreeMap<&'static str, String>) -> Result<Config, ConfigError> {
+        Config::from_lookup(|k| vars.get(k).cloned())
+    }
+
+    #[test]
+    fn without_lrs_targets_every_folder_goes_to_the_default_instance() {
+        let c = load(&base()).unwrap();
+        let mi = TargetInstance::new("sub", "rg", "mi").unwrap();
+        assert_eq!(c.targets, Targets::single(mi.clone()));
+        assert_eq!(c.targets.resolve("more", "db9"), Some(&mi));
+    }
+
+    #[test]
+    fn the_most_specific_key_wins() {
+        let targets =
+            format!(r#"{{"sqlfiles": "{MI_A}", "sqlfiles/hr": "{MI_B}", "more": "{MI_B}"}}"#);
+        let c = load_owned(&multi(&targets)).unwrap();
+        let (a, b) = (
+            TargetInstance::parse(MI_A).unwrap(),
+            TargetInstance::parse(MI_B).unwrap(),
+        );
+        assert_eq!(c.targets.default, None);
+        assert_eq!(c.targets.resolve("sqlfiles", "finance"), Some(&a));
+        assert_eq!(c.targets.resolve("sqlfiles", "hr"), Some(&b));
+        assert_eq!(c.targets.resolve("more", "hr"), Some(&b));
+        assert_eq!(c.targets.instances(), vec![&b, &a]);
+        // With the default instance as well, an unmapped container goes there.
+        let mut vars = multi(&format!(r#"{{"sqlfiles/hr": "{MI_B}"}}"#));
+        for (k, v) in [
+            ("LRS_SUBSCRIPTION_ID", "sub"),
+            ("LRS_RESOURCE_GROUP", "rg"),
+            ("LRS_MANAGED_INSTANCE", "mi"),
+        ] {
+            vars.insert(k, v.to_owned());
+        }
+        let c = load_owned(&vars).unwrap();
+        assert_eq!(c.targets.resolve("sqlfiles", "hr"), Some(&b));
+        assert_eq!(
+            c.targets
+                .resolve("sqlfiles", "other")
+                .map(|t| t.name.as_str()),
+            Some("mi")
+        );
+    }
+
+    #[test]
+    fn bad_targets_are_refused_at_start_up_with_the_reason() {
+        let cases: Vec<(String, &str)> = vec![
+            ("not json".into(), "must be a JSON object"),
+            (format!(r#"["{MI_A}"]"#), "must be a JSON object"),
+            (r#"{"sqlfiles": 7}"#.into(), "must be a JSON object"),
+            (r#"{"sqlfiles": "mi-a"}"#.into(), "is not a managed instance resource id"),
+            (
+                r#"{"sqlfiles": "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Sql/servers/x"}"#.into(),
+                "is not a managed instance resource id",
+            ),
+            (format!(r#"{{"sqlfiles": "{MI_A}", "elsewhere": "{MI_B}"}}"#), "\"elsewhere\", which is not in LRS_CONTAINERS"),
+            (format!(r#"{{"sqlfiles": "{MI_A}", "more": "{MI_A}", "more/a/b": "{MI_B}"}}"#), "is not \"container\" or \"container/folder\""),
+            (format!(r#"{{"sqlfiles": "{MI_A}", "more": "{MI_A}", "more/": "{MI_B}"}}"#), "is not \"container\" or"),
+            (format!(r#"{{"sqlfiles": "{MI_A}", "more": "{MI_A}", "more": "{MI_B}"}}"#), "key \"more\" is given twice"),
+            // A watched container no key covers, with no default instance.
+            (format!(r#"{{"sqlfiles": "{MI_A}"}}"#), "the watched container \"more\" has no target instance: add the key \"more\""),
+            (format!(r#"{{"sqlfiles": "{MI_A}", "more/db1": "{MI_B}"}}"#), "(only its folders db1 are mapped)"),
+            ("{}".into(), "the watched container \"sqlfiles\" has no target instance"),
+        ];
+        for (value, why) in cases {
+            let e = load_owned(&multi(&value)).unwrap_err();
+            assert_eq!(e.variable, "LRS_TARGETS", "{value}: {e}");
+            assert!(e.to_string().contains(why), "{value}: {e}");
+        }
+    }
+
+    #[test]
+    fn the_default_instance_is_all_three_variables_or_none() {
+        let targets = format!(r#"{{"sqlfiles": "{MI_A}", "more": "{MI_B}"}}"#);
+        let mut vars = multi(&targets);
+        vars.insert("LRS_RESOURCE_GROUP", "rg".into());
+        let e = load_owned(&vars).unwrap_err();
+        assert_eq!(e.variable, "LRS_SUBSCRIPTION_ID", "{e}");
+        assert!(e.problem.contains("unset all three"), "{e}");
+        let mut vars = base();
+        vars.insert("LRS_MANAGED_INSTANCE", "bad_name");
+        let e = load(&vars).unwrap_err();
+        assert_eq!(e.variable, "LRS_MANAGED_INSTANCE", "{e}");
+        let mut vars = base();
+        vars.remove("LRS_SUBSCRIPTION_ID");
+        let e = load(&vars).unwrap_err();
+        assert_eq!(e.variable, "LRS_SUBSCRIPTION_ID", "{e}");
+        assert!(e.problem.contains("or set LRS_TARGETS"), "{e}");
+    }
+
     #[test]
     fn never_prints_a_sas() {
         let mut vars = base();
@@ -386,7 +669,7 @@ mod tests {
         vars.insert("LRS_ARM_ENDPOINT", "http://127.0.0.1:7071");
         vars.insert("LRS_DATABASE_NAME_MAP", r#"{"db1":"Sales"}"#);
         let c = load(&vars).unwrap();
-        assert!(is_loopback(&c.target.arm_endpoint));
+        assert!(is_loopback(&c.arm_endpoint));
         assert_eq!(c.database_name("db1"), "Sales");
     }
 }

@@ -123,6 +123,19 @@ async fn page_json_assets_and_cutover_through_the_host_envelope() {
     let db = &v["databases"][0];
     assert_eq!(db["phase"], "Restoring", "{v}");
     assert_eq!(db["database_name"], TARGET);
+    let instance = format!(
+        "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/managedInstances/{}",
+        pipeline_support::SUBSCRIPTION,
+        pipeline_support::RESOURCE_GROUP,
+        pipeline_support::INSTANCE
+    );
+    assert_eq!(db["target"], instance.as_str(), "{v}");
+    assert!(
+        page.body
+            .contains(&format!("on {}", pipeline_support::INSTANCE))
+            && page.body.contains(&instance),
+        "the page shows the target instance"
+    );
     assert!(db["forecast"]["limit_at"].is_string(), "{v}");
     assert!(
         db["cutover"]["log_backups"]

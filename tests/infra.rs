@@ -1290,3 +1290,156 @@ fn role_ids_are_the_built_in_roles_their_names_say() {
     }
     assert!(seen >= 8, "expected the role id variables, found {seen}");
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Several target instances
+// ------------------------------------------------------------------------------------------------------------
+
+/// The lines of `text` from the one starting with `start` up to its closing line (`}` or `}]` at column 0).
+fn block<'a>(text: &'a str, start: &str) -> &'a str {
+    let at = text
+        .find(start)
+        .unwrap_or_else(|| panic!("no block starting {start:?}"));
+    let rest = &text[at..];
+    let end = rest
+        .find("\n}\n")
+        .or_else(|| rest.find("\n}]\n"))
+        .or_else(|| rest.find("\n]\n"))
+        .expect("a closing line");
+    &rest[..end]
+}
+
+/// `targets` is an array parameter with a default of none, so a single-instance deployment keeps working; it
+/// becomes LRS_TARGETS (a JSON object keyed by container or container/folder) on every plan, and the
+/// single-instance settings are left empty (unset for the binary) when there is no default instance.
+#[test]
+fn the_targets_parameter_becomes_lrs_targets_and_keeps_the_single_instance_default() {
+    let params = main_parameters();
+    assert_eq!(params.get("targets"), Some(&Some("[]".to_owned())));
+    assert_eq!(
+        params.get("managedInstanceId"),
+        Some(&Some("''".to_owned()))
+    );
+    let main = read(&infra().join("main.bicep"));
+    let pairs = main
+        .lines()
+        .find(|l| l.starts_with("var targetPairs = [for t in targets: "))
+        .expect("the LRS_TARGETS pairs");
+    for part in [
+        "t.?folder ?? ''",
+        "t.container",
+        "'${t.container}/${t.folder}'",
+        "t.managedInstanceId",
+    ] {
+        assert!(pairs.contains(part), "{pairs}");
+    }
+    assert!(main.contains("var lrsTargets = empty(targets) ? '' : '{${join(targetPairs, ',')}}'"));
+    let call = block(&main, "module functionApp ");
+    assert!(call.contains("    lrsTargets: lrsTargets\n"), "{call}");
+    for single in [
+        "subscriptionId",
+        "managedInstanceResourceGroup",
+        "managedInstanceName",
+    ] {
+        assert!(
+            call.contains(&format!("    {single}: hasDefaultInstance ? ")),
+            "{single} is empty without a default instance: {call}"
+        );
+    }
+    let text = read(&infra().join(SETTINGS_FILE));
+    let setting = text
+        .split("name: 'LRS_TARGETS'")
+        .nth(1)
+        .expect("an LRS_TARGETS setting");
+    assert!(
+        setting.trim_start().starts_with("value: lrsTargets"),
+        "{setting}"
+    );
+    for plan in PLANS {
+        assert!(
+            app_settings_for_plan(&text, plan).contains(&"LRS_TARGETS".to_owned()),
+            "{plan}"
+        );
+    }
+}
+
+/// The app's custom role reaches every target instance: one module per resource group holding an instance (the
+/// default one and each entry's, de-duplicated), each defining the role once with a name unique in the tenant and
+/// assigning it on the instances of its group only; the role itself is unchanged (least privilege as before).
+#[test]
+fn every_target_instance_gets_the_custom_role_from_a_module_in_its_resource_group() {
+    let main = read(&infra().join("main.bicep"));
+    assert!(main.contains(
+        "var instanceIds = union(hasDefaultInstance ? [managedInstanceId] : [], targetInstanceIds)"
+    ));
+    assert!(main.contains("var instanceGroups = union(instanceGroupIds, [])"));
+    let call = block(&main, "module managedInstanceAccess ");
+    assert!(
+        call.contains("= [for group in instanceGroups: {")
+            && call.contains("scope: resourceGroup(split(group, '/')[2], split(group, '/')[4])")
+            && call.contains("    managedInstanceIds: instanceIds\n"),
+        "{call}"
+    );
+    let module = read(&infra().join("modules/managed-instance-access.bicep"));
+    let assignment = block(&module, "resource operatorAssignment ");
+    assert!(
+        assignment.contains(
+            "[for (id, i) in managedInstanceIds: if (startsWith(toLower(id), groupPrefix)) {"
+        ) && assignment.contains("scope: managedInstances[i]"),
+        "{assignment}"
+    );
+    assert!(module.contains(
+        "roleName: 'LRS autopilot operator (${teamName}, ${uniqueString(deploymentResourceGroupId, resourceGroup().id)})'"
+    ));
+    let role = block(&module, "resource operatorRole ");
+    for permission in [
+        "'Microsoft.Sql/managedInstances/read'",
+        "'Microsoft.Sql/managedInstances/databases/*'",
+        "'Microsoft.Insights/metrics/read'",
+        "'Microsoft.Sql/managedInstances/databases/delete'",
+    ] {
+        assert!(role.contains(permission), "{role}");
+    }
+    let permissions = role
+        .split_once("permissions: [")
+        .expect("a permissions list")
+        .1;
+    assert_eq!(
+        permissions.matches("'Microsoft.").count(),
+        4,
+        "no permission beyond these: {role}"
+    );
+}
+
+/// Each target instance's identity reads only the containers whose folders may migrate to it: the default
+/// instance those no container-wide entry sends elsewhere, each entry's instance its entry's container; an entry the
+/// default's assignment already covers is marked so no assignment is declared twice; none in SAS mode.
+#[test]
+fn each_instance_identity_reads_only_its_own_containers() {
+    let main = read(&infra().join("main.bicep"));
+    assert!(main.contains(
+        "var defaultInstanceContainers = [for c in backupContainers: contains(wholeContainerKeys, c) ? '' : c]"
+    ));
+    let call = block(&main, "module backupStorage ");
+    assert!(
+        call.contains("    managedInstanceContainers: defaultInstanceContainers\n")
+            && call.contains("    targetReaders: [for (r, i) in readers: {")
+            && call.contains(
+                "principalId: useSas ? '' : (empty(r.principalId) ? readerInstances[i].identity.principalId : r.principalId)"
+            ),
+        "{call}"
+    );
+    let storage = read(&infra().join("modules/backup-storage.bicep"));
+    let default = block(&storage, "resource instanceReadsBackups ");
+    assert!(
+        default.contains("contains(managedInstanceContainers, name)"),
+        "{default}"
+    );
+    let targets = block(&storage, "resource targetInstancesReadBackups ");
+    assert!(
+        targets.contains("if (!r.covered && !empty(r.principalId))")
+            && targets.contains("scope: readerContainers[i]")
+            && targets.contains("storageBlobDataReader"),
+        "{targets}"
+    );
+}

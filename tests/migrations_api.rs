@@ -93,6 +93,16 @@ async fn last_backup_name_is_checked_against_the_folder() {
         .await;
     assert_eq!(status, 200, "{answer}");
     assert_eq!(answer["summary"]["tail"], CLEAN[2]);
+    assert_eq!(
+        answer["summary"]["target_instance"],
+        format!(
+            "/subscriptions/{}/resourceGroups/{}/providers/Microsoft.Sql/managedInstances/{}",
+            pipeline_support::SUBSCRIPTION,
+            pipeline_support::RESOURCE_GROUP,
+            pipeline_support::INSTANCE
+        ),
+        "the summary shows the target instance: {answer}"
+    );
 }
 
 /// A state document that does not decode is reported by key in `GET migrations`, and `GET` of that

@@ -171,9 +171,25 @@ fn rehearse_completes_a_real_chain_with_the_tail_declared_by_pattern() {
     // status reads the rehearsal's state afterwards.
     let status = run(&["status", "--local", root_s, "--json"]);
     assert_eq!(status.status.code(), Some(0));
+    let status = json(&status);
+    let db = database(&status, "RestoreTimeClean");
+    assert_eq!(db["phase"], "Completed");
+    // The database's target instance: the rehearsal's simulated one, by resource id.
     assert_eq!(
-        database(&json(&status), "RestoreTimeClean")["phase"],
-        "Completed"
+        db["target_instance"],
+        "/subscriptions/rehearsal/resourceGroups/rehearsal/providers/Microsoft.Sql/managedInstances/rehearsal-mi"
+    );
+    let text = run(&["status", "--local", root_s]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    let header = text.lines().next().unwrap_or_default();
+    let row = text
+        .lines()
+        .find(|l| l.contains("/RestoreTimeClean "))
+        .unwrap_or_default();
+    assert!(header.contains("INSTANCE"), "{text}");
+    assert!(
+        row.contains(" rehearsal-mi "),
+        "the INSTANCE column: {text}"
     );
 }
 

@@ -1,7 +1,8 @@
 // The backup storage account's containers (the account is new, from backup-account.bicep, or an existing one in
 // this module's resource group) and the data-plane roles on them:
 //   - the app: Storage Blob Data Reader on each backup container, Storage Blob Data Contributor on the state container;
-//   - the managed instance's identity (managed-identity mode): Storage Blob Data Reader on each backup container.
+//   - each target managed instance's identity (managed-identity mode): Storage Blob Data Reader on the backup
+//     containers whose folders may migrate to it, and no other.
 // Deployed into the account's own resource group, which may differ from the pipeline's.
 
 @description('Storage account name.')
@@ -19,8 +20,14 @@ param deadLetterContainerName string
 @description('Principal id of the app\'s identity.')
 param appPrincipalId string
 
-@description('Principal id of the managed instance\'s identity; empty when LRS reads with a SAS.')
+@description('Principal id of the default managed instance\'s identity; empty when LRS reads with a SAS or there is no default instance.')
 param managedInstancePrincipalId string
+
+@description('Backup containers the default instance reads: those no container-wide target sends elsewhere.')
+param managedInstanceContainers array = backupContainers
+
+@description('Other target instances\' readers: [{ container, principalId, covered }]; covered (or an empty principal) assigns nothing, for an entry the default instance\'s assignment already covers.')
+param targetReaders array = []
 
 var storageBlobDataReader = '2a2b9908-6ea1-4ae2-8e65-a410df84e7d1'
 var storageBlobDataContributor = 'ba92f5b4-2d11-453d-a403-e96b0029c9fe'
@@ -83,7 +90,7 @@ resource appWritesState 'Microsoft.Authorization/roleAssignments@2022-04-01' = {
 }
 
 resource instanceReadsBackups 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
-  for (name, i) in backupContainers: if (!empty(managedInstancePrincipalId)) {
+  for (name, i) in backupContainers: if (!empty(managedInstancePrincipalId) && contains(managedInstanceContainers, name)) {
     name: guid(backup[i].id, managedInstancePrincipalId, storageBlobDataReader)
     scope: backup[i]
     properties: {
@@ -91,6 +98,28 @@ resource instanceReadsBackups 'Microsoft.Authorization/roleAssignments@2022-04-0
       principalId: managedInstancePrincipalId
       principalType: 'ServicePrincipal'
     }
+  }
+]
+
+resource readerContainers 'Microsoft.Storage/storageAccounts/blobServices/containers@2025-01-01' existing = [
+  for r in targetReaders: {
+    parent: blobService
+    name: r.container
+  }
+]
+
+resource targetInstancesReadBackups 'Microsoft.Authorization/roleAssignments@2022-04-01' = [
+  for (r, i) in targetReaders: if (!r.covered && !empty(r.principalId)) {
+    name: r.covered ? guid(readerContainers[i].id, 'covered', string(i)) : guid(readerContainers[i].id, r.principalId, storageBlobDataReader)
+    scope: readerContainers[i]
+    properties: {
+      roleDefinitionId: subscriptionResourceId('Microsoft.Authorization/roleDefinitions', storageBlobDataReader)
+      principalId: r.principalId
+      principalType: 'ServicePrincipal'
+    }
+    dependsOn: [
+      backup
+    ]
   }
 ]
 

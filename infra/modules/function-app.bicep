@@ -74,14 +74,17 @@ param serviceBusNamespaceHost string
 @description('ARM endpoint (LRS_ARM_ENDPOINT).')
 param armEndpoint string
 
-@description('Subscription of the managed instance.')
+@description('Subscription of the default managed instance (empty: no default instance).')
 param subscriptionId string
 
-@description('Resource group of the managed instance.')
+@description('Resource group of the default managed instance (empty: no default instance).')
 param managedInstanceResourceGroup string
 
-@description('Managed instance name.')
+@description('Default managed instance name (empty: no default instance).')
 param managedInstanceName string
+
+@description('LRS_TARGETS: JSON object from a container or container/folder to a managed instance resource id; empty for none.')
+param lrsTargets string = ''
 
 @description('Backup storage blob endpoint, no trailing slash.')
 param storageAccountUrl string
@@ -250,6 +253,11 @@ var binarySettings = [
   {
     name: 'LRS_MANAGED_INSTANCE'
     value: managedInstanceName
+  }
+  // Container or container/folder -> instance (main.bicep's targets parameter); empty values read as unset.
+  {
+    name: 'LRS_TARGETS'
+    value: lrsTargets
   }
   {
     name: 'LRS_STORAGE_ACCOUNT_URL'

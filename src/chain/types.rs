@@ -224,6 +224,9 @@ pub enum FindingCode {
     TargetNameTaken,
     /// LRS or ARM answered an error a person must act on (raised by the migration).
     LrsError,
+    /// `LRS_TARGETS` maps the folder to another instance than the one LRS started on: it is not
+    /// moved (raised by the migration).
+    TargetMoved,
     /// A container or folder name containing "backup" (any case), which LRS refuses.
     ReservedWordInPath,
     /// A file extension other than the guide's `.bak`, `.log` and `.diff` (or none).
@@ -272,6 +275,7 @@ impl FindingCode {
             FindingCode::NameInUse => "name_in_use",
             FindingCode::TargetNameTaken => "target_name_taken",
             FindingCode::LrsError => "lrs_error",
+            FindingCode::TargetMoved => "target_moved",
             FindingCode::ReservedWordInPath => "reserved_word_in_path",
             FindingCode::UndocumentedExtension => "undocumented_extension",
             FindingCode::FilestreamUnsupported => "filestream_unsupported",

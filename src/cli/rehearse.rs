@@ -31,6 +31,12 @@ use crate::storage::{BlobStore, BlobType};
 
 /// The container name the rehearsal root stands in for.
 pub(super) const CONTAINER: &str = "rehearsal";
+
+/// The simulated instance a rehearsal migrates to.
+pub(super) fn rehearsal_instance() -> crate::migration::TargetInstance {
+    crate::migration::TargetInstance::new("rehearsal", "rehearsal", "rehearsal-mi")
+        .expect("a valid instance id")
+}
 /// The pretend storage account: loopback, so plain http is allowed, and never contacted (the
 /// simulator maps the folder URL's last two segments to its storage).
 const ACCOUNT: &str = "http://127.0.0.1/rehearsal-account";
@@ -431,7 +437,8 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
         ..Default::default()
     };
     let client = resolve::lrs_client(&endpoint, options)?;
-    let instance = InstanceId::new("rehearsal", "rehearsal", "rehearsal-mi")?;
+    let target = rehearsal_instance();
+    let instance = InstanceId::new(&target.subscription, &target.resource_group, &target.name)?;
     let lrs = Arc::new(ArmLrs::new(client, instance));
 
     let settings = Settings {
@@ -439,6 +446,8 @@ async fn rig(root: &Path, state_dir: &Path, args: &Args) -> anyhow::Result<Rig> 
         tail_pattern: Some(args.tail_pattern.clone()),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: 100,
+        max_restores_per_subscription: crate::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        targets: crate::config::Targets::single(target),
         database_name_map: BTreeMap::new(),
         storage_identity: StorageIdentity::ManagedIdentity,
     };

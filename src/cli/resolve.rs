@@ -10,10 +10,10 @@ use anyhow::Context as _;
 use url::Url;
 
 use crate::config::{Config, is_loopback};
-use crate::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions};
+use crate::lrs::{Auth, LrsClient, LrsClientOptions};
 use crate::pipeline::{
-    ArmLrs, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings, StartRequest,
-    system_clock,
+    ArmTargets, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings,
+    StartRequest, system_clock,
 };
 use crate::storage::azure::{AzureBlobStore, AzureStateStore, credential_from_env};
 use crate::storage::folder::FolderStateStore;
@@ -26,6 +26,8 @@ pub fn settings(config: &Config) -> Settings {
         tail_pattern: Some(config.tail_pattern.clone()),
         default_collation: config.default_collation.clone(),
         max_concurrent_restores: config.max_concurrent_restores,
+        max_restores_per_subscription: crate::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        targets: config.targets.clone(),
         database_name_map: config.database_name_map.clone(),
         storage_identity: config.storage_identity.clone(),
     }
@@ -50,14 +52,12 @@ pub fn azure_pipeline(config: &Config) -> anyhow::Result<Pipeline> {
     let blobs = AzureBlobStore::from_url(url).context("LRS_STORAGE_ACCOUNT_URL")?;
     let state =
         AzureStateStore::from_url(url, &config.state_container).context("LRS_STATE_CONTAINER")?;
-    let t = &config.target;
-    let instance = InstanceId::new(&t.subscription_id, &t.resource_group, &t.managed_instance)
-        .context("LRS_SUBSCRIPTION_ID / LRS_RESOURCE_GROUP / LRS_MANAGED_INSTANCE")?;
-    let lrs = ArmLrs::new(
-        lrs_client(&t.arm_endpoint, LrsClientOptions::default())?,
-        instance,
-    );
-    Ok(Pipeline::new(
+    // One ARM client; each database's calls go to its own instance.
+    let lrs = ArmTargets::new(lrs_client(
+        &config.arm_endpoint,
+        LrsClientOptions::default(),
+    )?);
+    Ok(Pipeline::with_targets(
         Arc::new(blobs),
         Arc::new(state),
         Arc::new(lrs),
@@ -96,6 +96,8 @@ pub fn pipeline_for(
         tail_pattern: None,
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: 100,
+        max_restores_per_subscription: crate::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        targets: crate::config::Targets::single(super::rehearse::rehearsal_instance()),
         database_name_map: Default::default(),
         storage_identity: crate::config::StorageIdentity::ManagedIdentity,
     };

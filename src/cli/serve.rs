@@ -39,8 +39,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let pipeline = resolve::azure_pipeline(&config)?;
         telemetry::export_metrics(pipeline.metrics());
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, args.port));
-        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
-        info!(%addr, instance = %config.target.managed_instance, containers = ?config.containers, "custom handler listening");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let instances: Vec<String> = config
+            .targets
+            .instances()
+            .iter()
+            .map(|t| t.resource_id())
+            .collect();
+        info!(%addr, ?instances, containers = ?config.containers, "custom handler listening");
         axum::serve(listener, router(AppState { pipeline }))
             .with_graceful_shutdown(shutdown())
             .await

@@ -79,8 +79,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         println!("no migrations recorded yet");
     } else {
         println!(
-            "{:<28} {:<24} {:<15} {:>9}  TAIL / WHY",
-            "FOLDER", "DATABASE", "PHASE", "RESTORED"
+            "{:<28} {:<24} {:<16} {:<15} {:>9}  TAIL / WHY",
+            "FOLDER", "DATABASE", "INSTANCE", "PHASE", "RESTORED"
         );
         for s in &summaries {
             let blocking = s
@@ -99,10 +99,17 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         String::new()
                     }
                 });
+            // The instance's name; `--json` has its resource id.
+            let instance = s
+                .target_instance
+                .as_deref()
+                .and_then(|id| id.rsplit('/').next())
+                .unwrap_or("-");
             println!(
-                "{:<28} {:<24} {:<15} {:>4}/{:<4}  {}",
+                "{:<28} {:<24} {:<16} {:<15} {:>4}/{:<4}  {}",
                 format!("{}/{}", s.container, s.folder),
                 s.database_name,
+                instance,
                 s.phase.as_str(),
                 s.files_restored,
                 s.files_planned,

@@ -133,7 +133,7 @@ pub fn render(estate: &Estate, links: &Links, csrf: &str) -> String {
 fn row(d: &DatabaseView) -> Markup {
     html! {
         tr id={ "row-" (d.anchor()) } data-phase=(d.phase.as_str()) data-folder=(d.folder) {
-            td class="name" { a href={ "#" (d.anchor()) } { (d.folder) } @if d.database_name != d.folder { br; small { "→ " (d.database_name) } } }
+            td class="name" { a href={ "#" (d.anchor()) } { (d.folder) } @if d.database_name != d.folder { br; small { "→ " (d.database_name) } } @if let Some(t) = &d.target { br; small class="instance" title=(t.resource_id()) { "on " (t.name) } } }
             td { (phase_badge(d.phase)) }
             td class="num" {
                 (d.files_restored) " of " (d.files_planned)
@@ -209,6 +209,7 @@ fn detail(d: &DatabaseView, links: &Links, csrf: &str) -> Markup {
     html! {
         details class="detail" id=(d.anchor()) data-folder=(d.folder) {
             summary { (d.folder) " " (phase_badge(d.phase)) }
+            @if let Some(t) = &d.target { p class="instance" { "Target instance: " code { (t.resource_id()) } } }
             h3 { "Chain" }
             (chain(d))
             @if !d.other_files.is_empty() {

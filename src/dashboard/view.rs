@@ -158,6 +158,8 @@ pub struct DatabaseView {
     pub folder: String,
     /// The target database name: what the operator types to confirm a cutover.
     pub database_name: String,
+    /// The managed instance it migrates to, when one is recorded.
+    pub target: Option<crate::migration::TargetInstance>,
     /// Where it is.
     pub phase: Phase,
     /// Why it is blocked, failed or expired.
@@ -495,6 +497,7 @@ pub fn database(s: &MigrationState, now: OffsetDateTime) -> DatabaseView {
         container: s.container.clone(),
         folder: s.folder.clone(),
         database_name: s.database_name.clone(),
+        target: s.target.clone(),
         phase: s.phase,
         reason: s.reason.clone(),
         files_planned,

@@ -22,6 +22,8 @@ pub struct Context {
     /// Another folder (`container/folder`) that already owns this folder's target database name,
     /// when the shell found one: this folder must not start, nor share that folder's LRS job.
     pub name_owner: Option<String>,
+    /// The instance `LRS_TARGETS` maps this folder to now (`None`: none configured).
+    pub target: Option<super::TargetInstance>,
 }
 
 /// How the pipeline responds to an error code ARM answered (see `lrs::codes` for the table).

@@ -5,6 +5,10 @@ use crate::backup::BackupType;
 
 use super::MigrationState;
 
+/// LRS restores one subscription runs at once (Microsoft's documented limit): the pipeline's own
+/// starts, across every target instance in a subscription, stay within it.
+pub const MAX_RESTORES_PER_SUBSCRIPTION: usize = 150;
+
 /// The longest `lastBackupName` accepted: Azure's limit on a blob name.
 pub const MAX_LAST_BACKUP_NAME_CHARS: usize = 1024;
 

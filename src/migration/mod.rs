@@ -18,6 +18,7 @@
 mod io;
 mod limits;
 mod state;
+mod target;
 #[cfg(test)]
 mod tests;
 
@@ -27,13 +28,14 @@ pub use io::{
     Action, Alert, AlertKind, CallError, Context, ErrorClass, Input, OperationKind, OperationPoll,
 };
 pub use limits::{
-    MAX_AUDIT_ENTRY_CHARS, MAX_LAST_BACKUP_NAME_CHARS, MAX_STATE_DOCUMENT_BYTES, cap_text,
-    check_last_backup,
+    MAX_AUDIT_ENTRY_CHARS, MAX_LAST_BACKUP_NAME_CHARS, MAX_RESTORES_PER_SUBSCRIPTION,
+    MAX_STATE_DOCUMENT_BYTES, cap_text, check_last_backup,
 };
 pub use state::{
     AUDIT_LIMIT, AuditEntry, FileRecord, LrsProgress, LrsSnapshot, MigrationState, Phase,
     SCHEMA_VERSION, SetSnapshot, Tail, TailSource,
 };
+pub use target::TargetInstance;
 
 use crate::backup::BackupType;
 use crate::chain::{self, FileRead, Finding, FindingCode, PlanInput, Severity, TailRule};
@@ -179,6 +181,8 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         }
     }
 
+    follow_target(state, ctx);
+
     // After a failed start or completion, decide again on the next tick, not in this same breath:
     // an immediate retry would spin against an LRS that just said "not now".
     replan(state, ctx, &mut actions);
@@ -209,6 +213,40 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
     state.next_poll_at = next_poll(state, now);
     state.updated_at = now;
     actions
+}
+
+/// Follows `LRS_TARGETS` while LRS has not started; after that the database stays on the instance
+/// it started on (its restore runs there) and a changed map is only reported (`target_moved`).
+fn follow_target(state: &mut MigrationState, ctx: &Context) {
+    let Some(mapped) = &ctx.target else { return };
+    let now = ctx.now;
+    if state.target.as_ref() == Some(mapped) {
+        if state.target_moved_to.take().is_some() {
+            state.audit(now, format!("LRS_TARGETS names {mapped} again"));
+        }
+        return;
+    }
+    if !state.start_claimed() {
+        match &state.target {
+            Some(old) => state.audit(
+                now,
+                format!("target instance changed from {old} to {mapped}"),
+            ),
+            None => state.audit(now, format!("target instance: {mapped}")),
+        }
+        state.target = Some(mapped.clone());
+        state.target_moved_to = None;
+    } else if state.target_moved_to.as_ref() != Some(mapped) {
+        let from = state
+            .target
+            .as_ref()
+            .map_or_else(|| "the default instance".to_owned(), ToString::to_string);
+        state.audit(
+            now,
+            format!("LRS_TARGETS now names {mapped}; LRS already started on {from}: not moved"),
+        );
+        state.target_moved_to = Some(mapped.clone());
+    }
 }
 
 /// The target name is taken by a database that is not an LRS restore: block, never adopt.
@@ -981,6 +1019,32 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
                 state.container, state.folder, state.database_name
             ),
         ));
+    }
+    if let Some(to) = &state.target_moved_to {
+        let from = state
+            .target
+            .as_ref()
+            .map_or_else(|| "the default instance".to_owned(), ToString::to_string);
+        let finding = Finding {
+            code: FindingCode::TargetMoved,
+            severity: Severity::Warning,
+            files: Vec::new(),
+            message: format!(
+                "LRS_TARGETS now maps {}/{} to {to}, but LRS already started it on {from}: the                  database is not moved and its migration goes on on {from}; to migrate it to {to}                  instead, stop the restore on {from} yourself and `restart` it, or map the folder                  back",
+                state.container, state.folder
+            ),
+        };
+        push_alert_once(
+            state,
+            actions,
+            format!("target-moved:{}", to.key()),
+            alert(
+                AlertKind::Finding,
+                Severity::Warning,
+                finding.message.clone(),
+            ),
+        );
+        plan.findings.push(finding);
     }
     state.plan = Some(plan);
 }

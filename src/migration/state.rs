@@ -335,6 +335,15 @@ pub struct MigrationState {
     /// despite warnings keeps them here, so status, the Migrations API and rehearse show them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub preflight: Vec<Finding>,
+    /// The managed instance this database migrates to (`LRS_TARGETS`). `None` in documents written
+    /// before targets were recorded: the pipeline reads that as the default instance
+    /// (`LRS_SUBSCRIPTION_ID`, `LRS_RESOURCE_GROUP`, `LRS_MANAGED_INSTANCE`), the only one there was.
+    #[serde(default)]
+    pub target: Option<super::TargetInstance>,
+    /// The instance `LRS_TARGETS` names now, when it is another than [`MigrationState::target`]
+    /// and LRS has already started there: the database is not moved (`target_moved` finding).
+    #[serde(default)]
+    pub target_moved_to: Option<super::TargetInstance>,
 }
 
 impl MigrationState {
@@ -361,6 +370,8 @@ impl MigrationState {
             restarts: 0,
             name_taken_by: None,
             preflight: Vec::new(),
+            target: None,
+            target_moved_to: None,
         }
     }
 

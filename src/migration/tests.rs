@@ -14,6 +14,7 @@ struct World {
     state: MigrationState,
     now: OffsetDateTime,
     slot: bool,
+    target: Option<TargetInstance>,
     actions: Vec<Action>,
 }
 
@@ -23,6 +24,7 @@ impl World {
             state: MigrationState::new("sqlfiles", "Sales", "Sales", T0),
             now: T0,
             slot: true,
+            target: None,
             actions: Vec::new(),
         }
     }
@@ -35,6 +37,7 @@ impl World {
             slot_available: self.slot,
             sas_days_left: None,
             name_owner: None,
+            target: self.target.clone(),
         }
     }
 
@@ -787,6 +790,61 @@ fn a_target_name_owned_by_another_folder_blocks_and_never_starts() {
     assert!(f.message.contains("other/Sales"), "{}", f.message);
     w.feed(Input::Tick);
     assert_eq!(w.starts(), 0);
+}
+
+fn mi(name: &str) -> TargetInstance {
+    TargetInstance::new("sub", "rg", name).expect("valid")
+}
+
+#[test]
+fn the_target_follows_the_map_until_lrs_starts_and_is_never_moved_after() {
+    let mut w = World::new();
+    w.slot = false;
+    w.target = Some(mi("first"));
+    w.file(chain()[0].clone());
+    assert_eq!(w.state.phase, Phase::Ready);
+    assert_eq!(w.state.target, Some(mi("first")));
+    // Before the start: the database follows the map.
+    w.target = Some(mi("second"));
+    w.feed(Input::Tick);
+    assert_eq!(w.state.target, Some(mi("second")));
+    assert!(w.state.target_moved_to.is_none());
+    w.slot = true;
+    w.feed(Input::Tick);
+    assert_eq!(w.starts(), 1);
+    w.feed(Input::StartAccepted { operation: None });
+    // After it: not moved; a warning finding names both instances, alerted once.
+    w.target = Some(mi("third"));
+    w.feed(Input::Tick);
+    w.feed(Input::Tick);
+    assert_eq!(w.state.target, Some(mi("second")));
+    assert_eq!(w.state.target_moved_to, Some(mi("third")));
+    let f = w
+        .state
+        .findings()
+        .iter()
+        .find(|f| f.code == FindingCode::TargetMoved)
+        .expect("target_moved");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message.contains("managedInstances/second")
+            && f.message.contains("managedInstances/third"),
+        "{}",
+        f.message
+    );
+    assert_eq!(w.alerts(AlertKind::Finding), 1);
+    assert_eq!(w.starts(), 1, "no second start anywhere");
+    assert_ne!(w.state.phase, Phase::Blocked, "the running restore goes on");
+    // Mapped back: the finding goes.
+    w.target = Some(mi("second"));
+    w.feed(Input::Tick);
+    assert!(w.state.target_moved_to.is_none());
+    assert!(
+        !w.state
+            .findings()
+            .iter()
+            .any(|f| f.code == FindingCode::TargetMoved)
+    );
 }
 
 #[test]

@@ -1,14 +1,19 @@
 //! [`LrsApi`] over the ARM client: production, and rehearsals against the simulator over HTTP.
 //! Start and complete return once ARM accepts; operations are polled one step at a time.
 
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
 use async_trait::async_trait;
 use tokio::sync::OnceCell;
 
-use super::lrs_port::{LrsApi, LrsCallError, OperationState, RestoreView, StartRequest};
+use super::lrs_port::{
+    LrsApi, LrsCallError, LrsTargets, OperationState, RestoreView, StartRequest,
+};
 use crate::config::StorageIdentity;
 use crate::lrs::ops::{Accepted, CompleteRestore, SasToken, StartRestore, StorageAuth};
 use crate::lrs::{self, InstanceId, LongRunning, LrsClient, OperationStatus};
-use crate::migration::{LrsSnapshot, SetSnapshot};
+use crate::migration::{LrsSnapshot, SetSnapshot, TargetInstance};
 
 /// LRS on one managed instance through ARM.
 pub struct ArmLrs {
@@ -44,6 +49,39 @@ impl ArmLrs {
 
     fn database(&self, name: &str) -> Result<lrs::DatabaseId, LrsCallError> {
         self.instance.database(name).map_err(call_error)
+    }
+}
+
+/// [`ArmLrs`] for every target instance, over one ARM client: one port per instance, made when
+/// first asked for and kept (it remembers the instance's region).
+pub struct ArmTargets {
+    client: LrsClient,
+    ports: Mutex<HashMap<String, Arc<ArmLrs>>>,
+}
+
+impl ArmTargets {
+    /// Ports over `client`.
+    pub fn new(client: LrsClient) -> Self {
+        ArmTargets {
+            client,
+            ports: Mutex::new(HashMap::new()),
+        }
+    }
+}
+
+impl LrsTargets for ArmTargets {
+    fn port(&self, target: Option<&TargetInstance>) -> Option<Arc<dyn LrsApi>> {
+        let target = target?;
+        let mut ports = self.ports.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(port) = ports.get(&target.key()) {
+            return Some(port.clone());
+        }
+        // A TargetInstance's parts were checked as ARM path segments when it was parsed.
+        let id =
+            InstanceId::new(&target.subscription, &target.resource_group, &target.name).ok()?;
+        let port = Arc::new(ArmLrs::new(self.client.clone(), id));
+        ports.insert(target.key(), port.clone());
+        Some(port)
     }
 }
 

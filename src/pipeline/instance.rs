@@ -1,5 +1,6 @@
-//! The target instance's facts for the preflight: read through ARM, kept in one state document
-//! (`_instance/<name>.json`) and refreshed at most every [`REFRESH_AFTER`]. A failed refresh keeps
+//! A target instance's facts for the preflight: read through ARM, kept in one state document per
+//! instance (`_instance/<name>.<resource group>.<subscription>.json`, so two instances of one name
+//! in different groups or subscriptions never share facts) and refreshed at most every [`REFRESH_AFTER`]. A failed refresh keeps
 //! the last facts and says how old they are.
 
 use serde::{Deserialize, Serialize};
@@ -85,7 +86,8 @@ pub fn facts_from_arm(
     }
 }
 
-/// The instance's facts: the cached ones when younger than [`REFRESH_AFTER`], else freshly read
+/// The facts of `instance` (its document name, [`crate::migration::TargetInstance::document_name`],
+/// read through `lrs`): the cached ones when younger than [`REFRESH_AFTER`], else freshly read
 /// (and cached); on a failed read, the last ones with a note saying how old they are.
 ///
 /// # Errors
@@ -93,9 +95,10 @@ pub fn facts_from_arm(
 pub async fn facts(
     state: &dyn StateStore,
     lrs: &dyn LrsApi,
+    instance: &str,
     now: OffsetDateTime,
 ) -> Result<Facts, storage::Error> {
-    let key = format!("{PREFIX}{}.json", lrs.instance_name());
+    let key = format!("{PREFIX}{instance}.json");
     let (cached, precondition) = match state.get(&key).await? {
         Some((bytes, etag)) => (
             serde_json::from_slice::<Cached>(&bytes).unwrap_or_default(),
@@ -238,7 +241,7 @@ mod tests {
             reads: Mutex::new(0),
         };
         let t0 = datetime!(2026-01-01 10:00 UTC);
-        let first = facts(&store, &lrs, t0).await.expect("read");
+        let first = facts(&store, &lrs, "mi1", t0).await.expect("read");
         assert_eq!(first.facts.tier, Some(Tier::GeneralPurpose));
         assert!(first.note.is_none());
         assert!(
@@ -249,13 +252,13 @@ mod tests {
                 .is_some()
         );
         // Within ten minutes: the cache, no read.
-        let cached = facts(&store, &lrs, t0 + Duration::minutes(9))
+        let cached = facts(&store, &lrs, "mi1", t0 + Duration::minutes(9))
             .await
             .expect("read");
         assert_eq!(cached.facts.tier, Some(Tier::GeneralPurpose));
         assert_eq!(*lrs.reads.lock().expect("lock"), 1);
         // After: a read, which fails; the last facts stay, with their age.
-        let stale = facts(&store, &lrs, t0 + Duration::minutes(25))
+        let stale = facts(&store, &lrs, "mi1", t0 + Duration::minutes(25))
             .await
             .expect("read");
         assert_eq!(*lrs.reads.lock().expect("lock"), 2);
@@ -275,7 +278,7 @@ mod tests {
             answers: Mutex::new(vec![Err(unused())]),
             reads: Mutex::new(0),
         };
-        let got = facts(&store, &lrs, datetime!(2026-01-01 10:00 UTC))
+        let got = facts(&store, &lrs, "mi1", datetime!(2026-01-01 10:00 UTC))
             .await
             .expect("read");
         assert!(got.facts.is_empty());
@@ -286,6 +289,44 @@ mod tests {
                 .await
                 .expect("get")
                 .is_none()
+        );
+    }
+
+    #[tokio::test]
+    async fn two_instances_of_one_name_keep_their_own_facts() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStateStore::new(dir.path()).expect("store");
+        let bc = InstanceFacts {
+            tier: Some(Tier::BusinessCritical),
+            ..InstanceFacts::default()
+        };
+        let scripted = |f: InstanceFacts| Scripted {
+            answers: Mutex::new(vec![Ok(f)]),
+            reads: Mutex::new(0),
+        };
+        let (one, two) = (scripted(gp()), scripted(bc));
+        let t0 = datetime!(2026-01-01 10:00 UTC);
+        let in_s1 = crate::migration::TargetInstance::new("s1", "rg", "mi1").expect("valid");
+        let in_s2 = crate::migration::TargetInstance::new("s2", "rg", "mi1").expect("valid");
+        let a = facts(&store, &one, &in_s1.document_name(), t0)
+            .await
+            .expect("read");
+        let b = facts(&store, &two, &in_s2.document_name(), t0)
+            .await
+            .expect("read");
+        assert_eq!(a.facts.tier, Some(Tier::GeneralPurpose));
+        assert_eq!(b.facts.tier, Some(Tier::BusinessCritical));
+        // Both cached, apart: a second read of each answers from its own document.
+        let again = facts(&store, &one, &in_s1.document_name(), t0)
+            .await
+            .expect("read");
+        assert_eq!(again.facts.tier, Some(Tier::GeneralPurpose));
+        assert_eq!(*one.reads.lock().expect("lock"), 1);
+        let mut keys = store.list(PREFIX).await.expect("list");
+        keys.sort();
+        assert_eq!(
+            keys,
+            ["_instance/mi1.rg.s1.json", "_instance/mi1.rg.s2.json"]
         );
     }
 

@@ -3,11 +3,13 @@
 //! No call waits on a long-running operation: start and complete return once ARM accepts, with the
 //! URL to poll, and the timer polls it once per due tick.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::config::StorageIdentity;
 use crate::lrs::codes;
-use crate::migration::{CallError, ErrorClass, LrsSnapshot};
+use crate::migration::{CallError, ErrorClass, LrsSnapshot, TargetInstance};
 
 /// An LRS call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -118,4 +120,50 @@ pub trait LrsApi: Send + Sync {
     async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError>;
     /// The name the instance's cached facts are kept under (`_instance/<name>.json`).
     fn instance_name(&self) -> String;
+}
+
+/// LRS by target instance: the pipeline asks for the port of each database's instance.
+pub trait LrsTargets: Send + Sync {
+    /// The port for `target`; `None` when there is none (no instance is recorded or configured
+    /// for the database).
+    fn port(&self, target: Option<&TargetInstance>) -> Option<Arc<dyn LrsApi>>;
+}
+
+/// One port for every database, whatever its target: rehearsals and tests that drive one
+/// instance, and commands run beside a rehearsal.
+pub struct OnePort(pub Arc<dyn LrsApi>);
+
+impl LrsTargets for OnePort {
+    fn port(&self, _: Option<&TargetInstance>) -> Option<Arc<dyn LrsApi>> {
+        Some(self.0.clone())
+    }
+}
+
+/// The port of a database with no instance: every call fails with the reason, so the start is
+/// refused (and blocks) through the usual path.
+pub(super) struct NoPort(pub LrsCallError);
+
+#[async_trait]
+impl LrsApi for NoPort {
+    async fn start(&self, _: &StartRequest) -> Result<Option<String>, LrsCallError> {
+        Err(self.0.clone())
+    }
+    async fn restore_details(&self, _: &str) -> Result<RestoreView, LrsCallError> {
+        Err(self.0.clone())
+    }
+    async fn complete(&self, _: &str, _: &str) -> Result<Option<String>, LrsCallError> {
+        Err(self.0.clone())
+    }
+    async fn poll_operation(&self, _: &str) -> Result<OperationState, LrsCallError> {
+        Err(self.0.clone())
+    }
+    async fn database_status(&self, _: &str) -> Result<String, LrsCallError> {
+        Err(self.0.clone())
+    }
+    async fn instance_facts(&self) -> Result<crate::preflight::InstanceFacts, LrsCallError> {
+        Err(self.0.clone())
+    }
+    fn instance_name(&self) -> String {
+        "none".into()
+    }
 }

@@ -28,18 +28,20 @@ use futures::StreamExt;
 use time::OffsetDateTime;
 use tracing::{error, info, warn};
 
-pub use arm::ArmLrs;
-pub use lrs_port::{LrsApi, LrsCallError, OperationState, RestoreView, StartRequest};
+pub use arm::{ArmLrs, ArmTargets};
+pub use lrs_port::{
+    LrsApi, LrsCallError, LrsTargets, OnePort, OperationState, RestoreView, StartRequest,
+};
 pub use metrics::Metrics;
 pub use resync::{DEFAULT_RESYNC_INTERVAL, ResyncReport};
 pub use summary::DatabaseSummary;
 
 use crate::backup::{self, BackupFile};
 use crate::chain::{FailureKind, FileRead, FolderFile, Severity};
-use crate::config::StorageIdentity;
+use crate::config::{StorageIdentity, Targets};
 use crate::migration::{
     self, Action, CallError, Context, ErrorClass, FileRecord, Input, MigrationState, OperationPoll,
-    Phase,
+    Phase, TargetInstance,
 };
 use crate::storage::event::BlobEvent;
 use crate::storage::location::{BlobLocation, StorageScope};
@@ -68,6 +70,11 @@ pub struct Settings {
     pub default_collation: String,
     /// LRS slots per instance.
     pub max_concurrent_restores: usize,
+    /// LRS restores the pipeline runs at once per subscription
+    /// ([`migration::MAX_RESTORES_PER_SUBSCRIPTION`], LRS's limit).
+    pub max_restores_per_subscription: usize,
+    /// Which instance each folder migrates to.
+    pub targets: Targets,
     /// Folder → target database name.
     pub database_name_map: BTreeMap<String, String>,
     /// How LRS reads the container.
@@ -208,7 +215,7 @@ struct TickOne {
 pub struct Pipeline {
     blobs: Arc<dyn BlobStore>,
     state: Arc<dyn StateStore>,
-    lrs: Arc<dyn LrsApi>,
+    lrs: Arc<dyn LrsTargets>,
     settings: Settings,
     clock: Clock,
     metrics: Arc<Metrics>,
@@ -217,11 +224,22 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
-    /// Assembles a pipeline.
+    /// Assembles a pipeline whose LRS calls all go to one port, whatever the database's target.
     pub fn new(
         blobs: Arc<dyn BlobStore>,
         state: Arc<dyn StateStore>,
         lrs: Arc<dyn LrsApi>,
+        settings: Settings,
+        clock: Clock,
+    ) -> Self {
+        Pipeline::with_targets(blobs, state, Arc::new(OnePort(lrs)), settings, clock)
+    }
+
+    /// Assembles a pipeline whose LRS calls go to each database's target instance.
+    pub fn with_targets(
+        blobs: Arc<dyn BlobStore>,
+        state: Arc<dyn StateStore>,
+        lrs: Arc<dyn LrsTargets>,
         settings: Settings,
         clock: Clock,
     ) -> Self {
@@ -231,7 +249,7 @@ impl Pipeline {
         Pipeline {
             blobs,
             state,
-            lrs: Arc::new(redact::RedactedLrs(lrs)),
+            lrs,
             settings,
             clock,
             metrics: Arc::new(Metrics::default()),
@@ -256,6 +274,33 @@ impl Pipeline {
         &self.settings
     }
 
+    /// The database's instance: the one its state records, else the default instance (documents
+    /// written before targets were recorded).
+    fn target_of<'a>(&'a self, state: &'a MigrationState) -> Option<&'a TargetInstance> {
+        state
+            .target
+            .as_ref()
+            .or(self.settings.targets.default.as_ref())
+    }
+
+    /// The LRS port of the database's instance; every answer through it is redacted.
+    fn lrs_for(&self, state: &MigrationState) -> Arc<dyn LrsApi> {
+        match self.lrs.port(self.target_of(state)) {
+            Some(port) => Arc::new(redact::RedactedLrs(port)),
+            None => Arc::new(lrs_port::NoPort(LrsCallError {
+                status: None,
+                code: None,
+                message: format!(
+                    "no target instance for {}/{}: map its container in LRS_TARGETS, or set the \
+                     default instance (LRS_SUBSCRIPTION_ID, LRS_RESOURCE_GROUP, \
+                     LRS_MANAGED_INSTANCE)",
+                    state.container, state.folder
+                ),
+                retryable: false,
+            })),
+        }
+    }
+
     fn context(&self, slot_available: bool, name_owner: Option<String>) -> Context {
         let now = (self.clock)();
         let sas_days_left = match &self.settings.storage_identity {
@@ -271,6 +316,7 @@ impl Pipeline {
             slot_available,
             sas_days_left,
             name_owner,
+            target: None,
         }
     }
 
@@ -640,9 +686,11 @@ impl Pipeline {
     async fn name_owner(
         &self,
         key: &str,
-        database_name: &str,
-        created_at: OffsetDateTime,
+        state: &MigrationState,
     ) -> Result<Option<String>, PipelineError> {
+        let (database_name, created_at) = (state.database_name.as_str(), state.created_at);
+        // One name on two instances is two databases: only folders bound for this one count.
+        let target = self.target_of(state);
         let mut owner: Option<(bool, OffsetDateTime, String)> = None;
         for other_key in self.state_keys().await? {
             // Only folders whose target name (from the current map) or folder name matches are
@@ -660,7 +708,9 @@ impl Pipeline {
             let Some((other, _)) = self.load(&other_key).await? else {
                 continue;
             };
-            if !other.database_name.eq_ignore_ascii_case(database_name) {
+            if !other.database_name.eq_ignore_ascii_case(database_name)
+                || self.target_of(&other) != target
+            {
                 continue;
             }
             let rank = (!other.start_claimed(), other.created_at, other_key.clone());
@@ -736,10 +786,15 @@ impl Pipeline {
                 ),
             });
         }
-        let state = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
-            key: key.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let mut state: MigrationState =
+            serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
+                key: key.to_owned(),
+                reason: e.to_string(),
+            })?;
+        // A document from before targets were recorded: the default instance, the only one then.
+        if state.target.is_none() {
+            state.target = self.settings.targets.default.clone();
+        }
         Ok(Some((state, etag)))
     }
 
@@ -794,7 +849,8 @@ impl Pipeline {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let ctx = self.context(slot_available, name_owner.clone());
+            let mut ctx = self.context(slot_available, name_owner.clone());
+            ctx.target = self.settings.targets.resolve(container, folder).cloned();
             let (mut state, precondition) = match self.load(key).await? {
                 Some((state, etag)) => (state, Precondition::IfMatch(etag)),
                 None => (
@@ -810,14 +866,22 @@ impl Pipeline {
             let actions = migration::handle(&mut state, input.clone(), &ctx);
             if state.phase == Phase::Ready && !slot_available && !slot_denied {
                 // The database could start: take a slot on the instance first, then decide again.
-                let max = self.settings.max_concurrent_restores;
-                if slots::claim(self.state.as_ref(), key, max, ctx.now).await? {
+                let limits = slots::Limits {
+                    per_instance: self.settings.max_concurrent_restores,
+                    per_subscription: self.settings.max_restores_per_subscription,
+                };
+                let claimed = match self.target_of(&state) {
+                    Some(target) => {
+                        slots::claim(self.state.as_ref(), key, target, limits, ctx.now).await?
+                    }
+                    // No instance: no slot; the start is refused when it is sent.
+                    None => true,
+                };
+                if claimed {
                     // About to start: no other folder may own its target name.
                     if !name_checked {
                         name_checked = true;
-                        name_owner = self
-                            .name_owner(key, &state.database_name, state.created_at)
-                            .await?;
+                        name_owner = self.name_owner(key, &state).await?;
                     }
                     if name_owner.is_some() {
                         slots::release(self.state.as_ref(), key).await?;
@@ -873,6 +937,7 @@ impl Pipeline {
         action: Action,
     ) -> Result<Option<Input>, PipelineError> {
         let db = state.database_name.as_str();
+        let lrs = self.lrs_for(state);
         Ok(match action {
             Action::StartLrs {
                 database_name,
@@ -915,7 +980,7 @@ impl Pipeline {
                     collation,
                 };
                 let outcome =
-                    match self.lrs.start(&request).await {
+                    match lrs.start(&request).await {
                         Ok(operation) => {
                             self.metrics.lrs_starts.inc();
                             info!(db, folder = %state.folder, "lrs started");
@@ -923,7 +988,7 @@ impl Pipeline {
                         }
                         Err(e) if e.is_name_in_use() => {
                             // Adopt only our own restore: restoreDetails must say LRSRestore.
-                            match self.lrs.restore_details(db).await {
+                            match lrs.restore_details(db).await {
                                 Ok(view) => Some(Input::StartNameInUse {
                                     lrs_restore: view.snapshot.restore_type.as_deref().is_some_and(
                                         |t| t.trim().eq_ignore_ascii_case("LRSRestore"),
@@ -951,12 +1016,12 @@ impl Pipeline {
                     };
                 outcome.map(noted)
             }
-            Action::PollRestoreDetails => match self.lrs.restore_details(db).await {
+            Action::PollRestoreDetails => match lrs.restore_details(db).await {
                 Ok(view) => Some(Input::Restore(relate_to_tail(state, view))),
                 Err(e) => Some(Input::RestoreDetailsFailed(e.classify())),
             },
             Action::CompleteRestore { last_backup_name } => {
-                match self.lrs.complete(db, &last_backup_name).await {
+                match lrs.complete(db, &last_backup_name).await {
                     Ok(operation) => {
                         self.metrics.lrs_completions.inc();
                         if let Some(restored) = state.lrs.tail_restored_at {
@@ -973,7 +1038,7 @@ impl Pipeline {
                     }
                 }
             }
-            Action::PollOperation { kind, url } => match self.lrs.poll_operation(&url).await {
+            Action::PollOperation { kind, url } => match lrs.poll_operation(&url).await {
                 Ok(OperationState::InProgress) => Some(Input::Operation {
                     kind,
                     poll: OperationPoll::InProgress,
@@ -998,7 +1063,7 @@ impl Pipeline {
                     None
                 }
             },
-            Action::PollDatabaseStatus => match self.lrs.database_status(db).await {
+            Action::PollDatabaseStatus => match lrs.database_status(db).await {
                 Ok(status) => Some(Input::DatabaseStatus(status)),
                 Err(e) if e.is_not_found() => Some(Input::DatabaseGone),
                 Err(e) => {
@@ -1058,14 +1123,19 @@ impl Pipeline {
             return Ok(Preflight::Passed(Vec::new()));
         };
         let db = state.database_name.as_str();
-        let got = instance::facts(self.state.as_ref(), self.lrs.as_ref(), (self.clock)()).await?;
+        let lrs = self.lrs_for(state);
+        let cache = self
+            .target_of(state)
+            .map_or_else(|| lrs.instance_name(), TargetInstance::document_name);
+        let got =
+            instance::facts(self.state.as_ref(), lrs.as_ref(), &cache, (self.clock)()).await?;
         let mut facts = got.facts;
         if let Some(list) = facts.databases.as_mut() {
             if list
                 .iter()
                 .any(|d| d.name.eq_ignore_ascii_case(db) && !d.lrs_restore)
             {
-                let lrs_restore = match self.lrs.restore_details(db).await {
+                let lrs_restore = match lrs.restore_details(db).await {
                     Ok(view) => Some(
                         view.snapshot
                             .restore_type
@@ -1083,8 +1153,7 @@ impl Pipeline {
                     // Cannot tell now: the start's own answer (name in use) decides.
                     Err(_) => None,
                 };
-                let exists =
-                    lrs_restore == Some(false) && self.lrs.database_status(db).await.is_ok();
+                let exists = lrs_restore == Some(false) && lrs.database_status(db).await.is_ok();
                 for d in list.iter_mut().filter(|d| d.name.eq_ignore_ascii_case(db)) {
                     d.lrs_restore = !exists;
                 }

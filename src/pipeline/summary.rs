@@ -16,6 +16,9 @@ pub struct DatabaseSummary {
     pub container: String,
     /// The target database name.
     pub database_name: String,
+    /// The managed instance it migrates to (resource id); `None` when none is recorded or
+    /// configured.
+    pub target_instance: Option<String>,
     /// Where it is.
     pub phase: Phase,
     /// Why it is blocked, failed or expired.
@@ -51,6 +54,7 @@ impl From<&MigrationState> for DatabaseSummary {
             folder: s.folder.clone(),
             container: s.container.clone(),
             database_name: s.database_name.clone(),
+            target_instance: s.target.as_ref().map(ToString::to_string),
             phase: s.phase,
             reason: s.reason.clone(),
             files_seen: s.files.len(),

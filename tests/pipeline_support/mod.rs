@@ -26,7 +26,8 @@ use lrs_autopilot::functions::{AppState, router};
 use lrs_autopilot::lrs::{Auth, InstanceId, LrsClient, LrsClientOptions, RestoreDetails};
 use lrs_autopilot::migration::MigrationState;
 use lrs_autopilot::pipeline::{
-    ArmLrs, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings, StartRequest,
+    ArmLrs, ArmTargets, LrsApi, LrsCallError, OperationState, Pipeline, RestoreView, Settings,
+    StartRequest,
 };
 use lrs_autopilot::sim::{self, Clock, Faults, LoggedRequest, SimConfig, SimState, VirtualClock};
 use lrs_autopilot::storage::azure::{AzureBlobStore, AzureStateStore};
@@ -1060,6 +1061,50 @@ impl Rig {
         )
     }
 
+    /// A pipeline over the same storage, simulator and clock that watches `containers` and sends
+    /// each database's LRS calls to the instance `targets` names ([`ArmTargets`]), counting at
+    /// most `per_subscription` restores per subscription.
+    pub fn pipeline_with_targets(
+        &self,
+        containers: &[String],
+        targets: lrs_autopilot::config::Targets,
+        per_subscription: usize,
+    ) -> Pipeline {
+        let mut settings = settings(
+            &self.account_url,
+            &self.backups,
+            None,
+            &self.options,
+            self.lrs_sas.as_deref(),
+        );
+        settings.scope = StorageScope::new(
+            &Url::parse(&self.account_url).expect("the account url parses"),
+            containers.to_vec(),
+        );
+        settings.targets = targets;
+        settings.max_restores_per_subscription = per_subscription;
+        let state: Arc<dyn StateStore> =
+            Arc::new(azurite::azurite().state_store(&self.state_container));
+        let clock = self.sim.clock.clone();
+        Pipeline::with_targets(
+            self.blobs.clone(),
+            state,
+            Arc::new(ArmTargets::new(self.sim.client())),
+            settings,
+            Arc::new(move || clock.now()),
+        )
+    }
+
+    /// The state document of `container/folder`, decoded.
+    pub async fn state_in(&self, container: &str, folder: &str) -> Option<MigrationState> {
+        let key = MigrationState::key(container, folder);
+        self.state
+            .get(&key)
+            .await
+            .expect("read a state document")
+            .map(|(bytes, _)| serde_json::from_slice(&bytes).expect("a state document decodes"))
+    }
+
     /// The environment `serve` needs to run this rig's configuration.
     pub fn env(&self) -> Vec<(String, String)> {
         let mut env = vec![
@@ -1321,6 +1366,12 @@ fn settings(
         tail_pattern: options.tail_pattern.clone(),
         default_collation: "SQL_Latin1_General_CP1_CI_AS".into(),
         max_concurrent_restores: options.max_concurrent_restores,
+        max_restores_per_subscription: lrs_autopilot::migration::MAX_RESTORES_PER_SUBSCRIPTION,
+        // Every folder to the rig's instance, as `serve` configures it from the three variables.
+        targets: lrs_autopilot::config::Targets::single(
+            lrs_autopilot::migration::TargetInstance::new(SUBSCRIPTION, RESOURCE_GROUP, INSTANCE)
+                .expect("a valid instance"),
+        ),
         database_name_map: options.name_map.clone(),
         storage_identity: match lrs_sas {
             Some(token) => StorageIdentity::SharedAccessSignature(token.to_owned()),
