@@ -679,6 +679,7 @@ async fn cutover_lag(fixtures: &Path) {
     });
     rig.sim.state.set_throttling(true);
     let run_began = Instant::now();
+    let logged_before = rig.requests().len();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The virtual clock follows wall time.
     let clock_task = {
@@ -823,6 +824,35 @@ async fn cutover_lag(fixtures: &Path) {
     );
     assert_eq!(lags.len(), tails, "every database with a tail completed");
     let lags = Latencies::new(lags);
+    let passes: Vec<String> = passes
+        .iter()
+        .map(|p| format!("{:.2}", p.as_secs_f64()))
+        .collect();
+    let each: Vec<String> = lags
+        .0
+        .iter()
+        .map(|l| format!("{:.1}", l.as_secs_f64()))
+        .collect();
+    eprintln!("timer passes (s): {}", passes.join(" "));
+    let mut reads: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rig.requests().iter().skip(logged_before) {
+        if r.method != "GET" {
+            continue;
+        }
+        let path = r.path.split('?').next().unwrap_or_default();
+        let kind = if path.contains("restoreDetails") {
+            "restoreDetails"
+        } else if path.contains("AsyncOperation") || path.contains("OperationResults") {
+            "operation"
+        } else if path.contains("/databases/") {
+            "database"
+        } else {
+            "other"
+        };
+        *reads.entry(kind).or_default() += 1;
+    }
+    eprintln!("ARM reads during the run by kind: {reads:?}");
+    eprintln!("lags (s): {}", each.join(" "));
     println!(
         "cutover lag, {tails} of {total} databases: p50 {:.1} s, p99 {:.1} s; arm reads {percent:.0}% of budget",
         lags.pct(0.5).as_secs_f64(),

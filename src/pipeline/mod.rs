@@ -58,6 +58,9 @@ const MAX_ROUNDS: usize = 12;
 pub const INVOCATION_BUDGET: StdDuration = StdDuration::from_secs(45);
 /// How many databases the timer handles at once.
 const TICK_PARALLELISM: usize = 16;
+/// How many databases awaiting cutover the timer handles at once, before any other: each waits on
+/// ARM's latency (one restoreDetails read), so they are polled together rather than in waves.
+const CUTOVER_PARALLELISM: usize = 64;
 
 /// The settings the use cases need (a subset of [`crate::config::Config`]).
 #[derive(Clone)]
@@ -379,6 +382,24 @@ impl Pipeline {
             )
             .await?;
         self.metrics.events_processed.inc();
+        // The tail just recognised: LRS may have restored it already (Event Grid can be slower
+        // than LRS), so it is polled now rather than on the next timer tick.
+        let is_tail = state
+            .tail
+            .as_ref()
+            .is_some_and(|t| migration::same_file(Some(&location.name), &t.file_name));
+        let state = if state.phase == Phase::CutoverPending && is_tail {
+            let (container, folder) = (&location.container, &location.folder);
+            match self.drive(container, folder, &db, Input::Tick).await {
+                Ok(after) => after,
+                Err(e) => {
+                    warn!(folder = %folder, error = %e, "the tail's first poll failed: the timer polls it");
+                    state
+                }
+            }
+        } else {
+            state
+        };
         Ok(EventOutcome::Recorded {
             folder: format!("{}/{}", location.container, location.folder),
             file: location.name.clone(),
@@ -450,30 +471,38 @@ impl Pipeline {
                 .await
                 .map_err(|_| PipelineError::OutOfTime)??,
         };
-        // Databases awaiting cutover first: their lag is the downtime users feel, and a pass over
-        // many restoring databases would otherwise keep them waiting.
-        if let Some((index, _)) = &seen {
-            let urgent = |k: &String| {
+        // Databases awaiting cutover first, all together: their lag is the downtime users feel,
+        // and a pass over many restoring databases would otherwise keep them waiting.
+        let urgent = |k: &String| {
+            seen.as_ref().is_some_and(|(index, _)| {
                 index
                     .entries
                     .get(k)
                     .is_some_and(|e| matches!(e.phase, Phase::CutoverPending | Phase::Completing))
-            };
-            keys.sort_by_key(|k| !urgent(k));
-        }
-        // A database not reached within the budget is left for the next pass (it stays due).
-        let results: Vec<_> = futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
-                    Ok(result) => result
-                        .map(|found| (key.clone(), found))
-                        .map_err(|e| format!("{key}: {e}")),
-                    Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
-                }
             })
+        };
+        keys.sort_by_key(|k| !urgent(k));
+        let first = keys.iter().take_while(|k| urgent(k)).count();
+        // A database not reached within the budget is left for the next pass (it stays due).
+        let one = |key: String| async move {
+            match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
+                Ok(result) => result
+                    .map(|found| (key.clone(), found))
+                    .map_err(|e| format!("{key}: {e}")),
+                Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
+            }
+        };
+        let mut results: Vec<_> = futures::stream::iter(keys[..first].iter().cloned())
+            .map(one)
+            .buffer_unordered(CUTOVER_PARALLELISM)
+            .collect()
+            .await;
+        let rest: Vec<_> = futures::stream::iter(keys[first..].iter().cloned())
+            .map(one)
             .buffer_unordered(TICK_PARALLELISM)
             .collect()
             .await;
+        results.extend(rest);
         let mut report = TickReport::default();
         let mut holders = std::collections::BTreeSet::new();
         let mut found = BTreeMap::new();
