@@ -645,8 +645,22 @@ async fn cutover_lag(fixtures: &Path) {
         .collect();
     deliver(rig.endpoint(), &events, 16).await;
     let names: Vec<String> = (0..tails).map(|i| format!("cut{i:04}")).collect();
+    // Restoring for a while, as a database is when its tail comes: the timer has polled each (its
+    // last full read, restoreDetails + the database + the create operation, is recent).
+    rig.advance(lrs_autopilot::migration::RESTORING_POLL * 2);
+    let reply = rig.endpoint().timer().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
     let template = rig.state_of(&names[0]).await.expect("a state document");
     assert_eq!(template.phase, Phase::Restoring, "{template:?}");
+    assert!(template.lrs.polled_at.is_some(), "{:?}", template.lrs);
+    // The clones below are written without the index: an empty one makes the run's first pass
+    // read every document and rebuild it, as before.
+    if let Some((_, etag)) = rig.state.get("lrs-due.json").await.expect("the index") {
+        rig.state
+            .put("lrs-due.json", b"{}".to_vec(), Precondition::IfMatch(etag))
+            .await
+            .expect("empty the index");
+    }
     // The others: clones restoring one shared folder, their next polls spread over the cadence.
     upload_files(&rig, fixtures, "filler", 1, chain).await;
     let client = rig.sim.client();
