@@ -32,10 +32,10 @@ use lrs_autopilot::lrs::ops::{StartRestore, StorageAuth};
 use lrs_autopilot::migration::{MigrationState, Phase};
 use lrs_autopilot::pipeline::{ArmLrs, Pipeline};
 use lrs_autopilot::sim::Faults;
-use lrs_autopilot::storage::{ETag, Error as StorageError, Precondition, StateStore};
+use lrs_autopilot::storage::{BlobStore, ETag, Error as StorageError, Precondition, StateStore};
 use pipeline_support::{
-    CLEAN, CLEAN_TAIL, Encoding, Endpoint, Rig, RigOptions, Schema, Serve, Uploaded, clean_dir,
-    instance, ledger,
+    CLEAN, CLEAN_TAIL, Encoding, Endpoint, InProcess, Rig, RigOptions, Schema, Serve, Uploaded,
+    clean_dir, instance, ledger,
 };
 use serde_json::Value;
 
@@ -186,32 +186,85 @@ async fn backup_created(fixtures: &Path, databases: usize) {
         .enumerate()
         .map(|(i, b)| rig.event(b, schema(i)))
         .collect();
-    let endpoint = rig.endpoint();
-    let before = rig.blobs.snapshot();
-    let (lat, elapsed) = deliver(endpoint, &events, 16).await;
-    let after = rig.blobs.snapshot();
-    lat.line("BackupCreated, new files, 16 in flight", elapsed);
-    let per_event = (after.2 - before.2) as f64 / events.len() as f64;
+    // The rig's pipeline over a state store that counts its calls, served in process.
+    let (pipeline, state) = counted_pipeline(&rig);
+    let served = InProcess::serve(pipeline).await;
+    let endpoint = &served.endpoint;
+    let calls = || rig.blobs.snapshot().0 + state.calls.load(Ordering::SeqCst);
+    // Each database's full backup first (it starts LRS), then its other files: the steady state
+    // of a migration wave, files arriving for databases already restoring.
+    let (firsts, rest) = events.split_at(databases);
+    let (before, bytes_before) = (calls(), rig.blobs.snapshot());
+    let (lat_first, took_first) = deliver(endpoint, firsts, 16).await;
+    let after_first = calls();
+    eprintln!(
+        "state calls for the first files: {} in {:.2} s",
+        state.take_kinds(),
+        took_first.as_secs_f64()
+    );
+    let (lat_rest, took_rest) = deliver(endpoint, rest, 16).await;
+    let after = calls();
+    eprintln!("state calls for the other files: {}", state.take_kinds());
+    let bytes_after = rig.blobs.snapshot();
+    let all = Latencies::new(lat_first.0.iter().chain(&lat_rest.0).copied().collect());
+    let took = took_first + took_rest;
+    all.line("BackupCreated, new files, 16 in flight", took);
+    lat_rest.line(
+        "BackupCreated, new files of restoring databases, 16 in flight",
+        took_rest,
+    );
+    let per = |calls: u64, n: usize| calls as f64 / n as f64;
     println!(
-        "bytes read per new file: {:.0} ({:.1} ranged reads, {:.1} storage calls)",
-        per_event,
-        (after.1 - before.1) as f64 / events.len() as f64,
-        (after.0 - before.0) as f64 / events.len() as f64,
+        "storage calls per new file: {:.2} (files of restoring databases: {:.2}; a database's first \
+         file, which starts LRS: {:.2})",
+        per(after - before, events.len()),
+        per(after - after_first, rest.len()),
+        per(after_first - before, firsts.len()),
+    );
+    println!(
+        "bytes read per new file: {:.0} ({:.1} ranged reads)",
+        (bytes_after.2 - bytes_before.2) as f64 / events.len() as f64,
+        (bytes_after.1 - bytes_before.1) as f64 / events.len() as f64,
     );
     let starts: usize = (0..databases)
         .map(|i| ledger(&rig.requests(), &format!("db{i:04}")).starts_accepted)
         .sum();
     assert_eq!(starts, databases, "every database was started once");
 
+    // Azurite's own ceiling for the same calls, by a plain client over the same SDK code: for each
+    // file, the head and tail ranged reads at once, then one conditional write of a document the
+    // size of a restoring database's.
+    let doc = rig.raw_state("db0000").await.unwrap_or_default();
+    let (ceiling, ceiling_lat) = azurite_ceiling(&estate, doc.len(), 16).await;
+    let rate = events.len() as f64 / took.as_secs_f64();
+    println!(
+        "new files: {rate:.0} events/s; azurite ceiling for the same calls: {ceiling:.0} events/s; \
+         ratio {:.2}",
+        rate / ceiling
+    );
+    println!(
+        "azurite ceiling, 16 in flight: p50 {:.2} ms, p99 {:.2} ms",
+        ceiling_lat.pct(0.5).as_secs_f64() * 1e3,
+        ceiling_lat.pct(0.99).as_secs_f64() * 1e3
+    );
+    let steady = rest.len() as f64 / took_rest.as_secs_f64();
+    println!(
+        "new files of restoring databases: {steady:.0} events/s; ratio to the ceiling {:.2}",
+        steady / ceiling
+    );
+
+    let (before, reads_before) = (calls(), rig.blobs.snapshot().1);
     let (lat, elapsed) = deliver(endpoint, &events, 16).await;
     lat.line(
         "BackupCreated, redelivered (duplicates), 16 in flight",
         elapsed,
     );
-    let reads = rig.blobs.snapshot().1 - after.1;
+    println!(
+        "storage calls per duplicate: {:.2}",
+        per(calls() - before, events.len())
+    );
+    let reads = rig.blobs.snapshot().1 - reads_before;
     println!("blob reads for the redelivered events: {reads}");
-
-    let doc = rig.raw_state("db0000").await.unwrap_or_default();
     println!(
         "state document of a restoring database: {} bytes",
         doc.len()
@@ -240,13 +293,61 @@ async fn backup_created(fixtures: &Path, databases: usize) {
         &format!("BackupCreated, new files, 1 in flight, {databases} restores active, these wait in Ready"),
         elapsed,
     );
-    let metrics = rig.handler.pipeline.metrics();
+    let metrics = served.pipeline.metrics();
     println!(
         "pipeline metrics: {} processed, {} duplicates, {} state conflicts retried",
         metrics.events_processed.get(),
         metrics.events_duplicate.get(),
         metrics.state_conflicts.get()
     );
+}
+
+/// Events per second a plain client reaches on Azurite with `in_flight` at a time, doing for each
+/// of `blobs` what the pipeline's event does at best: its head (with properties) and tail ranged
+/// reads at once, of the event's version, then one conditional write of a `doc_len`-byte document
+/// (one per folder, If-Match on the ETag the last write returned).
+async fn azurite_ceiling(blobs: &[Uploaded], doc_len: usize, in_flight: usize) -> (f64, Latencies) {
+    let az = support::azurite::azurite();
+    let (container, _) = support::azurite::create_container("ceiling").await;
+    let store = az.blob_store();
+    let state = az.state_store(&container);
+    let doc = vec![b' '; doc_len.max(1)];
+    let etags: std::sync::Mutex<BTreeMap<String, ETag>> = Default::default();
+    let began = Instant::now();
+    let times = futures::stream::iter(blobs.iter().map(|blob| {
+        let (store, state, doc, etags) = (&store, &state, &doc, &etags);
+        async move {
+            let t = Instant::now();
+            let name = format!("{}/{}/{}", blob.container, blob.folder, blob.name);
+            let tail_from = blob
+                .size
+                .saturating_sub(lrs_autopilot::backup::TAIL_LEN as u64);
+            let head = store.read_head(
+                &name,
+                lrs_autopilot::backup::HEAD_LEN as u64,
+                Some(&blob.etag),
+            );
+            let tail =
+                store.read_range_if_match(&name, tail_from, blob.size - tail_from, &blob.etag);
+            let (head, tail) = futures::future::join(head, tail).await;
+            head.expect("the head");
+            tail.expect("the tail");
+            let key = format!("{}.json", blob.folder);
+            let seen = etags.lock().expect("etags").get(&key).cloned();
+            let precondition = seen.map_or(Precondition::IfNoneMatch, Precondition::IfMatch);
+            let etag = state
+                .put(&key, doc.clone(), precondition)
+                .await
+                .expect("a conditional write");
+            etags.lock().expect("etags").insert(key, etag);
+            t.elapsed()
+        }
+    }))
+    .buffer_unordered(in_flight)
+    .collect::<Vec<Duration>>()
+    .await;
+    let rate = blobs.len() as f64 / began.elapsed().as_secs_f64();
+    (rate, Latencies::new(times))
 }
 
 /// Writes `state` (a clone of a restoring database under another name) and starts LRS for it on
@@ -361,16 +462,46 @@ async fn cutover_timer(fixtures: &Path, n: usize) {
     );
 }
 
-/// A state store that counts every call, around the rig's Azurite state container.
+/// A state store that counts every call, around the rig's Azurite state container, and by
+/// operation and document kind (a database's own document, the shared ones).
 struct CountingState {
     inner: Arc<dyn StateStore>,
     calls: AtomicU64,
+    kinds: std::sync::Mutex<BTreeMap<String, u64>>,
+}
+
+impl CountingState {
+    fn count(&self, op: &str, key: &str) {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        let kind = match key {
+            "" => "all",
+            k if k.starts_with("_instance/") => "instance facts",
+            k if !k.contains('/') => k,
+            _ => "database",
+        };
+        *self
+            .kinds
+            .lock()
+            .expect("counts")
+            .entry(format!("{op} {kind}"))
+            .or_default() += 1;
+    }
+
+    /// The counts by operation and kind since the last call, as one line.
+    fn take_kinds(&self) -> String {
+        let kinds = std::mem::take(&mut *self.kinds.lock().expect("counts"));
+        kinds
+            .iter()
+            .map(|(k, n)| format!("{k}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 #[async_trait::async_trait]
 impl StateStore for CountingState {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, StorageError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.count("get", key);
         self.inner.get(key).await
     }
     async fn put(
@@ -379,11 +510,11 @@ impl StateStore for CountingState {
         bytes: Vec<u8>,
         precondition: Precondition,
     ) -> Result<ETag, StorageError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.count("put", key);
         self.inner.put(key, bytes, precondition).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StorageError> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.count("list", prefix);
         self.inner.list(prefix).await
     }
 }
@@ -393,6 +524,7 @@ fn counted_pipeline(rig: &Rig) -> (Pipeline, Arc<CountingState>) {
     let state = Arc::new(CountingState {
         inner: Arc::new(support::azurite::azurite().state_store(&rig.state_container)),
         calls: AtomicU64::new(0),
+        kinds: Default::default(),
     });
     let clock = rig.sim.clock.clone();
     let pipeline = Pipeline::new(
@@ -513,8 +645,22 @@ async fn cutover_lag(fixtures: &Path) {
         .collect();
     deliver(rig.endpoint(), &events, 16).await;
     let names: Vec<String> = (0..tails).map(|i| format!("cut{i:04}")).collect();
+    // Restoring for a while, as a database is when its tail comes: the timer has polled each (its
+    // last full read, restoreDetails + the database + the create operation, is recent).
+    rig.advance(lrs_autopilot::migration::RESTORING_POLL * 2);
+    let reply = rig.endpoint().timer().await;
+    assert_eq!(reply.status, 200, "{reply:?}");
     let template = rig.state_of(&names[0]).await.expect("a state document");
     assert_eq!(template.phase, Phase::Restoring, "{template:?}");
+    assert!(template.lrs.polled_at.is_some(), "{:?}", template.lrs);
+    // The clones below are written without the index: an empty one makes the run's first pass
+    // read every document and rebuild it, as before.
+    if let Some((_, etag)) = rig.state.get("lrs-due.json").await.expect("the index") {
+        rig.state
+            .put("lrs-due.json", b"{}".to_vec(), Precondition::IfMatch(etag))
+            .await
+            .expect("empty the index");
+    }
     // The others: clones restoring one shared folder, their next polls spread over the cadence.
     upload_files(&rig, fixtures, "filler", 1, chain).await;
     let client = rig.sim.client();
@@ -547,6 +693,7 @@ async fn cutover_lag(fixtures: &Path) {
     });
     rig.sim.state.set_throttling(true);
     let run_began = Instant::now();
+    let logged_before = rig.requests().len();
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     // The virtual clock follows wall time.
     let clock_task = {
@@ -691,6 +838,35 @@ async fn cutover_lag(fixtures: &Path) {
     );
     assert_eq!(lags.len(), tails, "every database with a tail completed");
     let lags = Latencies::new(lags);
+    let passes: Vec<String> = passes
+        .iter()
+        .map(|p| format!("{:.2}", p.as_secs_f64()))
+        .collect();
+    let each: Vec<String> = lags
+        .0
+        .iter()
+        .map(|l| format!("{:.1}", l.as_secs_f64()))
+        .collect();
+    eprintln!("timer passes (s): {}", passes.join(" "));
+    let mut reads: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in rig.requests().iter().skip(logged_before) {
+        if r.method != "GET" {
+            continue;
+        }
+        let path = r.path.split('?').next().unwrap_or_default();
+        let kind = if path.contains("restoreDetails") {
+            "restoreDetails"
+        } else if path.contains("AsyncOperation") || path.contains("OperationResults") {
+            "operation"
+        } else if path.contains("/databases/") {
+            "database"
+        } else {
+            "other"
+        };
+        *reads.entry(kind).or_default() += 1;
+    }
+    eprintln!("ARM reads during the run by kind: {reads:?}");
+    eprintln!("lags (s): {}", each.join(" "));
     println!(
         "cutover lag, {tails} of {total} databases: p50 {:.1} s, p99 {:.1} s; arm reads {percent:.0}% of budget",
         lags.pct(0.5).as_secs_f64(),

@@ -328,3 +328,96 @@ async fn restore_time_stripe_full_backup_starts_once_both_stripes_arrived() {
     );
     assert_eq!(ledger(&rig.requests(), folder).starts_accepted, 1);
 }
+
+/// Issue 14 item 3: once this instance has the folder's state document (it wrote it), a new file
+/// whose event gives its ETag and size costs the head and tail reads, at once, and one conditional
+/// write; a redelivered event costs one read of the document and no blob read. A document another
+/// instance changed meanwhile costs a conflict and a re-read, never a lost file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_file_costs_three_storage_calls_and_a_redelivery_one() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions {
+        count_state: true,
+        ..RigOptions::default()
+    })
+    .await
+    else {
+        return;
+    };
+    let folder = "Calls";
+    let uploaded = rig.upload_clean(&fixtures, folder, false).await;
+    let endpoint = rig.endpoint();
+    let deliver = |i: usize, endpoint: &pipeline_support::Endpoint| {
+        let event = rig.event(&uploaded[i], Schema::alternate(i));
+        let endpoint = endpoint.clone();
+        async move {
+            let reply = endpoint.deliver(&event, Encoding::Twice).await;
+            assert_eq!(reply.status, 200, "{reply:?}");
+            reply.log_text()
+        }
+    };
+    let state = rig.wrapped_state.clone().expect("the counted state store");
+    let calls = || {
+        (
+            rig.blobs.snapshot().0,
+            state.calls.load(std::sync::atomic::Ordering::SeqCst),
+        )
+    };
+    // The full backup starts LRS (the slot, the name check, the index: not counted here).
+    deliver(0, endpoint).await;
+    assert_eq!(
+        rig.state_of(folder).await.map(|s| s.phase),
+        Some(Phase::Restoring)
+    );
+
+    let before = calls();
+    let log = deliver(1, endpoint).await;
+    let after = calls();
+    assert!(log.contains("recorded"), "{log}");
+    assert_eq!(after.0 - before.0, 2, "the head and tail reads only");
+    assert_eq!(after.1 - before.1, 1, "one conditional write");
+
+    let log = deliver(1, endpoint).await;
+    let again = calls();
+    assert!(log.contains("already recorded"), "{log}");
+    assert_eq!((again.0 - after.0, again.1 - after.1), (0, 1));
+
+    // Another instance records a file: this instance's cached ETag is stale now.
+    let other = pipeline_support::InProcess::serve(rig.pipeline()).await;
+    deliver(2, &other.endpoint).await;
+    let log = deliver(3, endpoint).await;
+    assert!(log.contains("recorded"), "{log}");
+    let doc = rig.state_of(folder).await.expect("a state document");
+    for file in &uploaded[..4] {
+        assert!(
+            doc.files.contains_key(&file.name),
+            "{} is recorded",
+            file.name
+        );
+    }
+    assert!(rig.handler.pipeline.metrics().state_conflicts.get() >= 1);
+}
+
+/// An event for a version that has since been overwritten (a re-upload): the version the event
+/// names cannot be read any more, so the current one is read and recorded with its own ETag.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_event_for_an_overwritten_version_records_the_current_one() {
+    let Some((rig, fixtures)) = rig_with_fixtures(RigOptions::default()).await else {
+        return;
+    };
+    let folder = "Overwritten";
+    let dir = pipeline_support::clean_dir(&fixtures);
+    let read = |name: &str| bytes::Bytes::from(std::fs::read(dir.join(name)).expect("a fixture"));
+    let meta = BTreeMap::new();
+    let old = rig.upload(folder, CLEAN[1], read(CLEAN[2]), &meta).await;
+    let current = rig.upload(folder, CLEAN[1], read(CLEAN[1]), &meta).await;
+    assert_ne!(old.etag, current.etag);
+    let reply = rig
+        .endpoint()
+        .deliver(&rig.event(&old, Schema::EventGrid), Encoding::Twice)
+        .await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let doc = rig.state_of(folder).await.expect("a state document");
+    let record = &doc.files[CLEAN[1]];
+    assert_eq!(record.etag.as_ref(), Some(&current.etag.0));
+    assert_eq!(record.file.size, current.size);
+}

@@ -685,3 +685,45 @@ fn folder_state_worker() {
     let store: Arc<dyn StateStore> = Arc::new(FolderStateStore::new(dir).expect("store"));
     runtime.block_on(run_counter(store, "counter.json", 4, rounds));
 }
+
+/// `read_head` gives the head of the version the ETag names and the same properties as
+/// `properties` (size, ETag, type, metadata), in one GET on Azure; a stale ETag is a conflict.
+async fn head_read_carries_the_properties(b: &Backend) {
+    let name = format!("{}/db1/head.bak", b.container);
+    let data = pattern(3 * HEAD as usize);
+    let metadata = meta(&[("lrs_tail", "true")]);
+    b.blobs
+        .upload(&name, Bytes::from(data.clone()), BlobType::Block, &metadata)
+        .await
+        .expect("upload");
+    let props = b.blobs.properties(&name).await.expect("properties");
+    let (head, item) = b
+        .blobs
+        .read_head(&name, HEAD, Some(&props.etag))
+        .await
+        .expect("the head");
+    assert_eq!(&head[..], &data[..HEAD as usize]);
+    assert_eq!(item.size, props.size);
+    assert_eq!(item.etag, props.etag);
+    assert_eq!(item.blob_type, props.blob_type);
+    assert_eq!(item.meta("lrs_tail"), Some("true"));
+    b.blobs
+        .upload(&name, Bytes::from(pattern(10)), BlobType::Block, &metadata)
+        .await
+        .expect("overwrite");
+    let stale = b.blobs.read_head(&name, HEAD, Some(&props.etag)).await;
+    assert!(matches!(stale, Err(Error::Conflict { .. })), "{stale:?}");
+    let missing = format!("{}/db1/none.bak", b.container);
+    let gone = b.blobs.read_head(&missing, HEAD, None).await;
+    assert!(matches!(gone, Err(Error::NotFound { .. })), "{gone:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn azurite_head_read_carries_the_properties() {
+    head_read_carries_the_properties(&azurite_backend().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn folder_head_read_carries_the_properties() {
+    head_read_carries_the_properties(&folder_backend().await).await;
+}

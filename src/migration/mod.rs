@@ -66,7 +66,8 @@ pub const RESTORING_POLL: Duration = Duration::minutes(5);
 /// (plus up to a quarter of it in spread) is about 9 reads/s, a third of a region's 25/s read
 /// refill, which leaves the rest for the databases awaiting cutover and for other ARM clients in
 /// the subscription. A `CutoverPending` database reads only restoreDetails on each tick, and the
-/// other two on the `Restoring` cadence.
+/// other two on the `Restoring` cadence; a `Completing` one its completion's operation and its
+/// status, and the create operation on that cadence.
 pub fn poll_interval(phase: Phase) -> Option<Duration> {
     match phase {
         Phase::Ready | Phase::CutoverPending | Phase::Completing => Some(Duration::ZERO),
@@ -819,15 +820,17 @@ fn tick(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
         }
     }
     // Awaiting cutover, each tick reads restoreDetails; the create operation and the database's
-    // status are read on the `Restoring` cadence (see `poll_interval`).
+    // status are read on the `Restoring` cadence (see `poll_interval`). Completing, each tick reads
+    // the completion's operation and the database's status; the create operation on that cadence.
     // Until the first check, the last restoring poll (which read all three) counts as one.
-    let slow_reads = state.phase != Phase::CutoverPending
+    let awaiting = matches!(state.phase, Phase::CutoverPending | Phase::Completing);
+    let slow_reads = !awaiting
         || state
             .lrs
             .checked_at
             .or(state.lrs.polled_at)
             .is_none_or(|t| now >= t + RESTORING_POLL || t > now);
-    if slow_reads && state.phase == Phase::CutoverPending {
+    if slow_reads && awaiting {
         state.lrs.checked_at = Some(now);
     }
     // Each due tick polls the running operations once; never waits on them.

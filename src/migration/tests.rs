@@ -1019,3 +1019,40 @@ fn a_start_that_went_on_after_preflight_warnings_keeps_them_and_is_handled_as_al
     refused.feed(Input::PreflightRefused(all.clone()));
     assert_eq!(refused.state.preflight, all);
 }
+
+/// Issue 14 item 1: completing, each tick reads the completion's operation and the database's
+/// status (when it is Online); the create operation, still running, only on the restoring cadence.
+#[test]
+fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
+    let mut w = World::new();
+    for f in chain() {
+        w.file(f);
+    }
+    w.feed(Input::StartAccepted {
+        operation: Some("https://arm/op/start".into()),
+    });
+    w.restored("Sales_tail.trn", 4, 0);
+    w.feed(Input::CompleteAccepted {
+        operation: Some("https://arm/op/complete".into()),
+    });
+    assert_eq!(w.state.phase, Phase::Completing);
+    let polls = |out: &[Action], kind: OperationKind| {
+        out.iter()
+            .filter(|a| matches!(a, Action::PollOperation { kind: k, .. } if *k == kind))
+            .count()
+    };
+    let (mut create, mut complete, mut status) = (0, 0, 0);
+    // 10 minutes of 5-second ticks.
+    for _ in 0..120 {
+        w.advance(Duration::seconds(5));
+        let out = w.feed(Input::Tick);
+        create += polls(&out, OperationKind::Start);
+        complete += polls(&out, OperationKind::Complete);
+        status += out
+            .iter()
+            .filter(|a| **a == Action::PollDatabaseStatus)
+            .count();
+    }
+    assert_eq!((complete, status), (120, 120), "every tick");
+    assert!((1..=2).contains(&create), "every 5 minutes: {create}");
+}

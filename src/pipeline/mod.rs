@@ -18,6 +18,7 @@ mod metrics;
 mod redact;
 mod resync;
 mod slots;
+mod state_cache;
 mod summary;
 
 use std::collections::BTreeMap;
@@ -45,7 +46,8 @@ use crate::migration::{
 };
 use crate::storage::event::BlobEvent;
 use crate::storage::location::{BlobLocation, StorageScope};
-use crate::storage::{self, BlobItem, BlobStore, Precondition, StateStore};
+use crate::storage::{self, BlobItem, BlobStore, ETag, Precondition, StateStore};
+use state_cache::{Cached, StateCache};
 
 /// How many times a state update is retried after losing a race.
 const MAX_CONFLICT_RETRIES: u32 = 64;
@@ -58,6 +60,9 @@ const MAX_ROUNDS: usize = 12;
 pub const INVOCATION_BUDGET: StdDuration = StdDuration::from_secs(45);
 /// How many databases the timer handles at once.
 const TICK_PARALLELISM: usize = 16;
+/// How many databases awaiting cutover the timer handles at once, before any other: each waits on
+/// ARM's latency (one restoreDetails read), so they are polled together rather than in waves.
+const CUTOVER_PARALLELISM: usize = 64;
 
 /// The settings the use cases need (a subset of [`crate::config::Config`]).
 #[derive(Clone)]
@@ -221,6 +226,8 @@ pub struct Pipeline {
     metrics: Arc<Metrics>,
     /// How often the timer runs a reconciliation pass; `None`: never.
     resync_interval: Option<time::Duration>,
+    /// The state documents last read or written, to start read-modify-writes from.
+    docs: Arc<StateCache>,
 }
 
 impl Pipeline {
@@ -254,6 +261,7 @@ impl Pipeline {
             clock,
             metrics: Arc::new(Metrics::default()),
             resync_interval: None,
+            docs: Arc::new(StateCache::default()),
         }
     }
 
@@ -353,23 +361,41 @@ impl Pipeline {
                 location.blob_name()
             )));
         }
-        self.record_file(&location, event.etag.as_deref()).await
+        self.record_file(&location, event.etag.as_deref(), event.content_length)
+            .await
     }
 
     /// Reads a file's header (unless the state already has this version of it) and records it.
+    ///
+    /// Storage calls, when this process has the folder's state document cached (see
+    /// [`state_cache`]) and the event gives the blob's ETag and size: the head and tail reads at
+    /// once, then one conditional write; a redelivered event, one read of the state document.
+    /// Otherwise the document is read first, and without ETag and size the blob's properties.
     async fn record_file(
         &self,
         location: &BlobLocation,
         etag: Option<&str>,
+        size: Option<u64>,
     ) -> Result<EventOutcome, PipelineError> {
         let key = MigrationState::key(&location.container, &location.folder);
-        if let Some((state, _)) = self.load(&key).await? {
-            if let Some(existing) = state.files.get(&location.name) {
+        let duplicate = |state: &MigrationState| {
+            state.files.get(&location.name).is_some_and(|existing| {
                 // Azure quotes ETags in headers (what we record); Event Grid sends them bare.
                 let same = etag
                     .zip(existing.etag.as_deref())
                     .is_some_and(|(a, b)| a.trim_matches('"') == b.trim_matches('"'));
-                if !existing.pending && same {
+                !existing.pending && same
+            })
+        };
+        // The cache only says where to look: a duplicate is confirmed by reading the document.
+        let known = match self.docs.get(&key) {
+            Some(Cached::Present(state, _)) => !duplicate(&state),
+            Some(Cached::Absent) => true,
+            None => false,
+        };
+        if !known {
+            if let Some((state, _)) = self.load_fresh(&key).await? {
+                if duplicate(&state) {
                     self.metrics.events_duplicate.inc();
                     return Ok(EventOutcome::Duplicate {
                         file: location.blob_name(),
@@ -378,21 +404,14 @@ impl Pipeline {
             }
         }
         let blob_name = format!("{}/{}", location.container, location.blob_name());
-        let item = match self.blobs.properties(&blob_name).await {
-            Ok(item) => item,
-            Err(storage::Error::NotFound { .. }) => {
-                return Ok(EventOutcome::Ignored(format!(
-                    "{blob_name} no longer exists"
-                )));
-            }
-            Err(e) => return Err(e.into()),
+        let Some((outcome, item)) = self.read_blob(&blob_name, etag, size).await? else {
+            return Ok(EventOutcome::Ignored(format!(
+                "{blob_name} no longer exists"
+            )));
         };
         if item.size == 0 {
             return Ok(EventOutcome::Ignored(format!("{blob_name} is empty")));
         }
-        let outcome =
-            storage::read_backup_blob(self.blobs.as_ref(), &blob_name, item.size, Some(&item.etag))
-                .await?;
         let (read, bytes_read) = (outcome.result, outcome.bytes_read);
         self.metrics.bytes_read.add(bytes_read);
         let record = file_record(location, &item, read, bytes_read, (self.clock)());
@@ -409,11 +428,63 @@ impl Pipeline {
             )
             .await?;
         self.metrics.events_processed.inc();
+        // The tail just recognised: LRS may have restored it already (Event Grid can be slower
+        // than LRS), so it is polled now rather than on the next timer tick.
+        let is_tail = state
+            .tail
+            .as_ref()
+            .is_some_and(|t| migration::same_file(Some(&location.name), &t.file_name));
+        let state = if state.phase == Phase::CutoverPending && is_tail {
+            let (container, folder) = (&location.container, &location.folder);
+            match self.drive(container, folder, &db, Input::Tick).await {
+                Ok(after) => after,
+                Err(e) => {
+                    warn!(folder = %folder, error = %e, "the tail's first poll failed: the timer polls it");
+                    state
+                }
+            }
+        } else {
+            state
+        };
         Ok(EventOutcome::Recorded {
             folder: format!("{}/{}", location.container, location.folder),
             file: location.name.clone(),
             phase: state.phase,
         })
+    }
+
+    /// A blob's header and properties, or `None` when it no longer exists. With the event's ETag
+    /// and size, the head and tail are read at once, of that version; if the blob was overwritten
+    /// since (a page blob being filled, a re-upload), the current version is read instead.
+    async fn read_blob(
+        &self,
+        blob_name: &str,
+        etag: Option<&str>,
+        size: Option<u64>,
+    ) -> Result<Option<(backup::FetchOutcome, BlobItem)>, PipelineError> {
+        if let (Some(etag), Some(size)) = (etag, size.filter(|s| *s > 0)) {
+            let etag = ETag(format!("\"{}\"", etag.trim_matches('"')));
+            match storage::read_backup_blob_known(self.blobs.as_ref(), blob_name, size, &etag).await
+            {
+                Ok(read) => return Ok(Some(read)),
+                Err(storage::Error::NotFound { .. }) => return Ok(None),
+                Err(e) if e.is_conflict() => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let item = match self.blobs.properties(blob_name).await {
+            Ok(item) => item,
+            Err(storage::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        if item.size == 0 {
+            let empty = backup::Fetch::new(0).finish();
+            return Ok(Some((empty, item)));
+        }
+        let outcome =
+            storage::read_backup_blob(self.blobs.as_ref(), blob_name, item.size, Some(&item.etag))
+                .await?;
+        Ok(Some((outcome, item)))
     }
 
     /// One timer pass over every database that is due.
@@ -446,30 +517,38 @@ impl Pipeline {
                 .await
                 .map_err(|_| PipelineError::OutOfTime)??,
         };
-        // Databases awaiting cutover first: their lag is the downtime users feel, and a pass over
-        // many restoring databases would otherwise keep them waiting.
-        if let Some((index, _)) = &seen {
-            let urgent = |k: &String| {
+        // Databases awaiting cutover first, all together: their lag is the downtime users feel,
+        // and a pass over many restoring databases would otherwise keep them waiting.
+        let urgent = |k: &String| {
+            seen.as_ref().is_some_and(|(index, _)| {
                 index
                     .entries
                     .get(k)
                     .is_some_and(|e| matches!(e.phase, Phase::CutoverPending | Phase::Completing))
-            };
-            keys.sort_by_key(|k| !urgent(k));
-        }
-        // A database not reached within the budget is left for the next pass (it stays due).
-        let results: Vec<_> = futures::stream::iter(keys.iter().cloned())
-            .map(|key| async move {
-                match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
-                    Ok(result) => result
-                        .map(|found| (key.clone(), found))
-                        .map_err(|e| format!("{key}: {e}")),
-                    Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
-                }
             })
+        };
+        keys.sort_by_key(|k| !urgent(k));
+        let first = keys.iter().take_while(|k| urgent(k)).count();
+        // A database not reached within the budget is left for the next pass (it stays due).
+        let one = |key: String| async move {
+            match tokio::time::timeout_at(deadline, self.tick_one(&key, now)).await {
+                Ok(result) => result
+                    .map(|found| (key.clone(), found))
+                    .map_err(|e| format!("{key}: {e}")),
+                Err(_) => Err(format!("{key}: {}", PipelineError::OutOfTime)),
+            }
+        };
+        let mut results: Vec<_> = futures::stream::iter(keys[..first].iter().cloned())
+            .map(one)
+            .buffer_unordered(CUTOVER_PARALLELISM)
+            .collect()
+            .await;
+        let rest: Vec<_> = futures::stream::iter(keys[first..].iter().cloned())
+            .map(one)
             .buffer_unordered(TICK_PARALLELISM)
             .collect()
             .await;
+        results.extend(rest);
         let mut report = TickReport::default();
         let mut holders = std::collections::BTreeSet::new();
         let mut found = BTreeMap::new();
@@ -531,7 +610,7 @@ impl Pipeline {
             phase: s.phase,
             lowered: 0,
         };
-        let Some((state, _)) = self.load(key).await? else {
+        let Some((state, _)) = self.load_fresh(key).await? else {
             // Gone: an entry that is never due (a full scan drops it).
             return Ok(TickOne {
                 entry: due::Entry {
@@ -774,6 +853,14 @@ impl Pipeline {
         &self,
         key: &str,
     ) -> Result<Option<(MigrationState, storage::ETag)>, PipelineError> {
+        Ok(self.load_sized(key).await?.map(|(s, e, _)| (s, e)))
+    }
+
+    /// [`Pipeline::load`] with the document's size as stored.
+    async fn load_sized(
+        &self,
+        key: &str,
+    ) -> Result<Option<(MigrationState, storage::ETag, usize)>, PipelineError> {
         let Some((bytes, etag)) = self.state.get(key).await? else {
             return Ok(None);
         };
@@ -795,7 +882,29 @@ impl Pipeline {
         if state.target.is_none() {
             state.target = self.settings.targets.default.clone();
         }
-        Ok(Some((state, etag)))
+        Ok(Some((state, etag, bytes.len())))
+    }
+
+    /// [`Pipeline::load`], remembering what it found for the next read-modify-write.
+    async fn load_fresh(
+        &self,
+        key: &str,
+    ) -> Result<Option<(MigrationState, storage::ETag)>, PipelineError> {
+        match self.load_sized(key).await {
+            Ok(Some((state, etag, weight))) => {
+                let cached = Cached::Present(Box::new(state.clone()), etag.clone());
+                self.docs.put(key, cached, weight);
+                Ok(Some((state, etag)))
+            }
+            Ok(None) => {
+                self.docs.put(key, Cached::Absent, 0);
+                Ok(None)
+            }
+            Err(e) => {
+                self.docs.forget(key);
+                Err(e)
+            }
+        }
     }
 
     /// Feeds `input` to one database's state machine, persists, carries out the actions and feeds
@@ -851,7 +960,17 @@ impl Pipeline {
             attempt += 1;
             let mut ctx = self.context(slot_available, name_owner.clone());
             ctx.target = self.settings.targets.resolve(container, folder).cloned();
-            let (mut state, precondition) = match self.load(key).await? {
+            // The first attempt starts from the cached document; a lost race reads it afresh.
+            let cached = match self.docs.get(key) {
+                Some(Cached::Present(state, etag)) => Some(Some((*state, etag))),
+                Some(Cached::Absent) => Some(None),
+                None => None,
+            };
+            let base = match cached {
+                Some(base) => base,
+                None => self.load_fresh(key).await?,
+            };
+            let (mut state, precondition) = match base {
                 Some((state, etag)) => (state, Precondition::IfMatch(etag)),
                 None => (
                     MigrationState::new(container, folder, database_name, ctx.now),
@@ -904,8 +1023,11 @@ impl Pipeline {
                     ),
                 });
             }
+            let weight = bytes.len();
             match self.state.put(key, bytes, precondition).await {
-                Ok(_) => {
+                Ok(etag) => {
+                    self.docs
+                        .put(key, Cached::Present(Box::new(state.clone()), etag), weight);
                     if due::earlier(state.next_poll_at, was_due_at) {
                         // The index must never be later than the document (see `due`).
                         let entry = due::Entry {
@@ -921,11 +1043,15 @@ impl Pipeline {
                     return Ok((state, actions));
                 }
                 Err(storage::Error::Conflict { .. }) if attempt < MAX_CONFLICT_RETRIES => {
+                    self.docs.forget(key);
                     self.metrics.state_conflicts.inc();
                     let jitter = rand::random::<u64>() % (5 * u64::from(attempt.min(10)) + 1);
                     tokio::time::sleep(StdDuration::from_millis(jitter)).await;
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    self.docs.forget(key);
+                    return Err(e.into());
+                }
             }
         }
     }

@@ -26,8 +26,8 @@ use azure_identity::{
 };
 use azure_storage_blob::models::{
     AppendBlobClientCreateOptions, BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders,
-    BlobClientUploadOptions, BlobContainerClientListBlobsOptions, BlobType as SdkBlobType,
-    HttpRange, ListBlobsIncludeItem, PageBlobClientCreateOptions,
+    BlobClientUploadOptions, BlobContainerClientListBlobsOptions, BlobDownloadProperties,
+    BlobType as SdkBlobType, HttpRange, ListBlobsIncludeItem, PageBlobClientCreateOptions,
 };
 // Response header accessors (`.etag()`), one trait per operation.
 use azure_storage_blob::models::{
@@ -219,7 +219,7 @@ impl Account {
     }
 
     /// Download up to `len` bytes from `offset` in one request: the bytes, the blob's total
-    /// size, its ETag.
+    /// size, its properties (ETag, type, metadata: the answer's headers).
     async fn download(
         &self,
         container: &str,
@@ -227,7 +227,7 @@ impl Account {
         offset: u64,
         len: u64,
         if_match: Option<&ETag>,
-    ) -> Result<(Bytes, u64, Option<ETag>), Error> {
+    ) -> Result<(Bytes, u64, BlobDownloadProperties), Error> {
         let name = format!("{container}/{path}");
         let client = self.blob(container, path)?;
         // One request: the partition is as large as the range (capped so offset + len fits).
@@ -250,7 +250,7 @@ impl Account {
             }
         })?;
         let total = content_range_total(&result.headers).or(result.properties.content_length);
-        let etag = result.properties.etag.as_ref().map(etag_of);
+        let properties = result.properties;
         let bytes = result
             .body
             .collect()
@@ -261,7 +261,7 @@ impl Account {
                 "read {name}: the answer has no content-range or length"
             ))
         })?;
-        Ok((bytes, total, etag))
+        Ok((bytes, total, properties))
     }
 
     async fn properties(&self, name: &str, container: &str, path: &str) -> Result<BlobItem, Error> {
@@ -484,6 +484,44 @@ impl BlobStore for AzureBlobStore {
         self.read(name, offset, len, None).await
     }
 
+    #[tracing::instrument(level = "debug", name = "blob.read_head", skip_all, fields(blob = %name, len, status = Empty))]
+    async fn read_head(
+        &self,
+        name: &str,
+        len: u64,
+        etag: Option<&ETag>,
+    ) -> Result<(Bytes, BlobItem), Error> {
+        let (container, path) = split_name(name, false)?;
+        let properties = || async {
+            let item = self.account.properties(name, container, path).await?;
+            match etag {
+                Some(etag) if item.etag != *etag => Err(Error::conflict(name, None)),
+                _ => Ok((Bytes::new(), item)),
+            }
+        };
+        if len == 0 {
+            return properties().await;
+        }
+        match self.account.download(container, path, 0, len, etag).await {
+            Ok((bytes, total, p)) => {
+                let item = item_from_parts(
+                    name,
+                    Some(total),
+                    p.etag,
+                    p.last_modified,
+                    p.blob_type,
+                    p.metadata,
+                )?;
+                Ok((bytes, item))
+            }
+            // An empty blob has no first byte to read.
+            Err(e) if e.status() == Some(u16::from(StatusCode::RequestedRangeNotSatisfiable)) => {
+                properties().await
+            }
+            Err(e) => Err(e),
+        }
+    }
+
     #[tracing::instrument(level = "debug", name = "blob.read_range", skip_all, fields(blob = %name, offset, len, status = Empty))]
     async fn read_range_if_match(
         &self,
@@ -689,8 +727,14 @@ impl StateStore for AzureStateStore {
             .download(&self.container, key, 0, limit, None)
             .await;
         match download {
-            Ok((bytes, _, Some(etag))) => Ok(Some((bytes.to_vec(), etag))),
-            Ok((_, _, None)) => Err(Error::invalid(&format!(
+            Ok((
+                bytes,
+                _,
+                BlobDownloadProperties {
+                    etag: Some(etag), ..
+                },
+            )) => Ok(Some((bytes.to_vec(), etag_of(&etag)))),
+            Ok((_, _, _)) => Err(Error::invalid(&format!(
                 "get {}/{key}: the service sent no etag",
                 self.container
             ))),

@@ -132,6 +132,28 @@ pub trait BlobStore: Send + Sync {
         etag: &ETag,
     ) -> Result<(Bytes, u64), Error>;
 
+    /// The first `len` bytes of the version `etag` names (any version without one) together with
+    /// that version's properties: on Azure one GET carries both (size, ETag, type and metadata
+    /// come back as headers), so a file whose size and ETag an event already gave is read without
+    /// a separate properties call. This default costs a properties call and a ranged read.
+    ///
+    /// # Errors
+    /// [`Error::Conflict`] when `etag` no longer names the blob; otherwise as
+    /// [`read_range`](Self::read_range).
+    async fn read_head(
+        &self,
+        name: &str,
+        len: u64,
+        etag: Option<&ETag>,
+    ) -> Result<(Bytes, BlobItem), Error> {
+        let item = self.properties(name).await?;
+        if etag.is_some_and(|e| *e != item.etag) {
+            return Err(Error::conflict(name, None));
+        }
+        let (bytes, _) = self.read_range_if_match(name, 0, len, &item.etag).await?;
+        Ok((bytes, item))
+    }
+
     /// The URL of a blob or folder (`<container>/<folder>`), without any query string: this is
     /// the storage container URI given to LRS, so it must never carry a SAS.
     ///
@@ -196,6 +218,66 @@ pub async fn read_backup_blob(
         fetch.handle_read(range, &bytes);
     }
     Ok(fetch.finish())
+}
+
+/// [`read_backup_blob`] for a blob whose size and ETag are already known (a BlobCreated event
+/// carries both): the head (with the blob's properties) and the usual tail are read at once, both
+/// of the version `etag` names, and the reader asks for more only when the header needs it (a long
+/// header, a longer closing copy). Returns the outcome and the properties the head read returned.
+///
+/// # Errors
+/// [`Error::Conflict`] when `etag` no longer names the blob (it was overwritten since the event:
+/// read it again from its properties); otherwise storage errors, as [`read_backup_blob`].
+pub async fn read_backup_blob_known(
+    store: &dyn BlobStore,
+    name: &str,
+    size: u64,
+    etag: &ETag,
+) -> Result<(crate::backup::FetchOutcome, BlobItem), Error> {
+    let mut fetch = crate::backup::Fetch::new(size);
+    let Some(head) = fetch.poll_read() else {
+        let item = store.properties(name).await?;
+        return Ok((fetch.finish(), item));
+    };
+    // What the reader will most likely ask for next: the last TAIL_LEN bytes after the head.
+    let tail_from = size
+        .saturating_sub(crate::backup::TAIL_LEN as u64)
+        .max(head.len as u64);
+    let tail = async {
+        match tail_from < size {
+            true => store
+                .read_range_if_match(name, tail_from, size - tail_from, etag)
+                .await
+                .map(Some),
+            false => Ok(None),
+        }
+    };
+    let (head_read, tail_read) =
+        futures::future::join(store.read_head(name, head.len as u64, Some(etag)), tail).await;
+    let (bytes, item) = head_read?;
+    let prefetched = tail_read?.map(|(bytes, _)| (tail_from, bytes));
+    if item.size != size {
+        // The event's size is not the blob's (never for one version): read it the ordinary way.
+        let outcome = read_backup_blob(store, name, item.size, Some(&item.etag)).await?;
+        return Ok((outcome, item));
+    }
+    fetch.handle_read(head, &bytes);
+    while let Some(range) = fetch.poll_read() {
+        let held = prefetched.as_ref().and_then(|(from, bytes)| {
+            let start = usize::try_from(range.offset.checked_sub(*from)?).ok()?;
+            bytes.get(start..start.checked_add(range.len)?)
+        });
+        match held {
+            Some(bytes) => fetch.handle_read(range, bytes),
+            None => {
+                let (bytes, _) = store
+                    .read_range_if_match(name, range.offset, range.len as u64, &item.etag)
+                    .await?;
+                fetch.handle_read(range, &bytes);
+            }
+        }
+    }
+    Ok((fetch.finish(), item))
 }
 
 /// The condition a state document write depends on.

@@ -173,6 +173,18 @@ impl BlobStore for CountingBlobs {
         self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
         Ok(got)
     }
+    async fn read_head(
+        &self,
+        name: &str,
+        len: u64,
+        etag: Option<&ETag>,
+    ) -> Result<(Bytes, BlobItem), storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        self.reads.fetch_add(1, Ordering::SeqCst);
+        let got = self.inner.read_head(name, len, etag).await?;
+        self.bytes.fetch_add(got.0.len() as u64, Ordering::SeqCst);
+        Ok(got)
+    }
     fn url(&self, name: &str) -> Result<Url, storage::Error> {
         self.inner.url(name)
     }
@@ -189,11 +201,14 @@ pub struct StateWrapper {
     writes: AtomicU64,
     /// Conflicts caused.
     pub raced: AtomicU64,
+    /// The pipeline's calls (get, put, list), not counting the racing writer's.
+    pub calls: AtomicU64,
 }
 
 #[async_trait]
 impl StateStore for StateWrapper {
     async fn get(&self, key: &str) -> Result<Option<(Vec<u8>, ETag)>, storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.get(key).await
     }
     async fn put(
@@ -202,6 +217,7 @@ impl StateStore for StateWrapper {
         bytes: Vec<u8>,
         precondition: Precondition,
     ) -> Result<ETag, storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         if let Some(delay) = self.delay {
             tokio::time::sleep(delay).await;
         }
@@ -219,6 +235,7 @@ impl StateStore for StateWrapper {
         self.inner.put(key, bytes, precondition).await
     }
     async fn list(&self, prefix: &str) -> Result<Vec<String>, storage::Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
         self.inner.list(prefix).await
     }
 }
@@ -898,6 +915,8 @@ pub struct RigOptions {
     pub max_concurrent_restores: usize,
     /// Delay every state document write by this long (a slow storage account).
     pub slow_state_writes: Option<StdDuration>,
+    /// Count the state store's calls ([`StateWrapper::calls`]).
+    pub count_state: bool,
     /// The simulator's start-operation model: `None` runs the create operation until Online (the
     /// default), `Some(n)` the short model that succeeds after `n` simulated seconds.
     pub operation_secs: Option<f64>,
@@ -921,6 +940,7 @@ impl Default for RigOptions {
             name_map: BTreeMap::new(),
             max_concurrent_restores: 100,
             slow_state_writes: None,
+            count_state: false,
             operation_secs: None,
             complete_secs: 60.0,
             instance_restore_limit: None,
@@ -956,8 +976,8 @@ pub struct Rig {
     pub sim: Sim,
     /// The in-process pipeline's blob store, counted.
     pub blobs: Arc<CountingBlobs>,
-    /// The wrapped state store, when [`RigOptions::race_state`] or
-    /// [`RigOptions::slow_state_writes`].
+    /// The wrapped state store, when [`RigOptions::race_state`],
+    /// [`RigOptions::slow_state_writes`] or [`RigOptions::count_state`].
     pub wrapped_state: Option<Arc<StateWrapper>>,
     /// The handler in this process.
     pub handler: InProcess,
@@ -988,15 +1008,17 @@ impl Rig {
         let lrs_sas = options.lrs_sas.then(lrs_sas_token);
         let blobs = Arc::new(CountingBlobs::new(az.blob_store()));
         let wrapped_state =
-            (options.race_state || options.slow_state_writes.is_some()).then(|| {
-                Arc::new(StateWrapper {
-                    inner: az.state_store(&state_container),
-                    race: options.race_state,
-                    delay: options.slow_state_writes,
-                    writes: AtomicU64::new(0),
-                    raced: AtomicU64::new(0),
-                })
-            });
+            (options.race_state || options.slow_state_writes.is_some() || options.count_state)
+                .then(|| {
+                    Arc::new(StateWrapper {
+                        inner: az.state_store(&state_container),
+                        race: options.race_state,
+                        delay: options.slow_state_writes,
+                        writes: AtomicU64::new(0),
+                        raced: AtomicU64::new(0),
+                        calls: AtomicU64::new(0),
+                    })
+                });
         let settings = settings(
             &account_url,
             &backups,
