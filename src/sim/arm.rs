@@ -23,7 +23,7 @@ use super::restore::{RestoreJob, timestamp};
 use super::source::{list_folder, read_file};
 use super::throttle::{self, Admission, Throttle};
 use super::{LoggedRequest, SimConfig};
-use crate::chain::{self, PlanInput, TailRule};
+use crate::chain::{self, FolderFile, PlanInput, TailRule};
 use crate::lrs::ops::is_loopback_host;
 use crate::storage::BlobStore;
 
@@ -211,12 +211,94 @@ struct World {
     /// Names `dropAfterSecs` dropped once: a new start of them is not dropped again.
     dropped_names: HashSet<DbKey>,
     next_generation: u64,
+    /// Folder scans handed out, in order ([`Inner::refreshed`]).
+    next_scan: u64,
+    /// The newest scan applied to each database, by generation: an older scan that finishes later
+    /// is not applied over a newer one.
+    applied_scan: HashMap<u64, u64>,
+}
+
+/// A scan of one database's folder, handed out under the lock and read without it.
+struct ScanRequest {
+    key: DbKey,
+    generation: u64,
+    /// Orders scans of one database: only a newer one is applied.
+    ticket: u64,
+    container: String,
+    folder: String,
+    /// The files the job has read already, so the scan reads only new or changed ones.
+    known: HashMap<String, FolderFile>,
 }
 
 impl World {
     fn generation(&mut self) -> u64 {
         self.next_generation += 1;
         self.next_generation
+    }
+
+    /// What a scan of a restoring LRS database's folder needs, taken under the lock.
+    fn scan_request(&mut self, key: &DbKey) -> Option<ScanRequest> {
+        let db = self.databases.get(key)?;
+        let (
+            Phase::Restoring,
+            Origin::Lrs {
+                container,
+                folder,
+                job,
+                ..
+            },
+        ) = (&db.phase, &db.origin)
+        else {
+            return None;
+        };
+        let request = ScanRequest {
+            key: key.clone(),
+            generation: db.generation,
+            ticket: self.next_scan + 1,
+            container: container.clone(),
+            folder: folder.clone(),
+            known: job.known_files(),
+        };
+        self.next_scan += 1;
+        Some(request)
+    }
+
+    /// Feeds a finished scan to its job (when it is still the same restore and no newer scan was
+    /// applied), then moves the restore on to `now`.
+    fn apply_scan(
+        &mut self,
+        request: ScanRequest,
+        found: Result<Vec<FolderFile>, String>,
+        now: OffsetDateTime,
+    ) {
+        let Some(db) = self.databases.get_mut(&request.key) else {
+            return;
+        };
+        if db.generation != request.generation {
+            return;
+        }
+        let (Phase::Restoring, Origin::Lrs { folder, job, .. }) = (&db.phase, &mut db.origin)
+        else {
+            return;
+        };
+        let applied = self.applied_scan.entry(request.generation).or_default();
+        if request.ticket > *applied {
+            *applied = request.ticket;
+            match found {
+                Ok(files) => {
+                    let tail = TailRule::default();
+                    let plan = chain::plan(PlanInput {
+                        folder,
+                        files: &files,
+                        fixed_base: job.fixed_base(),
+                        tail: &tail,
+                    });
+                    job.handle_scan(files, plan, now);
+                }
+                Err(message) => job.handle_storage_error(message),
+            }
+        }
+        job.advance(now);
     }
 
     /// Where `op` stands at `now`.
@@ -357,11 +439,8 @@ impl Inner {
 
     pub async fn tick(&self) {
         let now = self.clock.now();
-        let mut world = self.world.lock().await;
-        let keys: Vec<DbKey> = world.databases.keys().cloned().collect();
-        for key in keys {
-            self.refresh(&mut world, &key, now).await;
-        }
+        let keys: Vec<DbKey> = self.world.lock().await.databases.keys().cloned().collect();
+        drop(self.refreshed(&keys, now).await);
     }
 
     pub async fn restored_at(&self, db: &str, file: &str) -> Option<OffsetDateTime> {
@@ -389,32 +468,43 @@ impl Inner {
                 .collect()
         };
         for key in keys {
-            let now = self.clock.now();
-            let mut world = self.world.lock().await;
-            self.refresh(&mut world, &key, now).await;
+            drop(
+                self.refreshed(std::slice::from_ref(&key), self.clock.now())
+                    .await,
+            );
         }
     }
 
-    /// Brings one database up to `now`: its lifecycle, then a scan of its folder and restore
-    /// progress.
-    async fn refresh(&self, world: &mut World, key: &DbKey, now: OffsetDateTime) {
-        self.lifecycle(world, key, now);
-        let Some(db) = world.databases.get_mut(key) else {
-            return;
+    /// Brings `keys` up to `now` and returns the world, locked: each database's lifecycle, then a
+    /// scan of its folder and its restore progress.
+    ///
+    /// The folder reads run without the lock, so one database's scan never holds up ARM requests
+    /// for the others (Azure has no such global lock); what they found is applied under the lock,
+    /// unless a scan handed out later was applied first.
+    async fn refreshed(
+        &self,
+        keys: &[DbKey],
+        now: OffsetDateTime,
+    ) -> tokio::sync::MutexGuard<'_, World> {
+        let requests: Vec<ScanRequest> = {
+            let mut world = self.world.lock().await;
+            keys.iter()
+                .filter_map(|key| {
+                    self.lifecycle(&mut world, key, now);
+                    world.scan_request(key)
+                })
+                .collect()
         };
-        if let (
-            Phase::Restoring,
-            Origin::Lrs {
-                container,
-                folder,
-                job,
-                ..
-            },
-        ) = (&db.phase, &mut db.origin)
-        {
-            self.scan(job, container, folder, now).await;
-            job.advance(now);
+        let mut scans = Vec::with_capacity(requests.len());
+        for request in requests {
+            let found = self.read_folder(&request).await;
+            scans.push((request, found));
         }
+        let mut world = self.world.lock().await;
+        for (request, found) in scans {
+            world.apply_scan(request, found, now);
+        }
+        world
     }
 
     /// The changes that need no storage: an injected drop, the 30-day cancellation and the end of
@@ -478,42 +568,31 @@ impl Inner {
         }
     }
 
-    async fn scan(&self, job: &mut RestoreJob, container: &str, folder: &str, now: OffsetDateTime) {
+    /// Lists the folder and reads the files the job does not know yet, as LRS does on each scan.
+    async fn read_folder(&self, request: &ScanRequest) -> Result<Vec<FolderFile>, String> {
         if self.faults().storage_failure {
-            job.handle_storage_error(
-                "injected storage failure: the storage account cannot be read".into(),
-            );
-            return;
+            return Err("injected storage failure: the storage account cannot be read".into());
         }
-        let listed = match list_folder(self.source.as_ref(), container, folder).await {
-            Ok(listed) => listed,
-            Err(e) => {
-                job.handle_storage_error(e.0);
-                return;
-            }
-        };
+        let (container, folder) = (&request.container, &request.folder);
+        let listed = list_folder(self.source.as_ref(), container, folder)
+            .await
+            .map_err(|e| e.0)?;
         let mut files = Vec::with_capacity(listed.len());
         for item in &listed {
-            if let Some(known) = job.known(&item.name, item.size, item.last_modified) {
-                files.push(known.clone());
-                continue;
-            }
-            match read_file(self.source.as_ref(), container, folder, item).await {
-                Ok(file) => files.push(file),
-                Err(e) => {
-                    job.handle_storage_error(e.0);
-                    return;
-                }
+            let known = request
+                .known
+                .get(&item.name)
+                .filter(|f| f.size == item.size && f.last_modified == item.last_modified);
+            match known {
+                Some(known) => files.push(known.clone()),
+                None => files.push(
+                    read_file(self.source.as_ref(), container, folder, item)
+                        .await
+                        .map_err(|e| e.0)?,
+                ),
             }
         }
-        let tail = TailRule::default();
-        let plan = chain::plan(PlanInput {
-            folder,
-            files: &files,
-            fixed_base: job.fixed_base(),
-            tail: &tail,
-        });
-        job.handle_scan(files, plan, now);
+        Ok(files)
     }
 
     /// Makes an `Online` database that no LRS job created; its restoreDetails shows `restore_type`.
@@ -1014,16 +1093,13 @@ async fn list_databases(
     Path((sub, rg, mi)): Path<(String, String, String)>,
 ) -> Response {
     let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    let keys: Vec<DbKey> = world
+    let keys: Vec<DbKey> = (state.world.lock().await)
         .databases
         .keys()
         .filter(|k| k.is_on(&sub, &rg, &mi))
         .cloned()
         .collect();
-    for key in &keys {
-        state.refresh(&mut world, key, now).await;
-    }
+    let world = state.refreshed(&keys, now).await;
     let mut value: Vec<Value> = keys
         .iter()
         .filter_map(|k| world.databases.get(k).map(SimDatabase::to_json))
@@ -1077,8 +1153,7 @@ async fn get_database(
 ) -> Response {
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    state.refresh(&mut world, &key, now).await;
+    let world = state.refreshed(std::slice::from_ref(&key), now).await;
     match world.databases.get(&key) {
         Some(d) => Json(d.to_json()).into_response(),
         None => not_found(&db),
@@ -1336,7 +1411,8 @@ async fn put_database(
     };
     info!(database = %db, "lrs started");
     world.databases.insert(key.clone(), record);
-    state.refresh(&mut world, &key, now).await;
+    drop(world);
+    let mut world = state.refreshed(std::slice::from_ref(&key), now).await;
     let end = match state.config.operation_secs {
         Some(secs) => OpEnd::At(now + Duration::seconds_f64(secs.max(0.0))),
         None => OpEnd::WhenOnline,
@@ -1405,8 +1481,7 @@ async fn complete_restore(
     }
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    state.refresh(&mut world, &key, now).await;
+    let mut world = state.refreshed(std::slice::from_ref(&key), now).await;
     let Some(record) = world.databases.get_mut(&key) else {
         return arm_error(
             StatusCode::NOT_FOUND,
@@ -1467,8 +1542,7 @@ async fn restore_details(
     }
     let key = DbKey::new(&sub, &rg, &mi, &db);
     let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    state.refresh(&mut world, &key, now).await;
+    let world = state.refreshed(std::slice::from_ref(&key), now).await;
     let Some(record) = world.databases.get(&key) else {
         return not_available(&db);
     };
@@ -1518,9 +1592,8 @@ fn not_restoring(db: &str) -> Response {
 /// reported done.
 async fn settle(state: &Inner, id: &str) -> Option<(Operation, OpState)> {
     let now = state.clock.now();
-    let mut world = state.world.lock().await;
-    let op = world.operations.get(id)?.clone();
-    state.refresh(&mut world, &op.db, now).await;
+    let op = state.world.lock().await.operations.get(id)?.clone();
+    let world = state.refreshed(std::slice::from_ref(&op.db), now).await;
     let status = world.state_of(&op, now);
     Some((op, status))
 }
@@ -1614,6 +1687,129 @@ mod tests {
         }
         let u = url::Url::parse("https://acct.blob.core.windows.net/c1").expect("static url");
         assert_eq!(container_and_folder(&u), None);
+    }
+
+    /// A real folder store whose listings of the `slow` container wait until released: a scan
+    /// caught in a slow storage call.
+    struct HeldListing {
+        inner: crate::storage::folder::FolderStore,
+        release: tokio::sync::Semaphore,
+        waiting: tokio::sync::Notify,
+    }
+
+    #[async_trait::async_trait]
+    impl BlobStore for HeldListing {
+        async fn list(
+            &self,
+            prefix: &str,
+        ) -> Result<Vec<crate::storage::BlobItem>, crate::storage::Error> {
+            if prefix.starts_with("slow/") {
+                self.waiting.notify_one();
+                let _held = self.release.acquire().await;
+            }
+            self.inner.list(prefix).await
+        }
+        async fn properties(
+            &self,
+            name: &str,
+        ) -> Result<crate::storage::BlobItem, crate::storage::Error> {
+            self.inner.properties(name).await
+        }
+        async fn read_range(
+            &self,
+            name: &str,
+            offset: u64,
+            len: u64,
+        ) -> Result<(Bytes, u64), crate::storage::Error> {
+            self.inner.read_range(name, offset, len).await
+        }
+        async fn read_range_if_match(
+            &self,
+            name: &str,
+            offset: u64,
+            len: u64,
+            etag: &crate::storage::ETag,
+        ) -> Result<(Bytes, u64), crate::storage::Error> {
+            self.inner
+                .read_range_if_match(name, offset, len, etag)
+                .await
+        }
+        fn url(&self, name: &str) -> Result<url::Url, crate::storage::Error> {
+            self.inner.url(name)
+        }
+    }
+
+    fn restoring(world: &mut World, key: &DbKey, container: &str) {
+        let generation = world.generation();
+        world.databases.insert(
+            key.clone(),
+            SimDatabase {
+                id: database_id("s", "rg", "mi", &key.database),
+                name: key.database.clone(),
+                generation,
+                location: "westeurope".into(),
+                collation: "SQL_Latin1_General_CP1_CI_AS".into(),
+                created: OffsetDateTime::now_utc(),
+                phase: Phase::Restoring,
+                origin: Origin::Lrs {
+                    container: container.into(),
+                    folder: key.database.clone(),
+                    job: Box::new(RestoreJob::new(500.0)),
+                    droppable: false,
+                },
+            },
+        );
+    }
+
+    /// One database's folder scan stuck in storage must not hold up ARM requests about another:
+    /// the scan runs without the world's lock (Azure has no global lock over an instance).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_slow_folder_scan_does_not_hold_up_other_databases() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        for folder in ["slow/a", "fast/b"] {
+            std::fs::create_dir_all(dir.path().join(folder)).expect("folder");
+        }
+        let store = Arc::new(HeldListing {
+            inner: crate::storage::folder::FolderStore::new(dir.path()).expect("store"),
+            release: tokio::sync::Semaphore::new(0),
+            waiting: tokio::sync::Notify::new(),
+        });
+        let clock: Arc<dyn Clock> = Arc::new(super::super::clock::SystemClock::new());
+        let inner = Arc::new(Inner::new(
+            SimConfig::folder(dir.path()),
+            store.clone(),
+            clock,
+        ));
+        let (slow, fast) = (
+            DbKey::new("s", "rg", "mi", "a"),
+            DbKey::new("s", "rg", "mi", "b"),
+        );
+        {
+            let mut world = inner.world.lock().await;
+            restoring(&mut world, &slow, "slow");
+            restoring(&mut world, &fast, "fast");
+        }
+        let stuck = {
+            let inner = inner.clone();
+            let slow = slow.clone();
+            tokio::spawn(async move {
+                drop(inner.refreshed(&[slow], OffsetDateTime::now_utc()).await);
+            })
+        };
+        store.waiting.notified().await;
+        let other = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            inner.refreshed(std::slice::from_ref(&fast), OffsetDateTime::now_utc()),
+        )
+        .await;
+        assert!(
+            other.is_ok(),
+            "the other database waited for the stuck scan"
+        );
+        drop(other);
+        assert!(!stuck.is_finished(), "the slow scan is still held");
+        store.release.add_permits(1);
+        stuck.await.expect("the slow scan finishes once released");
     }
 
     #[test]

@@ -68,18 +68,12 @@ impl RestoreJob {
             .map(|r| r.set.backup_set_guid)
     }
 
-    /// The read result already known for a file of this name, size and time, so a scan reads only
-    /// new or changed files.
-    pub fn known(
-        &self,
-        name: &str,
-        size: u64,
-        last_modified: Option<OffsetDateTime>,
-    ) -> Option<&FolderFile> {
+    /// Every file read so far, by name: a scan run outside the simulator's lock skips these.
+    pub fn known_files(&self) -> std::collections::HashMap<String, FolderFile> {
         self.files
-            .get(name)
-            .map(|s| &s.file)
-            .filter(|f| f.size == size && f.last_modified == last_modified)
+            .iter()
+            .map(|(name, seen)| (name.clone(), seen.file.clone()))
+            .collect()
     }
 
     /// Feeds a scan of the folder: every file, read, and the plan made from them.
