@@ -41,7 +41,10 @@ fuzz_target!(|data: &[u8]| {
     match result {
         Ok(()) => {
             assert_eq!(ours.len(), size);
-            assert!(Some(&ours) == theirs().as_ref(), "the crate decodes otherwise");
+            assert!(
+                Some(&ours) == theirs().as_ref(),
+                "the crate decodes otherwise"
+            );
             let limit = size * usize::from(*c) / 255;
             let mut part = Vec::new();
             xpress::decode_into(input, size, limit, &mut part).expect("a prefix decodes");

@@ -393,6 +393,37 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_cut_at_the_limit_is_decoded_again_when_more_is_asked() {
+        let dir = std::env::var_os("LRS_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/fixtures/backups")
+            });
+        let Ok(raw) = std::fs::read(dir.join("appveyor-lab/singlerestore/SharePoint_Config.bak"))
+        else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "fixtures missing"
+            );
+            return;
+        };
+        let mut whole = Unpacker::new(&raw);
+        assert!(whole.ensure(200_000).unwrap());
+        let mut step = Unpacker::new(&raw);
+        for want in [100, 5000, 70_000, 200_000] {
+            assert!(step.ensure(want).unwrap());
+            assert!(step.logical.len() >= want);
+            assert_eq!(step.logical[..], whole.logical[..step.logical.len()]);
+        }
+        assert_eq!(
+            step.logical.len(),
+            200_000,
+            "the last chunk is cut at the limit"
+        );
+    }
+
+    #[test]
     fn unknown_record_is_corrupt() {
         let raw = [0x99u8; 8];
         assert!(matches!(record(&raw, 0), Err(UnpackError::Corrupt { .. })));

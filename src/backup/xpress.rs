@@ -483,6 +483,25 @@ mod tests {
     }
 
     #[test]
+    fn a_length_word_below_15_is_an_error() {
+        // 'a' (code 0) then the match symbol with length nibble 15 (code 1); the extra byte 255
+        // then asks for a 16-bit length, here 5.
+        let mut data = vec![0u8; TABLE_LEN];
+        data[usize::from(b'a') / 2] |= 0x10;
+        data[(256 + 0x0F) / 2] |= 0x10;
+        data.extend_from_slice(&[0x00, 0x40, 0, 0, 0xFF, 5, 0]);
+        assert_eq!(
+            decode_into(&data, 100, 100, &mut Vec::new()),
+            Err(XpressError::BadLengthWord { at: 1, value: 5 })
+        );
+        // The same with a length of 20 copies 23 bytes of 'a'.
+        data[TABLE_LEN + 5] = 20;
+        let mut out = Vec::new();
+        decode_into(&data, 24, 24, &mut out).unwrap();
+        assert_eq!(out, [b'a'; 24]);
+    }
+
+    #[test]
     fn long_codes_use_the_canonical_walk() {
         // 2^15 leaves: one code of length 1, then lengths 2..=14, then two of length 15.
         let mut lens: Vec<(usize, u8)> = (1..=14u8).map(|l| (usize::from(l), l)).collect();
