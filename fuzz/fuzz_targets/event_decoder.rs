@@ -23,10 +23,10 @@ mod storage {
 }
 
 use functions::event::parse_event;
-use storage::location::StorageScope;
 use functions::protocol::{Invocation, decode_nested};
 use libfuzzer_sys::fuzz_target;
 use serde_json::Value;
+use storage::location::StorageScope;
 use url::Url;
 
 fuzz_target!(|data: &[u8]| {

@@ -1,11 +1,12 @@
 //! `WITH COMPRESSION` backups: the `MSSQLBAK` container. After a 0x1E0-byte header come records:
-//! `0x21` chunks (28-byte header, then an MS-XCA LZ77+Huffman payload, decoded with the
-//! `xpress-huffman` crate), `0x24` pads, `SFMB` filemarks stored in clear, and a `0x2C` index near
-//! the end. Concatenated, the chunks and filemarks give the plain MTF stream. Only the chunks the
-//! header needs are decompressed.
+//! `0x21` chunks (28-byte header, then an MS-XCA LZ77+Huffman payload, decoded by
+//! [`super::xpress`]), `0x24` pads, `SFMB` filemarks stored in clear, and a `0x2C` index near the
+//! end. Concatenated, the chunks and filemarks give the plain MTF stream. The head is decompressed
+//! only as far as the header needs: the last chunk it reaches is decoded only up to there.
 
 use super::block::{Dblk, SFMB};
 use super::cursor::Bytes;
+use super::xpress;
 
 /// The file starts with this.
 pub(crate) const MAGIC: &[u8; 8] = b"MSSQLBAK";
@@ -23,8 +24,6 @@ pub(crate) const CHUNK_HEADER_LEN: usize = 28;
 pub(crate) const PAD_HEADER_LEN: usize = 24;
 /// Filemarks are stored as one 512-byte sector whatever size their header claims.
 const STORED_SFMB_LEN: usize = 512;
-/// Zero bytes appended to a chunk payload before decoding (see [`expand`]).
-const DECODER_PADDING: usize = 8;
 /// How many bytes of a chunk found by scanning are decoded to confirm it.
 const PROBE_LEN: usize = 64;
 /// Chunk sizes count units of 512 bytes.
@@ -142,47 +141,37 @@ pub(crate) fn record(raw: &[u8], at: usize) -> Result<(Record, usize), UnpackErr
     }
 }
 
-/// Appends the logical bytes of one record to `out`.
+/// Appends the logical bytes of one record to `out`, a chunk's only up to `limit` bytes (its
+/// bytes beyond are neither decoded nor checked). Returns whether the record was cut short.
 pub(crate) fn expand(
     raw: &[u8],
     at: usize,
     rec: Record,
     out: &mut Vec<u8>,
-) -> Result<(), UnpackError> {
+    limit: usize,
+) -> Result<bool, UnpackError> {
     match rec {
         Record::Chunk { payload, size } => {
             let data = raw.get(payload.0..payload.0 + payload.1).unwrap_or(&[]);
-            // xpress-huffman 0.1.3 stops when its input runs out, although the last symbols may
-            // still sit in its bit buffer (it then returns a byte or two short). Zero padding lets
-            // it finish; it stops at `size` either way.
-            let mut padded = Vec::with_capacity(data.len() + DECODER_PADDING);
-            padded.extend_from_slice(data);
-            padded.resize(data.len() + DECODER_PADDING, 0);
-            let plain =
-                xpress_huffman::decompress(&padded, size).map_err(|e| UnpackError::Corrupt {
+            let start = out.len();
+            xpress::decode_into(data, size, limit, out).map_err(|e| {
+                out.truncate(start);
+                UnpackError::Corrupt {
                     at,
                     detail: format!("compressed chunk does not decompress ({e})"),
-                })?;
-            if plain.len() != size {
-                return Err(UnpackError::Corrupt {
-                    at,
-                    detail: format!(
-                        "compressed chunk gives {} bytes, {size} expected",
-                        plain.len()
-                    ),
-                });
-            }
-            out.extend_from_slice(&plain);
+                }
+            })?;
+            Ok(limit < size)
         }
         Record::Filemark { at: fm, size } => {
             let stored = raw.get(fm..fm + STORED_SFMB_LEN).unwrap_or(&[]);
             let start = out.len();
             out.extend_from_slice(stored);
             out.resize(start + size.max(stored.len()), 0);
+            Ok(false)
         }
-        Record::Pad | Record::End => {}
+        Record::Pad | Record::End => Ok(false),
     }
-    Ok(())
 }
 
 /// Unpacks the head of a compressed file on demand, record by record.
@@ -191,6 +180,9 @@ pub(crate) struct Unpacker<'a> {
     raw: &'a [u8],
     pos: usize,
     ended: bool,
+    /// The last chunk, decoded only in part: its raw offset and where its bytes start in
+    /// `logical`. Asked for more, it is decoded again from its start (LZ77 needs its prefix).
+    cut: Option<(usize, usize)>,
     /// The logical MTF bytes unpacked so far.
     pub logical: Vec<u8>,
 }
@@ -202,14 +194,23 @@ impl<'a> Unpacker<'a> {
             raw,
             pos: HEADER_LEN,
             ended: false,
+            cut: None,
             logical: Vec::new(),
         }
     }
 
-    /// Unpacks records until at least `want` logical bytes are there.
+    /// Unpacks records until at least `want` logical bytes are there (possibly exactly `want`:
+    /// a chunk is decoded only as far as asked).
     ///
     /// Returns `Ok(false)` when the chunk sequence ended first.
     pub fn ensure(&mut self, want: usize) -> Result<bool, UnpackError> {
+        if self.logical.len() >= want {
+            return Ok(true);
+        }
+        if let Some((at, start)) = self.cut.take() {
+            self.logical.truncate(start);
+            self.pos = at;
+        }
         while self.logical.len() < want {
             if self.ended {
                 return Ok(false);
@@ -219,7 +220,10 @@ impl<'a> Unpacker<'a> {
                 self.ended = true;
                 continue;
             }
-            expand(self.raw, self.pos, rec, &mut self.logical)?;
+            let start = self.logical.len();
+            if expand(self.raw, self.pos, rec, &mut self.logical, want - start)? {
+                self.cut = Some((self.pos, start));
+            }
             self.pos = next;
         }
         Ok(true)
@@ -275,9 +279,11 @@ impl TailRecords<'_> {
         }
         let mut logical = Vec::new();
         for (i, (at, rec)) in self.records.iter().enumerate().skip(first) {
-            match expand(self.raw, *at, *rec, &mut logical) {
+            match expand(self.raw, *at, *rec, &mut logical, usize::MAX) {
                 Err(_) if i == 0 => logical.clear(),
-                other => other?,
+                other => {
+                    other?;
+                }
             }
         }
         Ok(logical)
@@ -343,17 +349,14 @@ fn run(tail: &[u8], p: usize) -> Option<(Vec<(usize, Record)>, usize)> {
     }
     let (first, mut at) = record(tail, p).ok()?;
     match first {
-        Record::Chunk { payload, .. } => {
+        Record::Chunk { payload, size } => {
             // Confirm a chunk found by scanning: its Huffman table must be valid and its first
             // bytes decode (random bytes almost never give a valid table).
             let data = tail.get(payload.0..payload.0 + payload.1)?;
             if !table_fits(data) {
                 return None;
             }
-            let probe = xpress_huffman::decompress(data, PROBE_LEN).ok()?;
-            if probe.len() < PROBE_LEN {
-                return None;
-            }
+            xpress::decode_into(data, size, PROBE_LEN, &mut Vec::new()).ok()?;
         }
         Record::Filemark { .. } => {}
         Record::Pad | Record::End => return None,
@@ -390,6 +393,37 @@ mod tests {
     }
 
     #[test]
+    fn a_chunk_cut_at_the_limit_is_decoded_again_when_more_is_asked() {
+        let dir = std::env::var_os("LRS_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/fixtures/backups")
+            });
+        let Ok(raw) = std::fs::read(dir.join("appveyor-lab/singlerestore/SharePoint_Config.bak"))
+        else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "fixtures missing"
+            );
+            return;
+        };
+        let mut whole = Unpacker::new(&raw);
+        assert!(whole.ensure(200_000).unwrap());
+        let mut step = Unpacker::new(&raw);
+        for want in [100, 5000, 70_000, 200_000] {
+            assert!(step.ensure(want).unwrap());
+            assert!(step.logical.len() >= want);
+            assert_eq!(step.logical[..], whole.logical[..step.logical.len()]);
+        }
+        assert_eq!(
+            step.logical.len(),
+            200_000,
+            "the last chunk is cut at the limit"
+        );
+    }
+
+    #[test]
     fn unknown_record_is_corrupt() {
         let raw = [0x99u8; 8];
         assert!(matches!(record(&raw, 0), Err(UnpackError::Corrupt { .. })));
@@ -420,6 +454,7 @@ mod tests {
         raw.resize(CHUNK_HEADER_LEN + 0x110, 0xAB);
         let (rec, _) = record(&raw, 0).unwrap();
         let mut out = Vec::new();
-        assert!(expand(&raw, 0, rec, &mut out).is_err());
+        assert!(expand(&raw, 0, rec, &mut out, usize::MAX).is_err());
+        assert!(out.is_empty());
     }
 }

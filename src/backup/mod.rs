@@ -21,6 +21,7 @@ mod facts;
 mod fetch;
 mod header;
 pub mod writer;
+mod xpress;
 
 pub use error::Error;
 pub use facts::{
