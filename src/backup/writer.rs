@@ -372,7 +372,7 @@ mod compressed_writer {
                     }
                 }
                 Ok((rec, next)) => {
-                    expand(raw, at, rec, &mut logical).map_err(|_| corrupt())?;
+                    expand(raw, at, rec, &mut logical, usize::MAX).map_err(|_| corrupt())?;
                     at = next;
                 }
                 Err(_) => return Err(corrupt()),
