@@ -182,6 +182,7 @@ fuzz_target!(|script: Script| {
                 slot_available: true,
                 sas_days_left: None,
                 name_owner: None,
+                target: None,
             };
             let planned: Vec<String> = state
                 .plan
