@@ -164,6 +164,8 @@ pub fn handle(state: &mut MigrationState, input: Input, ctx: &Context) -> Vec<Ac
         }
         Input::Resume => {
             state.paused = false;
+            // Evidence from before the pause may be hours old: wait for a fresh restoreDetails.
+            state.lrs.snapshot = None;
             state.lrs.start_error = None;
             state.lrs.block = None;
             state.name_taken_by = None;
@@ -437,6 +439,9 @@ fn complete_failed(
     }
     state.lrs.complete_claimed_at = None;
     state.lrs.completed_with = None;
+    // What LRS reported before a refused completion is not evidence for the next one: LRS may
+    // have dropped the database since. Only a fresh restoreDetails can make the tail ready again.
+    state.lrs.snapshot = None;
     match e.class {
         ErrorClass::Retry | ErrorClass::Benign => {
             if e.status == Some(404) {

@@ -1056,3 +1056,65 @@ fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
     assert_eq!((complete, status), (120, 120), "every tick");
     assert!((1..=2).contains(&create), "every 5 minutes: {create}");
 }
+
+/// Found by the state-machine fuzz target: after a completion refused with a retryable error, the
+/// next input (here a create-operation poll, then a tick hours later, after LRS dropped the
+/// database) sent completeRestore again on the restoreDetails read before the refusal. Now only a
+/// fresh restoreDetails showing the tail restored sends it again; the same holds after a pause.
+#[test]
+fn a_refused_completion_is_retried_only_on_fresh_evidence() {
+    let mut w = World::new();
+    for f in chain() {
+        w.file(f);
+    }
+    w.feed(Input::StartAccepted {
+        operation: Some("https://arm/op/start".into()),
+    });
+    let out = w.restored("Sales_tail.trn", 4, 0);
+    assert!(
+        out.iter()
+            .any(|a| matches!(a, Action::CompleteRestore { .. }))
+    );
+    let refused = CallError {
+        status: Some(429),
+        code: Some("SubscriptionTooManyRequests".into()),
+        message: "throttled".into(),
+        class: ErrorClass::Retry,
+        advice: String::new(),
+    };
+    w.feed(Input::CompleteFailed(refused.clone()));
+    let sends = |out: &[Action]| {
+        out.iter()
+            .filter(|a| matches!(a, Action::CompleteRestore { .. }))
+            .count()
+    };
+    let out = w.feed(Input::Operation {
+        kind: OperationKind::Start,
+        poll: OperationPoll::InProgress,
+    });
+    assert_eq!(
+        sends(&out),
+        0,
+        "no completion on a poll of another operation"
+    );
+    w.advance(Duration::hours(4));
+    let out = w.feed(Input::Tick);
+    assert_eq!(sends(&out), 0, "a tick asks restoreDetails first");
+    assert!(out.contains(&Action::PollRestoreDetails));
+    let out = w.restored("Sales_tail.trn", 4, 0);
+    assert_eq!(sends(&out), 1, "fresh evidence sends it again");
+    // Paused with evidence in hand, then resumed: the old read does not complete.
+    w.feed(Input::CompleteFailed(refused));
+    w.restored("Sales_tail.trn", 4, 0);
+    w.feed(Input::CompleteFailed(CallError {
+        status: Some(429),
+        code: Some("SubscriptionTooManyRequests".into()),
+        message: "throttled".into(),
+        class: ErrorClass::Retry,
+        advice: String::new(),
+    }));
+    w.feed(Input::Pause);
+    w.restored("Sales_tail.trn", 4, 0);
+    let out = w.feed(Input::Resume);
+    assert_eq!(sends(&out), 0, "a resume waits for a fresh read");
+}
