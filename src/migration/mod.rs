@@ -440,8 +440,13 @@ fn complete_failed(
     state.lrs.complete_claimed_at = None;
     state.lrs.completed_with = None;
     // What LRS reported before a refused completion is not evidence for the next one: LRS may
-    // have dropped the database since. Only a fresh restoreDetails can make the tail ready again.
-    state.lrs.snapshot = None;
+    // have dropped the database since, so only a fresh restoreDetails makes the tail ready again.
+    // An answer that never came (no status) may hide an accepted completion: the read that led
+    // to it still stands, and sending it again is safe (LRS answers
+    // ExternalBackupAlreadySignaledToComplete), while restoreDetails no longer answers at all.
+    if e.status.is_some() {
+        state.lrs.snapshot = None;
+    }
     match e.class {
         ErrorClass::Retry | ErrorClass::Benign => {
             if e.status == Some(404) {
@@ -902,6 +907,10 @@ fn cutover(
                 source: TailSource::Operator,
                 recognised_at: now,
             });
+            // Complete on a restoreDetails read after the operator's word, never on an older
+            // one: LRS may have dropped the database since (found by the state-machine fuzz target).
+            state.lrs.snapshot = None;
+            actions.push(Action::PollRestoreDetails);
         }
         None => actions.push(alert(
             AlertKind::Finding,

@@ -1118,3 +1118,28 @@ fn a_refused_completion_is_retried_only_on_fresh_evidence() {
     let out = w.feed(Input::Resume);
     assert_eq!(sends(&out), 0, "a resume waits for a fresh read");
 }
+
+/// Found by the state-machine fuzz target: LRS reported the last log restored, then dropped the
+/// database, then an operator declared the cutover; the completion went out on the read from before.
+/// Now a cutover asks restoreDetails afresh and completes only on that answer.
+#[test]
+fn an_operator_cutover_completes_only_on_a_read_taken_after_it() {
+    let mut w = World::new();
+    let files = chain();
+    for f in &files[..3] {
+        w.file(f.clone());
+    }
+    w.feed(Input::StartAccepted { operation: None });
+    w.restored("Sales_2.trn", 3, 0);
+    let out = w.feed(Input::Cutover { last_backup: None });
+    assert!(
+        !out.iter()
+            .any(|a| matches!(a, Action::CompleteRestore { .. })),
+        "no completion on the earlier read: {out:?}"
+    );
+    assert!(out.contains(&Action::PollRestoreDetails));
+    let out = w.restored("Sales_2.trn", 3, 0);
+    assert!(out.contains(&Action::CompleteRestore {
+        last_backup_name: "Sales_2.trn".into()
+    }));
+}
