@@ -389,18 +389,22 @@ mod tests {
         out
     }
 
-    #[test]
-    fn literals_and_an_overlapping_match_decode() {
-        // 'a' (len 1), 'b' (len 2), match symbol 256 + 0x10 + 2: offset bits 1, length 5.
+    /// `abababa`: 'a' (len 1), 'b' (len 2), match symbol 256 + 0x10 + 2: offset bits 1, length 5.
+    fn abababa() -> Vec<u8> {
         let m = 256 + 0x12;
-        let data = stream(
+        stream(
             &[(usize::from(b'a'), 1), (usize::from(b'b'), 2), (m, 2)],
             &[
                 (u16::from(b'a'), 0, 0),
                 (u16::from(b'b'), 0, 0),
                 (m as u16, 0, 1),
             ],
-        );
+        )
+    }
+
+    #[test]
+    fn literals_and_an_overlapping_match_decode() {
+        let data = abababa();
         let mut out = Vec::new();
         decode_into(&data, 7, 7, &mut out).unwrap();
         assert_eq!(out, b"abababa");
@@ -408,15 +412,7 @@ mod tests {
 
     #[test]
     fn the_limit_stops_early_and_matches_the_full_output() {
-        let m = 256 + 0x12;
-        let data = stream(
-            &[(usize::from(b'a'), 1), (usize::from(b'b'), 2), (m, 2)],
-            &[
-                (u16::from(b'a'), 0, 0),
-                (u16::from(b'b'), 0, 0),
-                (m as u16, 0, 1),
-            ],
-        );
+        let data = abababa();
         let mut out = Vec::new();
         decode_into(&data, 7, 4, &mut out).unwrap();
         assert_eq!(out, b"abab");

@@ -1104,15 +1104,9 @@ fn a_refused_completion_is_retried_only_on_fresh_evidence() {
     let out = w.restored("Sales_tail.trn", 4, 0);
     assert_eq!(sends(&out), 1, "fresh evidence sends it again");
     // Paused with evidence in hand, then resumed: the old read does not complete.
-    w.feed(Input::CompleteFailed(refused));
+    w.feed(Input::CompleteFailed(refused.clone()));
     w.restored("Sales_tail.trn", 4, 0);
-    w.feed(Input::CompleteFailed(CallError {
-        status: Some(429),
-        code: Some("SubscriptionTooManyRequests".into()),
-        message: "throttled".into(),
-        class: ErrorClass::Retry,
-        advice: String::new(),
-    }));
+    w.feed(Input::CompleteFailed(refused));
     w.feed(Input::Pause);
     w.restored("Sales_tail.trn", 4, 0);
     let out = w.feed(Input::Resume);
