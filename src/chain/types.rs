@@ -122,11 +122,13 @@ impl TailRule {
     ///
     /// # Errors
     /// The glob does not parse; shells check this up front, the planner treats it as matching nothing.
-    pub fn matcher(&self) -> Result<Option<globset::GlobMatcher>, globset::Error> {
+    pub fn matcher(&self) -> Result<Option<std::rc::Rc<globset::GlobMatcher>>, globset::Error> {
         /// Compiled patterns are cached per thread, one deep: a process has one configured
         /// pattern, and the planner runs on every state change (compiling it each time was
-        /// 40 % of the state-machine fuzz target's time).
-        type Compiled = Result<Option<globset::GlobMatcher>, globset::Error>;
+        /// 40 % of the state-machine fuzz target's time). Shared behind an `Rc`, not cloned: a
+        /// cloned matcher starts an empty regex cache, and building that cache again on every
+        /// plan was a quarter of the fuzz target's time.
+        type Compiled = Result<Option<std::rc::Rc<globset::GlobMatcher>>, globset::Error>;
         thread_local! {
             static LAST: std::cell::RefCell<Option<(String, Compiled)>> =
                 const { std::cell::RefCell::new(None) };
@@ -141,7 +143,7 @@ impl TailRule {
                 let compiled = globset::GlobBuilder::new(pattern)
                     .case_insensitive(true)
                     .build()
-                    .map(|glob| Some(glob.compile_matcher()));
+                    .map(|glob| Some(std::rc::Rc::new(glob.compile_matcher())));
                 *last = Some((pattern.to_owned(), compiled.clone()));
                 compiled
             }
