@@ -30,7 +30,7 @@ fn bench(c: &mut Criterion) {
     let tail = TailRule::with_pattern(chain::DEFAULT_TAIL_PATTERN);
     let input = PlanInput {
         folder: "Sales",
-        files: &files,
+        files: &files.iter().collect::<Vec<_>>(),
         fixed_base: None,
         tail: &tail,
     };

@@ -52,7 +52,7 @@ fn file(path: &Path, name: &str) -> FolderFile {
 fn plan_of(folder_name: &str, files: &[FolderFile], tail: &TailRule) -> Plan {
     chain::plan(PlanInput {
         folder: folder_name,
-        files,
+        files: &files.iter().collect::<Vec<_>>(),
         fixed_base: None,
         tail,
     })

@@ -40,7 +40,7 @@ pub struct PlanInput<'a> {
     /// The database folder's name (the container path segment), for messages.
     pub folder: &'a str,
     /// Every file seen in the folder.
-    pub files: &'a [FolderFile],
+    pub files: &'a [&'a FolderFile],
     /// Once LRS has started, the backup set GUID of the full set it restored: the plan keeps it.
     pub fixed_base: Option<uuid::Uuid>,
     /// How to recognise the tail-log backup.

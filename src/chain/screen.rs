@@ -42,10 +42,10 @@ pub(crate) struct Entry<'a> {
 /// depend on listing order, and how many files sit in subfolders.
 pub(crate) fn screen<'a>(
     folder: &str,
-    files: &'a [FolderFile],
+    files: &[&'a FolderFile],
     findings: &mut Vec<Finding>,
 ) -> (Vec<Entry<'a>>, usize) {
-    let mut sorted: Vec<&FolderFile> = files.iter().collect();
+    let mut sorted: Vec<&'a FolderFile> = files.to_vec();
     sorted.sort_by(|a, b| a.name.cmp(&b.name));
 
     let mut nested: BTreeMap<&str, Vec<String>> = BTreeMap::new();

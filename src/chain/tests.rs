@@ -9,7 +9,7 @@ use crate::backup::{BackupSet, RecoveryModel};
 fn plan_with(files: &[FolderFile], tail: &TailRule, fixed_base: Option<Uuid>) -> Plan {
     plan(PlanInput {
         folder: "Sales",
-        files,
+        files: &files.iter().collect::<Vec<_>>(),
         fixed_base,
         tail,
     })
@@ -778,7 +778,7 @@ fn estate(database: &str, folder: &str, names: &[&str]) -> Plan {
     }
     plan(PlanInput {
         folder,
-        files: &files,
+        files: &files.iter().collect::<Vec<_>>(),
         fixed_base: None,
         tail: &pattern(DEFAULT_TAIL_PATTERN),
     })
@@ -813,7 +813,7 @@ fn a_database_name_containing_tail_never_makes_a_tail() {
                     // After every upload, the newest log included.
                     let plan = plan(PlanInput {
                         folder,
-                        files: &files[..n],
+                        files: &files[..n].iter().collect::<Vec<_>>(),
                         fixed_base: None,
                         tail: &pattern(legacy),
                     });

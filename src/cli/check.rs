@@ -76,7 +76,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         );
         let mut plan = chain::plan(chain::PlanInput {
             folder: &name,
-            files: &files,
+            files: &files.iter().collect::<Vec<_>>(),
             fixed_base: None,
             tail: &rule,
         });

@@ -557,7 +557,7 @@ mod tests {
         };
         s.plan = Some(plan(PlanInput {
             folder,
-            files: &all,
+            files: &all.iter().collect::<Vec<_>>(),
             fixed_base: None,
             tail: &rule,
         }));

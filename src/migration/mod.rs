@@ -38,7 +38,9 @@ pub use state::{
 pub use target::TargetInstance;
 
 use crate::backup::BackupType;
-use crate::chain::{self, FileRead, Finding, FindingCode, PlanInput, Severity, TailRule};
+use crate::chain::{
+    self, FileRead, Finding, FindingCode, FolderFile, PlanInput, Severity, TailRule,
+};
 
 /// LRS cancels a job this long after it started.
 pub const LRS_LIMIT: Duration = Duration::days(30);
@@ -925,7 +927,9 @@ fn cutover(
 
 /// Recomputes the plan from every recorded file and raises an alert for each new finding.
 fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) {
-    let files: Vec<_> = state.files.values().map(|r| r.file.clone()).collect();
+    // Borrowed, not cloned: the machine plans on every input, and cloning each file's header
+    // facts was a tenth of a step.
+    let files: Vec<&FolderFile> = state.files.values().map(|r| &r.file).collect();
     let metadata: Vec<String> = state
         .files
         .values()
@@ -944,12 +948,26 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         pattern: ctx.tail_pattern.clone(),
         header_hint_confirmed: false,
     };
-    let plan = chain::plan(PlanInput {
-        folder: &state.folder,
-        files: &files,
-        fixed_base: state.lrs.base_guid,
-        tail: &rule,
-    });
+    let fixed_base = state.lrs.base_guid;
+    let plan = match state.plan_memo.get(&files, fixed_base, &rule) {
+        Some(plan) => plan.clone(),
+        None => {
+            let plan = chain::plan(PlanInput {
+                folder: &state.folder,
+                files: &files,
+                fixed_base,
+                tail: &rule,
+            });
+            let planned = state::Planned {
+                files: files.iter().map(|f| (*f).clone()).collect(),
+                fixed_base,
+                rule: rule.clone(),
+                plan: plan.clone(),
+            };
+            state.plan_memo.set(planned);
+            plan
+        }
+    };
     let recognised = state.tail.as_ref().map(|t| &t.file_name);
     if declared.is_none() && recognised != plan.tail.as_ref() {
         state.lrs.tail_restored_at = None;
@@ -1003,14 +1021,18 @@ fn replan(state: &mut MigrationState, ctx: &Context, actions: &mut Vec<Action>) 
         );
     }
     if state.tail.is_none() {
-        let hinted = files.iter().find_map(|f| match &f.read {
-            FileRead::Read { facts } => facts
-                .backup_sets
-                .iter()
-                .any(|s| s.tail_log_hint())
-                .then(|| f.name.clone()),
-            FileRead::Failed { .. } => None,
-        });
+        let hinted = state
+            .files
+            .values()
+            .map(|r| &r.file)
+            .find_map(|f| match &f.read {
+                FileRead::Read { facts } => facts
+                    .backup_sets
+                    .iter()
+                    .any(|s| s.tail_log_hint())
+                    .then(|| f.name.clone()),
+                FileRead::Failed { .. } => None,
+            });
         if let Some(name) = hinted {
             let detail = format!(
                 "{name} looks like a tail-log backup from its header; declare it with \

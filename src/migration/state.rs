@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use uuid::Uuid;
 
-use crate::chain::{Finding, FolderFile, Plan};
+use crate::chain::{Finding, FolderFile, Plan, TailRule};
 
 /// The document's schema version; bumped on incompatible changes.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -344,6 +344,67 @@ pub struct MigrationState {
     /// and LRS has already started there: the database is not moved (`target_moved` finding).
     #[serde(default)]
     pub target_moved_to: Option<super::TargetInstance>,
+    /// The planner's last inputs and answer, in memory only (see [`PlanMemo`]).
+    #[serde(skip)]
+    pub(crate) plan_memo: PlanMemo,
+}
+
+/// The planner's last inputs and its answer for them. A state takes several inputs in a row (an
+/// event, a timer pass's answers from LRS), and most change nothing the planner reads: the plan is
+/// then taken from here instead of being worked out again. Reused only when every input compares
+/// equal, so it is exactly the plan the planner would give. Never part of a document's identity
+/// (equal states may differ in it) and never stored.
+#[derive(Clone, Default)]
+pub(crate) struct PlanMemo(Option<std::sync::Arc<Planned>>);
+
+/// What [`PlanMemo`] holds.
+pub(crate) struct Planned {
+    pub files: Vec<FolderFile>,
+    pub fixed_base: Option<Uuid>,
+    pub rule: TailRule,
+    pub plan: Plan,
+}
+
+impl PlanMemo {
+    /// The plan for these inputs, if they are the last ones planned.
+    pub(crate) fn get(
+        &self,
+        files: &[&FolderFile],
+        fixed_base: Option<Uuid>,
+        rule: &TailRule,
+    ) -> Option<&Plan> {
+        let last = self.0.as_deref()?;
+        let same = last.fixed_base == fixed_base
+            && last.rule == *rule
+            && last.files.len() == files.len()
+            && last.files.iter().zip(files).all(|(a, b)| a == *b);
+        same.then_some(&last.plan)
+    }
+
+    pub(crate) fn set(&mut self, planned: Planned) {
+        self.0 = Some(std::sync::Arc::new(planned));
+    }
+
+    /// Forgets it (a state kept in a cache should not carry a second copy of its files).
+    pub(crate) fn clear(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl PartialEq for PlanMemo {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+
+impl std::fmt::Debug for PlanMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "PlanMemo(..)"
+        } else {
+            "PlanMemo(None)"
+        })
+    }
 }
 
 impl MigrationState {
@@ -372,6 +433,7 @@ impl MigrationState {
             preflight: Vec::new(),
             target: None,
             target_moved_to: None,
+            plan_memo: PlanMemo::default(),
         }
     }
 

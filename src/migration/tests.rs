@@ -1137,3 +1137,63 @@ fn an_operator_cutover_completes_only_on_a_read_taken_after_it() {
         last_backup_name: "Sales_2.trn".into()
     }));
 }
+
+/// One of [`step`]'s steps in `w`, or a file replaced by another of the same name.
+fn apply(w: &mut World, step: &Step, files: &[FolderFile]) -> Vec<Action> {
+    match step {
+        Step::File(i) => w.file(files[*i].clone()),
+        Step::Tick(secs) => {
+            w.advance(Duration::seconds(*secs));
+            w.feed(Input::Tick)
+        }
+        Step::Restored(i) => w.restored(&files[*i].name, *i as u64 + 1, 0),
+        Step::StartOk => w.feed(Input::StartAccepted { operation: None }),
+        Step::StartTransient => w.feed(Input::StartFailed(err(
+            429,
+            "SubscriptionTooManyRequests",
+            ErrorClass::Retry,
+        ))),
+        Step::CompleteOk => w.feed(Input::CompleteAccepted { operation: None }),
+        Step::CompleteNotYet => w.feed(Input::CompleteFailed(err(
+            400,
+            "RequiredBackupIsNotLastRestored",
+            ErrorClass::Retry,
+        ))),
+        Step::Online => w.feed(Input::DatabaseStatus("Online".into())),
+        Step::Cutover => w.feed(Input::Cutover { last_backup: None }),
+        Step::Gone => w.feed(Input::DatabaseGone),
+    }
+}
+
+/// The same four names as [`chain`], with other LSNs: a folder where a file was uploaded again.
+fn chain_uploaded_again() -> Vec<FolderFile> {
+    let mut db = Synthetic::new("Sales").checksums(true);
+    let full = db.full(150, 250);
+    vec![
+        full.file("Sales_full.bak"),
+        db.log(250, 320).file("Sales_1.trn"),
+        db.log(330, 400).file("Sales_2.trn"),
+        db.log(400, 420).file("Sales_tail.trn"),
+    ]
+}
+
+proptest! {
+    /// The planner memo never changes what the machine does: the same steps, with the memo
+    /// forgotten before every input, give the same actions and the same state, also when a file
+    /// is replaced by another of the same name or the restored base is fixed.
+    #[test]
+    fn the_plan_memo_gives_exactly_the_planners_answer(
+        steps in proptest::collection::vec((step(), any::<bool>()), 1..50)
+    ) {
+        let (first, again) = (chain(), chain_uploaded_again());
+        let (mut memo, mut fresh) = (World::new(), World::new());
+        for (step, uploaded_again) in steps {
+            let files = if uploaded_again { &again } else { &first };
+            fresh.state.plan_memo.clear();
+            let with_memo = apply(&mut memo, &step, files);
+            let without = apply(&mut fresh, &step, files);
+            prop_assert_eq!(with_memo, without);
+            prop_assert_eq!(&memo.state, &fresh.state);
+        }
+    }
+}

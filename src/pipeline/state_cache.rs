@@ -59,7 +59,12 @@ impl StateCache {
     }
 
     /// Remembers `doc` for `key` (`bytes`: its size as stored).
-    pub fn put(&self, key: &str, doc: Cached, bytes: usize) {
+    pub fn put(&self, key: &str, mut doc: Cached, bytes: usize) {
+        // The weight counts the document as stored: a planner memo would be a second copy of
+        // its files, unweighed.
+        if let Cached::Present(state, _) = &mut doc {
+            state.plan_memo.clear();
+        }
         let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         inner.clock += 1;
         let used = inner.clock;

@@ -24,7 +24,7 @@ fn folder(major: u8, files: Vec<DatabaseFile>) -> (Plan, Vec<FolderFile>) {
     let files = vec![full.file("Sales_full.bak")];
     let plan = plan(PlanInput {
         folder: "Sales",
-        files: &files,
+        files: &files.iter().collect::<Vec<_>>(),
         fixed_base: None,
         tail: &TailRule::default(),
     });

@@ -289,7 +289,7 @@ impl World {
                     let tail = TailRule::default();
                     let plan = chain::plan(PlanInput {
                         folder,
-                        files: &files,
+                        files: &files.iter().collect::<Vec<_>>(),
                         fixed_base: job.fixed_base(),
                         tail: &tail,
                     });
