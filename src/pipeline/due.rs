@@ -96,7 +96,7 @@ fn lower_of(current: &Entry, other: &Entry) -> Entry {
 
 /// The index as stored now, or `None` when there is none yet.
 pub(super) async fn load(index: &SharedDoc<DueIndex>) -> Result<Option<DueIndex>, PipelineError> {
-    Ok(index.read().await?.map(|(index, _)| index))
+    index.read().await
 }
 
 /// After a state write that moved `key`'s poll time earlier: lowers its entry and counts the

@@ -16,7 +16,7 @@ use serde::de::DeserializeOwned;
 use tokio::sync::{Mutex, oneshot};
 
 use super::PipelineError;
-use crate::storage::{self, ETag, Precondition, StateStore};
+use crate::storage::{self, Precondition, StateStore};
 
 /// How often a batch is written again after losing a race to another process.
 const MAX_RETRIES: u32 = 64;
@@ -82,13 +82,13 @@ impl<D: Document> SharedDoc<D> {
         }
     }
 
-    /// The document as stored now (read afresh, and kept), with its ETag; `None` if there is none.
-    pub async fn read(&self) -> Result<Option<(D, ETag)>, PipelineError> {
+    /// The document as stored now (read afresh, and kept); `None` if there is none.
+    pub async fn read(&self) -> Result<Option<D>, PipelineError> {
         let mut known = self.writer.lock().await;
         *known = None;
         let (doc, precondition) = self.load().await.map_err(|f| f.into_error(D::KEY))?;
         let answer = match &precondition {
-            Precondition::IfMatch(etag) => Some((doc.clone(), etag.clone())),
+            Precondition::IfMatch(_) => Some(doc.clone()),
             Precondition::IfNoneMatch => None,
         };
         *known = Some(Known { doc, precondition });
@@ -223,6 +223,7 @@ pub(super) mod testing {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::storage::ETag;
     use crate::storage::folder::FolderStateStore;
 
     /// The real folder store; while gated, each write first waits for a permit ([`GatedStore::open`]),
@@ -388,7 +389,7 @@ mod tests {
             1,
             "the second write started from the kept copy"
         );
-        let (names, _) = doc.read().await.expect("read").expect("written");
+        let names = doc.read().await.expect("read").expect("written");
         assert_eq!(names.0.len(), 21);
     }
 
@@ -417,7 +418,7 @@ mod tests {
             .await
             .expect("not left waiting");
         assert!(third.expect("joined"));
-        let (names, _) = doc.read().await.expect("read").expect("written");
+        let names = doc.read().await.expect("read").expect("written");
         assert_eq!(names.0, BTreeSet::from(["a".to_owned(), "c".to_owned()]));
     }
 
@@ -439,7 +440,7 @@ mod tests {
         // And a write on the kept copy that lost the race is applied again on the stored one.
         assert!(add_now(&theirs, "b").await);
         assert!(add_now(&ours, "c").await);
-        let (names, _) = theirs.read().await.expect("read").expect("written");
+        let names = theirs.read().await.expect("read").expect("written");
         assert_eq!(names.0.len(), 3, "{names:?}");
     }
 
