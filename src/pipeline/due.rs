@@ -8,6 +8,10 @@
 //! index. The timer reads a state document only when its entry is due, and raises entries to
 //! what it found, conditionally (If-Match; on a race it keeps the lower of the two).
 //!
+//! A process writes the index through one writer ([`SharedDoc`]): its lowerings, queued while a
+//! write is in flight, go out together in the next write, which starts from the index as last
+//! written (If-Match on its ETag), so a wave of starts neither races itself nor re-reads the index.
+//!
 //! A writer that stops between its state write and its index write would leave a database
 //! unseen, and state documents written by anything else (an operator's tool) are unseen too: so
 //! the timer reads every state document and rebuilds the index every [`FULL_SCAN_EVERY`], and
@@ -19,17 +23,14 @@ use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use super::PipelineError;
+use super::shared_doc::{Document, SharedDoc};
 use crate::migration::Phase;
-use crate::storage::{self, ETag, Precondition, StateStore};
 
 /// The index's key: no `/`, so it is never taken for a database's state.
 pub(super) const DUE_KEY: &str = "lrs-due.json";
 
 /// How often the timer reads every state document regardless of the index.
 pub const FULL_SCAN_EVERY: Duration = Duration::minutes(10);
-
-/// How often a write is retried after losing a race.
-const MAX_RETRIES: u32 = 64;
 
 /// The index document.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -40,6 +41,13 @@ pub(super) struct DueIndex {
     /// State key → entry.
     #[serde(default)]
     pub entries: BTreeMap<String, Entry>,
+}
+
+impl Document for DueIndex {
+    const KEY: &'static str = DUE_KEY;
+    fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("the index always serialises")
+    }
 }
 
 /// One database's entry.
@@ -86,76 +94,36 @@ fn lower_of(current: &Entry, other: &Entry) -> Entry {
     }
 }
 
-/// The index and its ETag, or `None` when there is none yet.
-pub(super) async fn load(
-    store: &dyn StateStore,
-) -> Result<Option<(DueIndex, ETag)>, PipelineError> {
-    let Some((bytes, etag)) = store.get(DUE_KEY).await? else {
-        return Ok(None);
-    };
-    let index = serde_json::from_slice(&bytes).map_err(|e| PipelineError::CorruptState {
-        key: DUE_KEY.into(),
-        reason: e.to_string(),
-    })?;
-    Ok(Some((index, etag)))
-}
-
-/// Writes `change` into the index, starting from `start` (what the caller last read, to spare a
-/// read) and re-reading after a lost race. `change` says whether it changed anything.
-async fn modify(
-    store: &dyn StateStore,
-    start: Option<(DueIndex, Precondition)>,
-    mut change: impl FnMut(&mut DueIndex) -> bool,
-) -> Result<(), PipelineError> {
-    let mut current = start;
-    let mut attempt = 0;
-    loop {
-        attempt += 1;
-        let (mut index, precondition) = match current.take() {
-            Some(c) => c,
-            None => match load(store).await? {
-                Some((index, etag)) => (index, Precondition::IfMatch(etag)),
-                None => (DueIndex::default(), Precondition::IfNoneMatch),
-            },
-        };
-        if !change(&mut index) {
-            return Ok(());
-        }
-        let bytes = serde_json::to_vec(&index).expect("the index always serialises");
-        match store.put(DUE_KEY, bytes, precondition).await {
-            Ok(_) => return Ok(()),
-            Err(storage::Error::Conflict { .. }) if attempt < MAX_RETRIES => {
-                let jitter = rand::random::<u64>() % (3 * u64::from(attempt.min(10)) + 1);
-                tokio::time::sleep(std::time::Duration::from_millis(jitter)).await;
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+/// The index as stored now, or `None` when there is none yet.
+pub(super) async fn load(index: &SharedDoc<DueIndex>) -> Result<Option<DueIndex>, PipelineError> {
+    index.read().await
 }
 
 /// After a state write that moved `key`'s poll time earlier: lowers its entry and counts the
 /// lowering (written even when the entry is already as early, so a timer pass in flight cannot
 /// raise it past the document).
 pub(super) async fn lower(
-    store: &dyn StateStore,
+    index: &SharedDoc<DueIndex>,
     key: &str,
     entry: Entry,
 ) -> Result<(), PipelineError> {
-    modify(store, None, |index| {
-        let merged = match index.entries.get(key) {
-            Some(current) => Entry {
-                lowered: current.lowered.wrapping_add(1),
-                ..lower_of(current, &entry)
-            },
-            None => Entry {
-                lowered: 1,
-                ..entry.clone()
-            },
-        };
-        index.entries.insert(key.to_owned(), merged);
-        true
-    })
-    .await
+    let key = key.to_owned();
+    index
+        .modify(move |index: &mut DueIndex| {
+            let merged = match index.entries.get(&key) {
+                Some(current) => Entry {
+                    lowered: current.lowered.wrapping_add(1),
+                    ..lower_of(current, &entry)
+                },
+                None => Entry {
+                    lowered: 1,
+                    ..entry.clone()
+                },
+            };
+            index.entries.insert(key.clone(), merged);
+            (true, ())
+        })
+        .await
 }
 
 /// What a timer pass found, to write back.
@@ -166,45 +134,46 @@ pub(super) struct PassResult {
     pub full_scan: Option<(BTreeSet<String>, OffsetDateTime)>,
 }
 
-/// Writes a pass's findings over `seen` (the index as the pass read it, with its ETag). An entry
-/// that changed since the pass read it was lowered by a writer meanwhile: the lower one stays.
+/// Writes a pass's findings over `seen` (the index as the pass read it). An entry that changed
+/// since the pass read it was lowered by a writer meanwhile: the lower one stays.
 pub(super) async fn record_pass(
-    store: &dyn StateStore,
-    seen: Option<(DueIndex, ETag)>,
+    index: &SharedDoc<DueIndex>,
+    seen: Option<DueIndex>,
     pass: PassResult,
 ) -> Result<(), PipelineError> {
-    let (snapshot, start) = match seen {
-        Some((index, etag)) => (index.clone(), Some((index, Precondition::IfMatch(etag)))),
-        None => (DueIndex::default(), None),
-    };
-    modify(store, start, |index| {
-        let before = index.clone();
-        for (key, found) in &pass.found {
-            let untouched = index.entries.get(key) == snapshot.entries.get(key);
-            let merged = match index.entries.get(key) {
-                Some(current) if !untouched => lower_of(current, found),
-                current => Entry {
-                    lowered: current.map_or(0, |c| c.lowered),
-                    ..found.clone()
-                },
-            };
-            index.entries.insert(key.clone(), merged);
-        }
-        if let Some((keys, at)) = &pass.full_scan {
-            // Drop deleted databases, unless a writer touched the entry since the pass began.
-            index.entries.retain(|key, entry| {
-                keys.contains(key) || snapshot.entries.get(key) != Some(entry)
-            });
-            index.full_scan_at = Some(*at);
-        }
-        *index != before
-    })
-    .await
+    let snapshot = seen.unwrap_or_default();
+    index
+        .modify(move |index: &mut DueIndex| {
+            let before = index.clone();
+            for (key, found) in &pass.found {
+                let untouched = index.entries.get(key) == snapshot.entries.get(key);
+                let merged = match index.entries.get(key) {
+                    Some(current) if !untouched => lower_of(current, found),
+                    current => Entry {
+                        lowered: current.map_or(0, |c| c.lowered),
+                        ..found.clone()
+                    },
+                };
+                index.entries.insert(key.clone(), merged);
+            }
+            if let Some((keys, at)) = &pass.full_scan {
+                // Drop deleted databases, unless a writer touched the entry since the pass began.
+                index.entries.retain(|key, entry| {
+                    keys.contains(key) || snapshot.entries.get(key) != Some(entry)
+                });
+                index.full_scan_at = Some(*at);
+            }
+            (*index != before, ())
+        })
+        .await
 }
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
+    use crate::pipeline::shared_doc::testing::GatedStore;
     use time::macros::datetime;
 
     fn entry(next: Option<OffsetDateTime>) -> Entry {
@@ -236,52 +205,55 @@ mod tests {
         assert!(early.due(t) && !late.due(t) && !entry(None).due(t));
     }
 
-    fn store() -> (tempfile::TempDir, crate::storage::folder::FolderStateStore) {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let store = crate::storage::folder::FolderStateStore::new(tmp.path()).expect("a store");
-        (tmp, store)
+    fn index_over(store: &Arc<GatedStore>) -> SharedDoc<DueIndex> {
+        SharedDoc::new(store.clone())
     }
 
-    async fn read(store: &dyn StateStore) -> (DueIndex, ETag) {
-        load(store).await.expect("readable").expect("an index")
+    async fn read(index: &SharedDoc<DueIndex>) -> DueIndex {
+        load(index).await.expect("readable").expect("an index")
     }
 
     #[tokio::test]
     async fn a_lowering_during_a_pass_is_never_raised_away() {
-        let (_tmp, store) = store();
+        // The timer and the writer in one process: one writer of the index.
+        let index = index_over(&GatedStore::new(false));
         let t = datetime!(2026-01-01 0:00 UTC);
         // The index says due at t (stale-early); the document says t + 3 min.
-        lower(&store, "c/db", entry(Some(t)))
+        lower(&index, "c/db", entry(Some(t)))
             .await
             .expect("lowered");
-        let seen = read(&store).await;
+        let seen = read(&index).await;
         // The pass reads the document (t + 3 min); meanwhile a writer moves the document to
         // t + 1 min: the entry is already earlier, but the lowering is still counted.
-        lower(&store, "c/db", entry(Some(t + Duration::MINUTE)))
+        lower(&index, "c/db", entry(Some(t + Duration::MINUTE)))
             .await
             .expect("lowered");
         let pass = PassResult {
             found: BTreeMap::from([("c/db".to_owned(), entry(Some(t + 3 * Duration::MINUTE)))]),
             full_scan: None,
         };
-        record_pass(&store, Some(seen), pass)
+        record_pass(&index, Some(seen), pass)
             .await
             .expect("recorded");
-        let (index, _) = read(&store).await;
+        let index = read(&index).await;
         assert_eq!(index.entries["c/db"].next, Some(t), "kept the earlier time");
     }
 
     #[tokio::test]
     async fn an_untouched_entry_is_raised_to_what_the_pass_found() {
-        let (_tmp, store) = store();
+        // The timer in one process, a writer in another.
+        let store = GatedStore::new(false);
+        let (timer, writer) = (index_over(&store), index_over(&store.sibling(false)));
         let t = datetime!(2026-01-01 0:00 UTC);
-        lower(&store, "c/a", entry(Some(t))).await.expect("lowered");
-        lower(&store, "c/gone", entry(Some(t)))
+        lower(&writer, "c/a", entry(Some(t)))
             .await
             .expect("lowered");
-        let seen = read(&store).await;
+        lower(&writer, "c/gone", entry(Some(t)))
+            .await
+            .expect("lowered");
+        let seen = read(&timer).await;
         // Another database appears while the pass runs: the pass's write conflicts and merges.
-        lower(&store, "c/new", entry(Some(t)))
+        lower(&writer, "c/new", entry(Some(t)))
             .await
             .expect("lowered");
         let later = entry(Some(t + 3 * Duration::MINUTE));
@@ -289,10 +261,16 @@ mod tests {
             found: BTreeMap::from([("c/a".to_owned(), later.clone())]),
             full_scan: Some((BTreeSet::from(["c/a".to_owned()]), t)),
         };
-        record_pass(&store, Some(seen), pass)
+        let puts = store.puts();
+        record_pass(&timer, Some(seen), pass)
             .await
             .expect("recorded");
-        let (index, _) = read(&store).await;
+        assert_eq!(
+            store.puts(),
+            puts + 2,
+            "the write on the pass's copy lost, then merged"
+        );
+        let index = read(&writer).await;
         assert_eq!(index.entries["c/a"].next, later.next);
         assert!(
             index.entries.contains_key("c/new"),

@@ -17,6 +17,7 @@ mod lrs_port;
 mod metrics;
 mod redact;
 mod resync;
+mod shared_doc;
 mod slots;
 mod state_cache;
 mod summary;
@@ -47,6 +48,7 @@ use crate::migration::{
 use crate::storage::event::BlobEvent;
 use crate::storage::location::{BlobLocation, StorageScope};
 use crate::storage::{self, BlobItem, BlobStore, ETag, Precondition, StateStore};
+use shared_doc::SharedDoc;
 use state_cache::{Cached, StateCache};
 
 /// How many times a state update is retried after losing a race.
@@ -228,6 +230,9 @@ pub struct Pipeline {
     resync_interval: Option<time::Duration>,
     /// The state documents last read or written, to start read-modify-writes from.
     docs: Arc<StateCache>,
+    /// This process's writers of the documents every database shares.
+    slots: Arc<SharedDoc<slots::Slots>>,
+    due: Arc<SharedDoc<due::DueIndex>>,
 }
 
 impl Pipeline {
@@ -255,6 +260,8 @@ impl Pipeline {
         }
         Pipeline {
             blobs,
+            slots: Arc::new(SharedDoc::new(state.clone())),
+            due: Arc::new(SharedDoc::new(state.clone())),
             state,
             lrs,
             settings,
@@ -498,16 +505,16 @@ impl Pipeline {
     /// report.
     pub async fn tick(&self) -> Result<TickReport, PipelineError> {
         let deadline = tokio::time::Instant::now() + INVOCATION_BUDGET;
-        let seen = tokio::time::timeout_at(deadline, due::load(self.state.as_ref()))
+        let seen = tokio::time::timeout_at(deadline, due::load(&self.due))
             .await
             .map_err(|_| PipelineError::OutOfTime)??;
         let now = (self.clock)();
         let full = seen
             .as_ref()
-            .and_then(|(index, _)| index.full_scan_at)
+            .and_then(|index| index.full_scan_at)
             .is_none_or(|at| now - at >= due::FULL_SCAN_EVERY || at > now);
         let mut keys: Vec<String> = match (&seen, full) {
-            (Some((index, _)), false) => index
+            (Some(index), false) => index
                 .entries
                 .iter()
                 .filter(|(_, e)| e.due(now))
@@ -520,7 +527,7 @@ impl Pipeline {
         // Databases awaiting cutover first, all together: their lag is the downtime users feel,
         // and a pass over many restoring databases would otherwise keep them waiting.
         let urgent = |k: &String| {
-            seen.as_ref().is_some_and(|(index, _)| {
+            seen.as_ref().is_some_and(|index| {
                 index
                     .entries
                     .get(k)
@@ -572,7 +579,7 @@ impl Pipeline {
         // Phases: what this pass found, and the index's entries for the rest.
         let mut phases: BTreeMap<String, Phase> =
             found.iter().map(|(k, e)| (k.clone(), e.phase)).collect();
-        if let (Some((index, _)), false) = (&seen, full) {
+        if let (Some(index), false) = (&seen, full) {
             for (key, entry) in &index.entries {
                 phases.entry(key.clone()).or_insert(entry.phase);
             }
@@ -584,15 +591,10 @@ impl Pipeline {
         let full_scan = (full && complete).then(|| (keys.iter().cloned().collect(), now));
         if full && complete {
             // Only a pass that saw every database may drop claims it did not see held.
-            slots::prune(self.state.as_ref(), &holders).await?;
+            slots::prune(&self.slots, holders).await?;
         }
         if !found.is_empty() || full_scan.is_some() {
-            due::record_pass(
-                self.state.as_ref(),
-                seen,
-                due::PassResult { found, full_scan },
-            )
-            .await?;
+            due::record_pass(&self.due, seen, due::PassResult { found, full_scan }).await?;
         }
         match self.resync_if_due().await {
             Some(Ok(r)) => report.errors.extend(r.errors),
@@ -990,9 +992,7 @@ impl Pipeline {
                     per_subscription: self.settings.max_restores_per_subscription,
                 };
                 let claimed = match self.target_of(&state) {
-                    Some(target) => {
-                        slots::claim(self.state.as_ref(), key, target, limits, ctx.now).await?
-                    }
+                    Some(target) => slots::claim(&self.slots, key, target, limits, ctx.now).await?,
                     // No instance: no slot; the start is refused when it is sent.
                     None => true,
                 };
@@ -1003,7 +1003,7 @@ impl Pipeline {
                         name_owner = self.name_owner(key, &state).await?;
                     }
                     if name_owner.is_some() {
-                        slots::release(self.state.as_ref(), key).await?;
+                        slots::release(&self.slots, key).await?;
                         slot_denied = true;
                     } else {
                         slot_available = true;
@@ -1035,10 +1035,10 @@ impl Pipeline {
                             phase: state.phase,
                             lowered: 0,
                         };
-                        due::lower(self.state.as_ref(), key, entry).await?;
+                        due::lower(&self.due, key, entry).await?;
                     }
                     if state.phase.is_final() || state.lrs.start_error.is_some() {
-                        slots::release(self.state.as_ref(), key).await?;
+                        slots::release(&self.slots, key).await?;
                     }
                     return Ok((state, actions));
                 }
