@@ -18,6 +18,7 @@ pub mod cli;
 pub mod config;
 pub mod dashboard;
 pub mod functions;
+pub mod http;
 pub mod logline;
 pub mod lrs;
 pub mod migration;

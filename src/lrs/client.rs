@@ -133,6 +133,7 @@ impl LrsClient {
             user_agent: UserAgentOptions {
                 application_id: Some("lrs-autopilot".into()),
             },
+            transport: Some(crate::http::transport()),
             ..ClientOptions::default()
         };
         let pipeline = Pipeline::new(

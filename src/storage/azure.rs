@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use azure_core::credentials::TokenCredential;
 use azure_core::error::ErrorKind;
 use azure_core::http::headers::{HeaderName, Headers};
-use azure_core::http::{ClientOptions, HttpClientOptions, StatusCode, Transport, new_http_client};
+use azure_core::http::{ClientOptions, StatusCode};
 use azure_identity::{
     DeveloperToolsCredential, ManagedIdentityCredential, ManagedIdentityCredentialOptions,
     UserAssignedId,
@@ -65,6 +65,10 @@ pub fn credential_from_env() -> Result<Arc<dyn TokenCredential>, Error> {
     if on_azure {
         let options = ManagedIdentityCredentialOptions {
             user_assigned_id: client_id.map(UserAssignedId::ClientId),
+            client_options: ClientOptions {
+                transport: Some(crate::http::transport()),
+                ..ClientOptions::default()
+            },
             ..Default::default()
         };
         let credential = ManagedIdentityCredential::new(Some(options))
@@ -140,11 +144,7 @@ impl Account {
         }
         let mut options = options.unwrap_or_default();
         if options.transport.is_none() {
-            // Ranged reads must see the stored bytes, not a decompressed body.
-            let http = HttpClientOptions {
-                automatic_decompression: false,
-            };
-            options.transport = Some(Transport::new(new_http_client(Some(http))));
+            options.transport = Some(crate::http::transport());
         }
         Ok(Self {
             url,
