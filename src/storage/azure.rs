@@ -69,7 +69,6 @@ pub fn credential_from_env() -> Result<Arc<dyn TokenCredential>, Error> {
                 transport: Some(crate::http::transport()),
                 ..ClientOptions::default()
             },
-            ..Default::default()
         };
         let credential = ManagedIdentityCredential::new(Some(options))
             .map_err(|e| Error::credential("build", "managed identity", &e.to_string()))?;
