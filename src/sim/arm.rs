@@ -1412,6 +1412,9 @@ async fn put_database(
     info!(database = %db, "lrs started");
     world.databases.insert(key.clone(), record);
     drop(world);
+    // Model choice: the folder is read before the PUT is answered, as an LRS that looks at the
+    // container when it accepts the job would; when LRS first reads it is not documented, and a
+    // slower answer is the harder case for the pipeline's start (it holds the event meanwhile).
     let mut world = state.refreshed(std::slice::from_ref(&key), now).await;
     let end = match state.config.operation_secs {
         Some(secs) => OpEnd::At(now + Duration::seconds_f64(secs.max(0.0))),
