@@ -315,7 +315,7 @@ impl TailRecords<'_> {
     /// Unpacks the records from the `chunks`-th chunk from the end on, so the logical start is
     /// sector-aligned. A first chunk that does not decompress is dropped (a false start found by
     /// scanning); any later one is corruption. Records unpacked by an earlier call are not
-    /// decoded again.
+    /// decoded again, and are all returned when that call went further back.
     pub fn unpack_last(&mut self, chunks: usize) -> Result<&[u8], UnpackError> {
         let mut seen = 0;
         let mut first = self.records.len();
@@ -450,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_cut_at_the_limit_is_decoded_again_when_more_is_asked() {
+    fn a_chunk_cut_at_the_limit_is_resumed_when_more_is_asked() {
         let dir = std::env::var_os("LRS_FIXTURES")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
@@ -478,6 +478,35 @@ mod tests {
             200_000,
             "the last chunk is cut at the limit"
         );
+    }
+
+    #[test]
+    fn a_widened_tail_equals_a_fresh_one_and_ends_with_the_narrower() {
+        let dir = std::env::var_os("LRS_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/fixtures/backups")
+            });
+        let Ok(raw) = std::fs::read(dir.join("appveyor-lab/singlerestore/SharePoint_Config.bak"))
+        else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "fixtures missing"
+            );
+            return;
+        };
+        let tail = &raw[raw.len() - 64 * 1024..];
+        let mut widened = scan_tail(tail).unwrap();
+        let two = widened.unpack_last(2).unwrap().to_vec();
+        let four = widened.unpack_last(4).unwrap().to_vec();
+        let fresh = scan_tail(tail).unwrap().unpack_last(4).unwrap().to_vec();
+        assert!(four.len() > two.len(), "four chunks hold more than two");
+        assert!(
+            four.ends_with(&two),
+            "the narrower tail is a suffix of the wider"
+        );
+        assert!(four == fresh, "widening gives what a fresh unpack gives");
     }
 
     #[test]
