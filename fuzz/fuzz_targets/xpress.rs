@@ -9,7 +9,8 @@
 //!   decodes them as byte 0) and a 16-bit match length below 15 (invalid per [MS-XCA]): no claim
 //!   is made on the crate there, nor where the crate refuses an incomplete table (Kraft sum
 //!   below one) whose decoding tree outgrows its 1,024-node arena, which ours decodes;
-//! - a limit gives a prefix of the full output, and never more than asked.
+//! - a limit gives a prefix of the full output, and never more than asked;
+//! - a decoder stopped at that limit and resumed gives the full output.
 #![no_main]
 
 #[allow(dead_code, missing_docs)]
@@ -54,6 +55,11 @@ fuzz_target!(|data: &[u8]| {
             let mut part = Vec::new();
             xpress::decode_into(input, size, limit, &mut part).expect("a prefix decodes");
             assert_eq!(part, ours[..limit]);
+            let mut resumed = vec![0xEE];
+            let mut d = xpress::Decoder::new(input, size).expect("the table was read before");
+            d.decode(&mut resumed, 1, limit).expect("a prefix decodes");
+            d.decode(&mut resumed, 1, size).expect("the rest decodes");
+            assert!(resumed[1..] == ours[..], "resumed decoding differs");
         }
         Err(
             XpressError::OverSubscribed

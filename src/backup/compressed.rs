@@ -156,10 +156,7 @@ pub(crate) fn expand(
             let start = out.len();
             xpress::decode_into(data, size, limit, out).map_err(|e| {
                 out.truncate(start);
-                UnpackError::Corrupt {
-                    at,
-                    detail: format!("compressed chunk does not decompress ({e})"),
-                }
+                chunk_error(at, e)
             })?;
             Ok(limit < size)
         }
@@ -180,9 +177,9 @@ pub(crate) struct Unpacker<'a> {
     raw: &'a [u8],
     pos: usize,
     ended: bool,
-    /// The last chunk, decoded only in part: its raw offset and where its bytes start in
-    /// `logical`. Asked for more, it is decoded again from its start (LZ77 needs its prefix).
-    cut: Option<(usize, usize)>,
+    /// The last chunk, decoded only in part: its raw offset, where its bytes start in `logical`,
+    /// and its decoder, which goes on from where it stopped when more is asked.
+    cut: Option<(usize, usize, xpress::Decoder<'a>)>,
     /// The logical MTF bytes unpacked so far.
     pub logical: Vec<u8>,
 }
@@ -202,31 +199,75 @@ impl<'a> Unpacker<'a> {
     /// Unpacks records until at least `want` logical bytes are there (possibly exactly `want`:
     /// a chunk is decoded only as far as asked).
     ///
+    /// A chunk cut before is taken on to at least twice its decoded length, so a header parser
+    /// that asks for a few bytes more at a time needs only a few rounds; it never reaches into a
+    /// record that was not needed.
+    ///
     /// Returns `Ok(false)` when the chunk sequence ended first.
     pub fn ensure(&mut self, want: usize) -> Result<bool, UnpackError> {
         if self.logical.len() >= want {
             return Ok(true);
         }
-        if let Some((at, start)) = self.cut.take() {
-            self.logical.truncate(start);
-            self.pos = at;
+        if let Some((at, start, mut decoder)) = self.cut.take() {
+            let done = self.logical.len() - start;
+            let limit = (want - start).max(done.saturating_mul(2));
+            self.decode(at, start, &mut decoder, limit)?;
+            if self.logical.len() - start < decoder.size() {
+                self.cut = Some((at, start, decoder));
+            }
         }
         while self.logical.len() < want {
             if self.ended {
                 return Ok(false);
             }
             let (rec, next) = record(self.raw, self.pos)?;
-            if rec == Record::End {
-                self.ended = true;
-                continue;
+            match rec {
+                Record::End => self.ended = true,
+                Record::Chunk { payload, size } => {
+                    let data = self
+                        .raw
+                        .get(payload.0..payload.0 + payload.1)
+                        .unwrap_or(&[]);
+                    let mut decoder =
+                        xpress::Decoder::new(data, size).map_err(|e| chunk_error(self.pos, e))?;
+                    let start = self.logical.len();
+                    self.decode(self.pos, start, &mut decoder, want - start)?;
+                    if self.logical.len() - start < size {
+                        self.cut = Some((self.pos, start, decoder));
+                    }
+                }
+                _ => {
+                    expand(self.raw, self.pos, rec, &mut self.logical, usize::MAX)?;
+                }
             }
-            let start = self.logical.len();
-            if expand(self.raw, self.pos, rec, &mut self.logical, want - start)? {
-                self.cut = Some((self.pos, start));
+            if !self.ended {
+                self.pos = next;
             }
-            self.pos = next;
         }
         Ok(true)
+    }
+
+    /// Decodes the chunk at raw offset `at`, whose bytes start at `logical[start]`, on to `limit`.
+    fn decode(
+        &mut self,
+        at: usize,
+        start: usize,
+        decoder: &mut xpress::Decoder<'a>,
+        limit: usize,
+    ) -> Result<(), UnpackError> {
+        decoder
+            .decode(&mut self.logical, start, limit)
+            .map_err(|e| {
+                self.logical.truncate(start);
+                chunk_error(at, e)
+            })
+    }
+}
+
+fn chunk_error(at: usize, e: xpress::XpressError) -> UnpackError {
+    UnpackError::Corrupt {
+        at,
+        detail: format!("compressed chunk does not decompress ({e})"),
     }
 }
 
@@ -235,6 +276,10 @@ impl<'a> Unpacker<'a> {
 pub(crate) struct TailRecords<'a> {
     raw: &'a [u8],
     records: Vec<(usize, Record)>,
+    /// The records from this index on are unpacked in `logical`, so widening decodes only the
+    /// records before it.
+    unpacked_from: usize,
+    logical: Vec<u8>,
 }
 
 /// Finds the records in a raw tail that starts anywhere.
@@ -258,14 +303,20 @@ pub(crate) fn scan_tail(raw: &[u8]) -> Option<TailRecords<'_>> {
     records
         .iter()
         .any(|(_, r)| matches!(r, Record::Chunk { .. }))
-        .then_some(TailRecords { raw, records })
+        .then(|| TailRecords {
+            raw,
+            unpacked_from: records.len(),
+            records,
+            logical: Vec::new(),
+        })
 }
 
 impl TailRecords<'_> {
     /// Unpacks the records from the `chunks`-th chunk from the end on, so the logical start is
     /// sector-aligned. A first chunk that does not decompress is dropped (a false start found by
-    /// scanning); any later one is corruption.
-    pub fn unpack_last(&self, chunks: usize) -> Result<Vec<u8>, UnpackError> {
+    /// scanning); any later one is corruption. Records unpacked by an earlier call are not
+    /// decoded again, and are all returned when that call went further back.
+    pub fn unpack_last(&mut self, chunks: usize) -> Result<&[u8], UnpackError> {
         let mut seen = 0;
         let mut first = self.records.len();
         for (i, (_, rec)) in self.records.iter().enumerate().rev() {
@@ -277,16 +328,22 @@ impl TailRecords<'_> {
                 }
             }
         }
-        let mut logical = Vec::new();
-        for (i, (at, rec)) in self.records.iter().enumerate().skip(first) {
-            match expand(self.raw, *at, *rec, &mut logical, usize::MAX) {
-                Err(_) if i == 0 => logical.clear(),
-                other => {
-                    other?;
+        if first < self.unpacked_from {
+            let mut logical = Vec::new();
+            let records = &self.records[..self.unpacked_from];
+            for (i, (at, rec)) in records.iter().enumerate().skip(first) {
+                match expand(self.raw, *at, *rec, &mut logical, usize::MAX) {
+                    Err(_) if i == 0 => logical.clear(),
+                    other => {
+                        other?;
+                    }
                 }
             }
+            logical.extend_from_slice(&self.logical);
+            self.logical = logical;
+            self.unpacked_from = first;
         }
-        Ok(logical)
+        Ok(&self.logical)
     }
 
     /// How many chunks from the end hold at least `len` logical bytes, read from the record
@@ -393,7 +450,7 @@ mod tests {
     }
 
     #[test]
-    fn a_chunk_cut_at_the_limit_is_decoded_again_when_more_is_asked() {
+    fn a_chunk_cut_at_the_limit_is_resumed_when_more_is_asked() {
         let dir = std::env::var_os("LRS_FIXTURES")
             .map(std::path::PathBuf::from)
             .unwrap_or_else(|| {
@@ -421,6 +478,35 @@ mod tests {
             200_000,
             "the last chunk is cut at the limit"
         );
+    }
+
+    #[test]
+    fn a_widened_tail_equals_a_fresh_one_and_ends_with_the_narrower() {
+        let dir = std::env::var_os("LRS_FIXTURES")
+            .map(std::path::PathBuf::from)
+            .unwrap_or_else(|| {
+                std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../shared/fixtures/backups")
+            });
+        let Ok(raw) = std::fs::read(dir.join("appveyor-lab/singlerestore/SharePoint_Config.bak"))
+        else {
+            assert!(
+                !std::env::var("CI").is_ok_and(|v| v == "true"),
+                "fixtures missing"
+            );
+            return;
+        };
+        let tail = &raw[raw.len() - 64 * 1024..];
+        let mut widened = scan_tail(tail).unwrap();
+        let two = widened.unpack_last(2).unwrap().to_vec();
+        let four = widened.unpack_last(4).unwrap().to_vec();
+        let fresh = scan_tail(tail).unwrap().unpack_last(4).unwrap().to_vec();
+        assert!(four.len() > two.len(), "four chunks hold more than two");
+        assert!(
+            four.ends_with(&two),
+            "the narrower tail is a suffix of the wider"
+        );
+        assert!(four == fresh, "widening gives what a fresh unpack gives");
     }
 
     #[test]

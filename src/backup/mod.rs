@@ -317,36 +317,34 @@ fn read_compressed_tail(
     raw: &[u8],
     closing_len: Option<ClosingLen>,
 ) -> Result<Option<TailFacts>, Error> {
-    let Some(records) = compressed::scan_tail(raw) else {
+    let Some(mut records) = compressed::scan_tail(raw) else {
         return Ok(None);
     };
-    // The closing copy is as long as the opening one: decode just the last chunks that hold it
-    // and the end blocks (their sizes are in the chunk headers). Without its length, widen from
-    // the last two chunks. Eight chunks (up to 512 KiB unpacked) bound the work a hostile tail
-    // can cause.
-    let known;
-    let steps: &[usize] = match closing_len.map(|c| c.len) {
-        Some(len) => {
-            known = [records
-                .chunks_covering(len.saturating_add(END_BLOCKS_LEN))
-                .clamp(2, 8)];
-            &known
-        }
-        None => &[2, 4, 8],
+    // The closing copy is as long as the opening one: at most the last chunks that hold it and
+    // the end blocks (their sizes are in the chunk headers) are decoded. Without its length, up
+    // to eight chunks (512 KiB unpacked) bound the work a hostile tail can cause. Either way the
+    // last two chunks are tried first and then twice as many, each decoded once: the closing copy
+    // and the end blocks are usually in the last few KiB, and the chunks before them may be
+    // large. A narrower tail finds the same last closing copy, so the result is the same, except
+    // that damage before the copy in chunks no longer decoded goes unseen.
+    let most = match closing_len.map(|c| c.len) {
+        Some(len) => records
+            .chunks_covering(len.saturating_add(END_BLOCKS_LEN))
+            .clamp(2, 8),
+        None => 8,
     };
-    let mut best = None;
-    for &chunks in steps {
+    let total = records.chunk_count();
+    let mut chunks = 2;
+    loop {
         let logical = records
             .unpack_last(chunks)
             .map_err(|e| unpack_error(e, false))?;
-        let found = parse_tail(&logical, 0, closing_len)?;
-        let done = found.closing.is_some() || chunks >= records.chunk_count();
-        best = Some(found);
-        if done {
-            break;
+        let found = parse_tail(logical, 0, closing_len)?;
+        if found.closing.is_some() || chunks >= most || chunks >= total {
+            return Ok(Some(found));
         }
+        chunks = (chunks * 2).min(most);
     }
-    Ok(best)
 }
 
 /// What the head says: the media header and the sets whose opening header is whole in it.

@@ -101,72 +101,136 @@ pub(crate) fn decode_into(
     if size > BLOCK {
         return Err(XpressError::TooLarge { size });
     }
-    let limit = limit.min(size);
-    if limit == 0 {
+    if limit.min(size) == 0 {
         return Ok(());
     }
-    if input.len() + PADDING < TABLE_LEN {
-        return Err(XpressError::TruncatedTable { len: input.len() });
-    }
-    let mut table = [0u8; TABLE_LEN];
-    for (i, t) in table.iter_mut().enumerate() {
-        *t = byte(input, i);
-    }
-    let code = Code::new(&table)?;
-    let mut bits = Bits::new(input, TABLE_LEN);
-    let end = input.len() + PADDING;
     let start = out.len();
-    out.reserve(limit);
-    loop {
-        let produced = out.len() - start;
-        if produced >= limit {
+    Decoder::new(input, size)?.decode(out, start, limit)
+}
+
+/// A chunk decoded in steps: it keeps its place, so asking for more output later decodes only
+/// the new bytes (LZ77 needs the earlier output, which stays in the caller's buffer).
+pub(crate) struct Decoder<'a> {
+    code: Code,
+    bits: Bits<'a>,
+    /// Where the input, with its zero padding, ends.
+    end: usize,
+    size: usize,
+    /// A match the last limit cut: its offset, and how many bytes are still to copy.
+    pending: (usize, usize),
+}
+
+impl std::fmt::Debug for Decoder<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoder")
+            .field("size", &self.size)
+            .field("pos", &self.bits.pos)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a> Decoder<'a> {
+    /// Reads the chunk's code-length table.
+    pub(crate) fn new(input: &'a [u8], size: usize) -> Result<Self, XpressError> {
+        if size > BLOCK {
+            return Err(XpressError::TooLarge { size });
+        }
+        if input.len() + PADDING < TABLE_LEN {
+            return Err(XpressError::TruncatedTable { len: input.len() });
+        }
+        let mut table = [0u8; TABLE_LEN];
+        for (i, t) in table.iter_mut().enumerate() {
+            *t = byte(input, i);
+        }
+        Ok(Decoder {
+            code: Code::new(&table)?,
+            bits: Bits::new(input, TABLE_LEN),
+            end: input.len() + PADDING,
+            size,
+            pending: (0, 0),
+        })
+    }
+
+    /// The chunk's output size.
+    pub(crate) fn size(&self) -> usize {
+        self.size
+    }
+
+    /// Decodes on until the chunk's output, which starts at `out[start]` and is all of
+    /// `out[start..]`, holds `min(limit, size)` bytes.
+    pub(crate) fn decode(
+        &mut self,
+        out: &mut Vec<u8>,
+        start: usize,
+        limit: usize,
+    ) -> Result<(), XpressError> {
+        let limit = limit.min(self.size);
+        let size = self.size;
+        let bits = &mut self.bits;
+        if out.len() - start >= limit {
             return Ok(());
         }
-        if bits.pos >= end {
-            return Err(XpressError::InputEnded { at: produced });
+        out.reserve(limit - (out.len() - start));
+        let (offset, left) = self.pending;
+        if left > 0 {
+            let n = left.min(limit - (out.len() - start));
+            copy_match(out, offset, n);
+            self.pending = (offset, left - n);
         }
-        let (symbol, len) = code
-            .decode(bits.window)
-            .ok_or(XpressError::UnassignedCode { at: produced })?;
-        bits.consume(len);
-        if symbol < 256 {
-            out.push(symbol as u8);
-            continue;
-        }
-        let symbol = symbol - 256;
-        let offset_bits = u32::from(symbol >> 4);
-        let mut length = usize::from(symbol & 0x0F);
-        if length == 15 {
-            let extra = bits.next_byte();
-            length = usize::from(extra) + 15;
-            if extra == 255 {
-                let word = bits.next_word() as u16;
-                if word < 15 {
-                    return Err(XpressError::BadLengthWord {
-                        at: produced,
-                        value: word,
-                    });
-                }
-                length = usize::from(word);
+        loop {
+            let produced = out.len() - start;
+            if produced >= limit {
+                return Ok(());
             }
+            if bits.pos >= self.end {
+                return Err(XpressError::InputEnded { at: produced });
+            }
+            let (symbol, len) = self
+                .code
+                .decode(bits.window)
+                .ok_or(XpressError::UnassignedCode { at: produced })?;
+            bits.consume(len);
+            if symbol < 256 {
+                out.push(symbol as u8);
+                continue;
+            }
+            let symbol = symbol - 256;
+            let offset_bits = u32::from(symbol >> 4);
+            let mut length = usize::from(symbol & 0x0F);
+            if length == 15 {
+                let extra = bits.next_byte();
+                length = usize::from(extra) + 15;
+                if extra == 255 {
+                    let word = bits.next_word() as u16;
+                    if word < 15 {
+                        return Err(XpressError::BadLengthWord {
+                            at: produced,
+                            value: word,
+                        });
+                    }
+                    length = usize::from(word);
+                }
+            }
+            length += 3;
+            let offset = (1usize << offset_bits) + bits.peek(offset_bits) as usize;
+            bits.consume(offset_bits);
+            if offset > produced {
+                return Err(XpressError::OffsetBeforeStart {
+                    at: produced,
+                    offset,
+                });
+            }
+            if produced + length > size {
+                return Err(XpressError::PastEnd {
+                    at: produced,
+                    length,
+                    size,
+                });
+            }
+            let n = length.min(limit - produced);
+            copy_match(out, offset, n);
+            self.pending = (offset, length - n);
         }
-        length += 3;
-        let offset = (1usize << offset_bits) + bits.peek(offset_bits) as usize;
-        bits.consume(offset_bits);
-        if offset > produced {
-            return Err(XpressError::OffsetBeforeStart {
-                at: produced,
-                offset,
-            });
-        }
-        if produced + length > size {
-            return Err(XpressError::PastEnd {
-                at: produced,
-                length,
-                size,
-            });
-        }
-        copy_match(out, offset, length.min(limit - produced));
     }
 }
 
@@ -416,6 +480,25 @@ mod tests {
         let mut out = Vec::new();
         decode_into(&data, 7, 4, &mut out).unwrap();
         assert_eq!(out, b"abab");
+    }
+
+    #[test]
+    fn a_decoder_resumed_in_steps_gives_the_full_output() {
+        let data = abababa();
+        let mut out = b"xy".to_vec();
+        let mut d = Decoder::new(&data, 7).unwrap();
+        // 4 cuts the match in its middle; a smaller limit later asks for nothing.
+        for (limit, want) in [
+            (1, "a"),
+            (4, "abab"),
+            (3, "abab"),
+            (6, "ababab"),
+            (99, "abababa"),
+        ] {
+            d.decode(&mut out, 2, limit).unwrap();
+            assert_eq!(out[2..], *want.as_bytes(), "limit {limit}");
+        }
+        assert_eq!(out[..2], *b"xy");
     }
 
     #[test]
