@@ -1020,10 +1020,8 @@ fn a_start_that_went_on_after_preflight_warnings_keeps_them_and_is_handled_as_al
     assert_eq!(refused.state.preflight, all);
 }
 
-/// Issue 14 item 1: completing, each tick reads the completion's operation and the database's
-/// status (when it is Online); the create operation, still running, only on the restoring cadence.
-#[test]
-fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
+/// Every file of [`chain`] recorded and the start accepted, with its create operation.
+fn started_on_the_whole_chain() -> World {
     let mut w = World::new();
     for f in chain() {
         w.file(f);
@@ -1031,6 +1029,14 @@ fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
     w.feed(Input::StartAccepted {
         operation: Some("https://arm/op/start".into()),
     });
+    w
+}
+
+/// Issue 14 item 1: completing, each tick reads the completion's operation and the database's
+/// status (when it is Online); the create operation, still running, only on the restoring cadence.
+#[test]
+fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
+    let mut w = started_on_the_whole_chain();
     w.restored("Sales_tail.trn", 4, 0);
     w.feed(Input::CompleteAccepted {
         operation: Some("https://arm/op/complete".into()),
@@ -1063,13 +1069,7 @@ fn a_completing_database_reads_the_create_operation_on_the_restoring_cadence() {
 /// fresh restoreDetails showing the tail restored sends it again; the same holds after a pause.
 #[test]
 fn a_refused_completion_is_retried_only_on_fresh_evidence() {
-    let mut w = World::new();
-    for f in chain() {
-        w.file(f);
-    }
-    w.feed(Input::StartAccepted {
-        operation: Some("https://arm/op/start".into()),
-    });
+    let mut w = started_on_the_whole_chain();
     let out = w.restored("Sales_tail.trn", 4, 0);
     assert!(
         out.iter()
