@@ -2,6 +2,13 @@
 //! instance (`_instance/<name>.<resource group>.<subscription>.json`, so two instances of one name
 //! in different groups or subscriptions never share facts) and refreshed at most every [`REFRESH_AFTER`]. A failed refresh keeps
 //! the last facts and says how old they are.
+//!
+//! Each process also keeps the fresh facts it last read ([`Memo`]): a wave of starts on one
+//! instance reads the document once per process, not once per start. The copy obeys the same
+//! ten-minute age as the document, so it is never staler than the document could be.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
@@ -39,6 +46,31 @@ pub struct Facts {
     pub facts: InstanceFacts,
     /// Why the facts are old or missing, for the audit and the log.
     pub note: Option<String>,
+}
+
+/// The fresh facts this process last read, by instance document name.
+#[derive(Debug, Default)]
+pub struct Memo(Mutex<HashMap<String, InstanceFacts>>);
+
+impl Memo {
+    /// The kept facts of `instance` if they are younger than [`REFRESH_AFTER`] at `now`.
+    fn fresh(&self, instance: &str, now: OffsetDateTime) -> Option<InstanceFacts> {
+        let kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.get(instance).filter(|f| is_fresh(f, now)).cloned()
+    }
+
+    fn keep(&self, instance: &str, facts: &InstanceFacts) {
+        let mut kept = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        kept.insert(instance.to_owned(), facts.clone());
+    }
+}
+
+/// Facts read less than [`REFRESH_AFTER`] before `now` (and not after it: a clock step back
+/// refreshes rather than trusting a read from the future).
+fn is_fresh(facts: &InstanceFacts, now: OffsetDateTime) -> bool {
+    facts
+        .read_at
+        .is_some_and(|at| now - at < REFRESH_AFTER && at <= now)
 }
 
 /// The facts from ARM's answers.
@@ -88,16 +120,21 @@ pub fn facts_from_arm(
 
 /// The facts of `instance` (its document name, [`crate::migration::TargetInstance::document_name`],
 /// read through `lrs`): the cached ones when younger than [`REFRESH_AFTER`], else freshly read
-/// (and cached); on a failed read, the last ones with a note saying how old they are.
+/// (and cached); on a failed read, the last ones with a note saying how old they are. Fresh
+/// facts kept in `memo` answer without reading the document.
 ///
 /// # Errors
 /// Storage trouble reading the cache; ARM trouble is a note, never an error.
 pub async fn facts(
     state: &dyn StateStore,
     lrs: &dyn LrsApi,
+    memo: &Memo,
     instance: &str,
     now: OffsetDateTime,
 ) -> Result<Facts, storage::Error> {
+    if let Some(facts) = memo.fresh(instance, now) {
+        return Ok(Facts { facts, note: None });
+    }
     let key = format!("{PREFIX}{instance}.json");
     let (cached, precondition) = match state.get(&key).await? {
         Some((bytes, etag)) => (
@@ -106,20 +143,17 @@ pub async fn facts(
         ),
         None => (Cached::default(), Precondition::IfNoneMatch),
     };
-    let fresh = cached
-        .facts
-        .as_ref()
-        .and_then(|f| f.read_at)
-        .is_some_and(|at| now - at < REFRESH_AFTER && at <= now);
-    if fresh {
+    if let Some(facts) = cached.facts.as_ref().filter(|f| is_fresh(f, now)) {
+        memo.keep(instance, facts);
         return Ok(Facts {
-            facts: cached.facts.unwrap_or_default(),
+            facts: facts.clone(),
             note: None,
         });
     }
     match lrs.instance_facts().await {
         Ok(mut facts) => {
             facts.read_at = Some(now);
+            memo.keep(instance, &facts);
             let doc = Cached {
                 facts: Some(facts.clone()),
                 failed_at: None,
@@ -241,7 +275,9 @@ mod tests {
             reads: Mutex::new(0),
         };
         let t0 = datetime!(2026-01-01 10:00 UTC);
-        let first = facts(&store, &lrs, "mi1", t0).await.expect("read");
+        let first = facts(&store, &lrs, &Memo::default(), "mi1", t0)
+            .await
+            .expect("read");
         assert_eq!(first.facts.tier, Some(Tier::GeneralPurpose));
         assert!(first.note.is_none());
         assert!(
@@ -252,15 +288,27 @@ mod tests {
                 .is_some()
         );
         // Within ten minutes: the cache, no read.
-        let cached = facts(&store, &lrs, "mi1", t0 + Duration::minutes(9))
-            .await
-            .expect("read");
+        let cached = facts(
+            &store,
+            &lrs,
+            &Memo::default(),
+            "mi1",
+            t0 + Duration::minutes(9),
+        )
+        .await
+        .expect("read");
         assert_eq!(cached.facts.tier, Some(Tier::GeneralPurpose));
         assert_eq!(*lrs.reads.lock().expect("lock"), 1);
         // After: a read, which fails; the last facts stay, with their age.
-        let stale = facts(&store, &lrs, "mi1", t0 + Duration::minutes(25))
-            .await
-            .expect("read");
+        let stale = facts(
+            &store,
+            &lrs,
+            &Memo::default(),
+            "mi1",
+            t0 + Duration::minutes(25),
+        )
+        .await
+        .expect("read");
         assert_eq!(*lrs.reads.lock().expect("lock"), 2);
         assert_eq!(stale.facts.tier, Some(Tier::GeneralPurpose));
         let note = stale.note.expect("a note");
@@ -278,9 +326,15 @@ mod tests {
             answers: Mutex::new(vec![Err(unused())]),
             reads: Mutex::new(0),
         };
-        let got = facts(&store, &lrs, "mi1", datetime!(2026-01-01 10:00 UTC))
-            .await
-            .expect("read");
+        let got = facts(
+            &store,
+            &lrs,
+            &Memo::default(),
+            "mi1",
+            datetime!(2026-01-01 10:00 UTC),
+        )
+        .await
+        .expect("read");
         assert!(got.facts.is_empty());
         assert!(got.note.expect("a note").contains("only the backups"));
         assert!(
@@ -308,16 +362,16 @@ mod tests {
         let t0 = datetime!(2026-01-01 10:00 UTC);
         let in_s1 = crate::migration::TargetInstance::new("s1", "rg", "mi1").expect("valid");
         let in_s2 = crate::migration::TargetInstance::new("s2", "rg", "mi1").expect("valid");
-        let a = facts(&store, &one, &in_s1.document_name(), t0)
+        let a = facts(&store, &one, &Memo::default(), &in_s1.document_name(), t0)
             .await
             .expect("read");
-        let b = facts(&store, &two, &in_s2.document_name(), t0)
+        let b = facts(&store, &two, &Memo::default(), &in_s2.document_name(), t0)
             .await
             .expect("read");
         assert_eq!(a.facts.tier, Some(Tier::GeneralPurpose));
         assert_eq!(b.facts.tier, Some(Tier::BusinessCritical));
         // Both cached, apart: a second read of each answers from its own document.
-        let again = facts(&store, &one, &in_s1.document_name(), t0)
+        let again = facts(&store, &one, &Memo::default(), &in_s1.document_name(), t0)
             .await
             .expect("read");
         assert_eq!(again.facts.tier, Some(Tier::GeneralPurpose));
@@ -328,6 +382,32 @@ mod tests {
             keys,
             ["_instance/mi1.rg.s1.json", "_instance/mi1.rg.s2.json"]
         );
+    }
+
+    #[tokio::test]
+    async fn a_process_keeps_fresh_facts_and_reads_neither_document_nor_arm_again() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = FolderStateStore::new(dir.path()).expect("store");
+        let lrs = Scripted {
+            answers: Mutex::new(vec![Ok(gp()), Ok(InstanceFacts::default())]),
+            reads: Mutex::new(0),
+        };
+        let memo = Memo::default();
+        let t0 = datetime!(2026-01-01 10:00 UTC);
+        facts(&store, &lrs, &memo, "mi1", t0).await.expect("read");
+        // The document is gone: only the process's own copy can answer now.
+        std::fs::remove_file(dir.path().join("_instance/mi1.json")).expect("remove");
+        let kept = facts(&store, &lrs, &memo, "mi1", t0 + Duration::minutes(9))
+            .await
+            .expect("read");
+        assert_eq!(kept.facts.tier, Some(Tier::GeneralPurpose));
+        assert_eq!(*lrs.reads.lock().expect("lock"), 1);
+        // Ten minutes on, the copy is as stale as the document would be: ARM is asked.
+        let later = facts(&store, &lrs, &memo, "mi1", t0 + Duration::minutes(10))
+            .await
+            .expect("read");
+        assert_eq!(*lrs.reads.lock().expect("lock"), 2);
+        assert_eq!(later.facts.tier, None);
     }
 
     #[test]

@@ -233,6 +233,8 @@ pub struct Pipeline {
     /// This process's writers of the documents every database shares.
     slots: Arc<SharedDoc<slots::Slots>>,
     due: Arc<SharedDoc<due::DueIndex>>,
+    /// The instance facts this process read last (see [`instance::Memo`]).
+    instance_facts: Arc<instance::Memo>,
 }
 
 impl Pipeline {
@@ -269,6 +271,7 @@ impl Pipeline {
             metrics: Arc::new(Metrics::default()),
             resync_interval: None,
             docs: Arc::new(StateCache::default()),
+            instance_facts: Arc::new(instance::Memo::default()),
         }
     }
 
@@ -1253,8 +1256,14 @@ impl Pipeline {
         let cache = self
             .target_of(state)
             .map_or_else(|| lrs.instance_name(), TargetInstance::document_name);
-        let got =
-            instance::facts(self.state.as_ref(), lrs.as_ref(), &cache, (self.clock)()).await?;
+        let got = instance::facts(
+            self.state.as_ref(),
+            lrs.as_ref(),
+            &self.instance_facts,
+            &cache,
+            (self.clock)(),
+        )
+        .await?;
         let mut facts = got.facts;
         if let Some(list) = facts.databases.as_mut() {
             if list
