@@ -976,6 +976,8 @@ pub struct Rig {
     pub sim: Sim,
     /// The in-process pipeline's blob store, counted.
     pub blobs: Arc<CountingBlobs>,
+    /// The simulator's blob store (LRS reading the folders), counted.
+    pub sim_blobs: Arc<CountingBlobs>,
     /// The wrapped state store, when [`RigOptions::race_state`],
     /// [`RigOptions::slow_state_writes`] or [`RigOptions::count_state`].
     pub wrapped_state: Option<Arc<StateWrapper>>,
@@ -1002,9 +1004,10 @@ impl Rig {
         let account = az.url.clone();
         let writer = az.blob_store();
         let state = az.state_store(&state_container);
-        // The simulator reads the same Azurite blobs as the pipeline, through the production store.
-        let source: Arc<dyn BlobStore> = Arc::new(az.blob_store());
-        let sim = Sim::start(source, &options).await;
+        // The simulator reads the same Azurite blobs as the pipeline, through the production store
+        // (counted apart: its reads are LRS's, not the pipeline's).
+        let sim_blobs = Arc::new(CountingBlobs::new(az.blob_store()));
+        let sim = Sim::start(sim_blobs.clone(), &options).await;
         let lrs_sas = options.lrs_sas.then(lrs_sas_token);
         let blobs = Arc::new(CountingBlobs::new(az.blob_store()));
         let wrapped_state =
@@ -1046,6 +1049,7 @@ impl Rig {
             state,
             sim,
             blobs,
+            sim_blobs,
             wrapped_state,
             handler,
             options,
