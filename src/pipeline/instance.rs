@@ -251,6 +251,13 @@ mod tests {
         }
     }
 
+    /// The facts as a process without a kept copy reads them: through the document.
+    async fn by_new_process(store: &FolderStateStore, lrs: &Scripted, at: OffsetDateTime) -> Facts {
+        facts(store, lrs, &Memo::default(), "mi1", at)
+            .await
+            .expect("read")
+    }
+
     fn gp() -> InstanceFacts {
         InstanceFacts {
             tier: Some(Tier::GeneralPurpose),
@@ -275,9 +282,7 @@ mod tests {
             reads: Mutex::new(0),
         };
         let t0 = datetime!(2026-01-01 10:00 UTC);
-        let first = facts(&store, &lrs, &Memo::default(), "mi1", t0)
-            .await
-            .expect("read");
+        let first = by_new_process(&store, &lrs, t0).await;
         assert_eq!(first.facts.tier, Some(Tier::GeneralPurpose));
         assert!(first.note.is_none());
         assert!(
@@ -288,27 +293,11 @@ mod tests {
                 .is_some()
         );
         // Within ten minutes: the cache, no read.
-        let cached = facts(
-            &store,
-            &lrs,
-            &Memo::default(),
-            "mi1",
-            t0 + Duration::minutes(9),
-        )
-        .await
-        .expect("read");
+        let cached = by_new_process(&store, &lrs, t0 + Duration::minutes(9)).await;
         assert_eq!(cached.facts.tier, Some(Tier::GeneralPurpose));
         assert_eq!(*lrs.reads.lock().expect("lock"), 1);
         // After: a read, which fails; the last facts stay, with their age.
-        let stale = facts(
-            &store,
-            &lrs,
-            &Memo::default(),
-            "mi1",
-            t0 + Duration::minutes(25),
-        )
-        .await
-        .expect("read");
+        let stale = by_new_process(&store, &lrs, t0 + Duration::minutes(25)).await;
         assert_eq!(*lrs.reads.lock().expect("lock"), 2);
         assert_eq!(stale.facts.tier, Some(Tier::GeneralPurpose));
         let note = stale.note.expect("a note");
@@ -326,15 +315,7 @@ mod tests {
             answers: Mutex::new(vec![Err(unused())]),
             reads: Mutex::new(0),
         };
-        let got = facts(
-            &store,
-            &lrs,
-            &Memo::default(),
-            "mi1",
-            datetime!(2026-01-01 10:00 UTC),
-        )
-        .await
-        .expect("read");
+        let got = by_new_process(&store, &lrs, datetime!(2026-01-01 10:00 UTC)).await;
         assert!(got.facts.is_empty());
         assert!(got.note.expect("a note").contains("only the backups"));
         assert!(
